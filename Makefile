@@ -1,0 +1,33 @@
+# The two commands: `make demo` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.install-stamp
+CORES  ?= 2
+
+.PHONY: demo test lint install clean
+
+install: $(STAMP)
+
+# Re-installs only when pyproject.toml changes; the second call is a no-op.
+# torch is installed first with its exact pin so pip takes the local CPU build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "torch==2.13.0"
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES)
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results .snakemake

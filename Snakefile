@@ -1,0 +1,21 @@
+# brainpad: brain age from BIDS T1w MRI. `make demo` runs this on the simulated cohort.
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/simulate.smk"
+include: "workflow/rules/inputs.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        manifest=MANIFEST,

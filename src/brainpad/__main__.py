@@ -1,0 +1,5 @@
+"""``python -m brainpad`` runs the command-line interface."""
+
+from brainpad.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,65 @@
+# Shared helpers: where the inputs are, how to call brainpad, wildcard constraints.
+# Functions and constants only; no rules.
+import json
+import sys
+from pathlib import Path
+
+from snakemake.settings.types import DeploymentMethod
+
+from brainpad.inputs import discover_scans
+from brainpad.simulate import Settings, expected_outputs
+
+SIMULATED = config["bids_dir"] == "simulated"
+BIDS_DIR = "results/simulated" if SIMULATED else config["bids_dir"]
+MANIFEST = "results/manifest.tsv"
+MANIFEST_SKIPPED = "results/manifest_skipped.tsv"
+SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
+
+# Rules call `brainpad <command>`. In a conda env it runs from this checkout's src/;
+# otherwise from the Python running Snakemake (the project venv), activated or not.
+if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method:
+    shell.prefix(
+        f"set -euo pipefail; export PYTHONPATH={Path(workflow.basedir) / 'src'}; "
+        'brainpad() { python -m brainpad "$@"; }; '
+    )
+else:
+    shell.prefix(f"set -euo pipefail; export PATH={Path(sys.executable).parent}:$PATH; ")
+
+
+wildcard_constraints:
+    subject=r"sub-[A-Za-z0-9]+",
+    session=r"ses-[A-Za-z0-9]+",
+    modality=r"[A-Za-z0-9]+",
+
+
+def simulation_settings():
+    """The simulated cohort's settings (config `simulation` + `seed`)."""
+    return Settings.from_config(config)
+
+
+def simulated_files(descriptions=True):
+    """Files the simulate_cohort rule writes (optionally without dataset_description.json)."""
+    files = [f"{BIDS_DIR}/{rel}" for rel in expected_outputs(simulation_settings())]
+    return [f for f in files if descriptions or Path(f).name != "dataset_description.json"]
+
+
+def input_scans():
+    """All scan files of the configured modalities, known before the run starts.
+
+    For the simulated cohort they are planned from the config (the files do not exist
+    yet); for a real dataset they are found from file names, without opening them.
+    """
+    if SIMULATED:
+        wanted = tuple(f"_{m}.nii.gz" for m in config["modalities"])
+        return [f for f in simulated_files() if "/anat/" in f and f.endswith(wanted)]
+    return discover_scans(BIDS_DIR, config["modalities"])["path"].tolist()
+
+
+def log_path(name):
+    """Log file of a rule (or rule + wildcards)."""
+    return f"results/logs/{name}.log"
+
+
+def benchmark_path(name):
+    """Benchmark TSV of a rule (or rule + wildcards)."""
+    return f"results/benchmarks/{name}.tsv"
