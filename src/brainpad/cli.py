@@ -35,9 +35,13 @@ def _cmd_simulate(args: argparse.Namespace) -> None:
     if args.seed is not None:
         config["seed"] = args.seed
     info = simulate_cohort(Settings.from_config(config), args.out_dir, threads=args.threads)
-    log.info("floor MAE %.2f y (expected), %.2f y (this sample); %d scans in %.1f s",
-             info["floor_mae_expected"], info["floor_mae_sample"], info["n_scans"],
-             info["seconds"])
+    log.info(
+        "floor MAE %.2f y (expected), %.2f y (this sample); %d scans in %.1f s",
+        info["floor_mae_expected"],
+        info["floor_mae_sample"],
+        info["n_scans"],
+        info["seconds"],
+    )
 
 
 def _cmd_validate(args: argparse.Namespace) -> None:

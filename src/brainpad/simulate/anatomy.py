@@ -42,8 +42,9 @@ class AnatomyModel:
     def build(cls, template: Template, atlas: np.ndarray) -> AnatomyModel:
         """Prepare the model from a padded template and its Harvard-Oxford labels."""
         table = truth.region_table()
-        regions = truth.region_map(atlas, template.gm, template.wm, template.csf,
-                                   template.brain_mask)
+        regions = truth.region_map(
+            atlas, template.gm, template.wm, template.csf, template.brain_mask
+        )
         rates = np.zeros(truth.N_REGIONS)
         rates[table["region"]] = table["rate_per_year"]
         acceleration = {}
@@ -71,8 +72,16 @@ class AnatomyModel:
             "skull": shell(2.5, 7.0),
             "scalp": shell(7.0, 12.0),
         }
-        return cls(template, regions, rates, acceleration, compensation, gains, tissues,
-                   template.gm + template.wm)
+        return cls(
+            template,
+            regions,
+            rates,
+            acceleration,
+            compensation,
+            gains,
+            tissues,
+            template.gm + template.wm,
+        )
 
 
 @dataclass
@@ -123,23 +132,29 @@ def generate_subject(model: AnatomyModel, subject: dict, settings) -> SubjectAna
     local_age = bio_age + subject["severity"] * acceleration
     target = model.rates * (local_age - truth.REFERENCE_AGE)
     ageing = deform.prescribed_deformation(
-        model.regions, target, model.compensation, n_iterations=2,
-        initial_level=model.gains * target,
+        model.regions,
+        target,
+        model.compensation,
+        n_iterations=2,
+        gains=model.gains,
     )
     voxel = model.template.grid.voxel_size[0]
     individual_velocity = deform.random_velocity(
-        model.regions.shape, rng, smoothness=10.0 / voxel,
-        log_volume_sd=settings.anatomy_log_volume_sd, mask=model.template.brain_mask,
+        model.regions.shape,
+        rng,
+        smoothness=10.0 / voxel,
+        log_volume_sd=settings.anatomy_log_volume_sd,
+        mask=model.template.brain_mask,
     )
     individual = deform.exponentiate(individual_velocity)
     coords = np.indices(model.regions.shape, dtype=np.float32) + ageing.displacement
-    individual_jac = ndimage.map_coordinates(
-        deform.jacobian_determinant(individual), coords, order=1, mode="nearest"
-    )
+    individual_jac = deform.sample(deform.jacobian_determinant(individual)[None], coords)[0]
     scale = float(subject["head_scale"])
     total_jac = ageing.jacobian * individual_jac * scale**3
-    volumes = np.bincount(model.regions.ravel(), weights=total_jac.ravel(),
-                          minlength=truth.N_REGIONS) * model.template.grid.voxel_volume
+    volumes = (
+        np.bincount(model.regions.ravel(), weights=total_jac.ravel(), minlength=truth.N_REGIONS)
+        * model.template.grid.voxel_volume
+    )
 
     n_lesions = int(rng.poisson(settings.lesion_rate * max(0.0, bio_age - 40.0)))
     lesion = _lesions(model, n_lesions, rng)
@@ -150,7 +165,10 @@ def generate_subject(model: AnatomyModel, subject: dict, settings) -> SubjectAna
     voxel_age = local_age[model.regions]
     true_brain_age = float((voxel_age * weight).sum() / weight.sum())
     return SubjectAnatomy(
-        to_template=[deform.exponentiate(-individual_velocity), deform.exponentiate(-ageing.velocity)],
+        to_template=[
+            deform.exponentiate(-individual_velocity),
+            deform.exponentiate(-ageing.velocity),
+        ],
         head_scale=scale,
         tissues=tissues,
         local_age=local_age,
@@ -173,10 +191,25 @@ def template_coordinates(
     to_voxel = np.linalg.inv(model.template.grid.affine)
     coords = to_voxel[:3, :3] @ unscaled + to_voxel[:3, 3:4]
     for displacement in anatomy.to_template:
-        coords = coords + np.stack(
-            [ndimage.map_coordinates(d, coords, order=1, mode="nearest") for d in displacement]
-        )
+        coords = deform.warp_points(displacement, coords)
     return coords
+
+
+def sample_tissues(
+    model: AnatomyModel, anatomy: SubjectAnatomy, points_mm: np.ndarray, pose: dict, skull: bool
+) -> dict[str, np.ndarray]:
+    """Tissue fractions of the posed subject at scanner points (3, N).
+
+    Returns ``gm, wm, csf, lesion`` and, with ``skull``, ``skull`` and ``scalp`` (the CSF
+    rim between brain and skull is added to ``csf``).
+    """
+    coords = template_coordinates(model, anatomy, points_mm, pose)
+    keep = ["gm", "wm", "csf", "lesion"] + (["rim", "skull", "scalp"] if skull else [])
+    values = deform.sample(np.stack([anatomy.tissues[k] for k in keep]), coords, outside="zeros")
+    sampled = dict(zip(keep, values, strict=True))
+    if skull:
+        sampled["csf"] = sampled["csf"] + sampled.pop("rim")
+    return sampled
 
 
 def scan_subject(
@@ -195,23 +228,15 @@ def scan_subject(
     ijk = np.indices(shape, dtype=np.float32).reshape(3, -1)
     points = affine[:3, :3] @ ijk + affine[:3, 3:4]
     pose = scanner.random_pose(rng, max_rotation_deg, max_translation_mm)
-    coords = template_coordinates(model, anatomy, points, pose)
-    keep = ["gm", "wm", "csf", "lesion"] + (["rim", "skull", "scalp"] if site.skull else [])
-    sampled = {
-        k: ndimage.map_coordinates(anatomy.tissues[k], coords, order=1, mode="constant", cval=0.0)
-        for k in keep
-    }
-    if site.skull:
-        sampled["csf"] = sampled["csf"] + sampled.pop("rim")
-        inside = None
-    else:
-        inside = (sampled["gm"] + sampled["wm"] + sampled["csf"] + sampled["lesion"]) > 0.5
+    sampled = sample_tissues(model, anatomy, points, pose, site.skull)
+    # a brain-extracted site delivers zeros outside the brain
+    inside = None if site.skull else sum(sampled.values()) > 0.5
     images = {}
     for modality in modalities:
         clean = scanner.contrast_image(sampled, modality, age)
         biased = clean * scanner.bias_field(points, rng, site.bias_strength)
         noisy = scanner.rician(biased, 1.0 / site.snr, rng)
-        if inside is not None:  # brain-extracted site: zeros outside the brain
+        if inside is not None:
             noisy = noisy * inside
         images[modality] = scanner.store(noisy.reshape(shape), affine, site)
     return images, pose

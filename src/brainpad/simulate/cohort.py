@@ -17,10 +17,24 @@ from brainpad.simulate.scanner import Site
 
 DEFAULT_SITES = (
     Site("siteA", (1.0, 1.0, 1.0), "RAS", snr=35.0, intensity_scale=1000.0, bias_strength=0.15),
-    Site("siteB", (0.9, 0.9, 1.0), "LPS", snr=25.0, intensity_scale=2500.0, bias_strength=0.25,
-         skull=True),
-    Site("siteC", (1.0, 1.0, 0.9), "LAS", snr=20.0, intensity_scale=600.0, bias_strength=0.3,
-         skull=True),
+    Site(
+        "siteB",
+        (0.9, 0.9, 1.0),
+        "LPS",
+        snr=25.0,
+        intensity_scale=2500.0,
+        bias_strength=0.25,
+        skull=True,
+    ),
+    Site(
+        "siteC",
+        (1.0, 1.0, 0.9),
+        "LAS",
+        snr=20.0,
+        intensity_scale=600.0,
+        bias_strength=0.3,
+        skull=True,
+    ),
 )
 
 # Clinical scores: intercept per group, slope per year of true global brain-PAD, noise SD.
@@ -82,7 +96,7 @@ def subject_ids(n: int) -> list[str]:
 def _group_counts(settings: Settings) -> dict[str, int]:
     fractions = settings.group_fractions
     total = sum(fractions.values())
-    counts = {g: int(round(settings.n_subjects * f / total)) for g, f in fractions.items()}
+    counts = {g: round(settings.n_subjects * f / total) for g, f in fractions.items()}
     control = next(iter(fractions))
     counts[control] += settings.n_subjects - sum(counts.values())
     return counts
@@ -95,7 +109,8 @@ def plan_cohort(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     -------
     participants : DataFrame
         One row per subject: ``participant_id, age, sex, group, site, bio_age_offset,
-        severity, head_scale, seed``.
+        severity, head_scale, seed``. The biological-age offsets are centred within each
+        group, so a group's mean true brain-PAD is exactly its designed disease effect.
     sessions : DataFrame
         One row per scan session: ``participant_id, session, site, repeat`` where
         ``repeat`` is ``baseline``, ``test-retest`` or ``between-site``.
@@ -113,8 +128,14 @@ def plan_cohort(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     site_names = [s.name for s in settings.sites]
     site = rng.choice(np.array(site_names), settings.n_subjects)
     offset = rng.normal(0.0, settings.bio_age_sd, settings.n_subjects)
+    for group in np.unique(groups):  # centre per group: group effects are exactly as designed
+        members = groups == group
+        if members.sum() > 1:
+            offset[members] -= offset[members].mean()
     severity = np.where(
-        groups == control, 0.0, np.clip(rng.normal(1.0, settings.severity_sd, len(groups)), 0.2, None)
+        groups == control,
+        0.0,
+        np.clip(rng.normal(1.0, settings.severity_sd, len(groups)), 0.2, None),
     )
     head_mean = np.where(sex == "M", np.log(1.02), np.log(0.98))
     head_scale = np.exp(rng.normal(head_mean, settings.head_size_sd))
@@ -134,14 +155,22 @@ def plan_cohort(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     n_repeat = min(settings.n_test_retest + settings.n_between_site, settings.n_subjects)
     repeated = rng.choice(settings.n_subjects, n_repeat, replace=False)
-    rows = [{"participant_id": i, "session": "1", "site": s, "repeat": "baseline"}
-            for i, s in zip(ids, site, strict=True)]
+    rows = [
+        {"participant_id": i, "session": "1", "site": s, "repeat": "baseline"}
+        for i, s in zip(ids, site, strict=True)
+    ]
     for k, index in enumerate(sorted(repeated)):
         retest = k < settings.n_test_retest
         first = site_names.index(site[index])
         second = site_names[first if retest else (first + 1) % len(site_names)]
-        rows.append({"participant_id": ids[index], "session": "2", "site": second,
-                     "repeat": "test-retest" if retest else "between-site"})
+        rows.append(
+            {
+                "participant_id": ids[index],
+                "session": "2",
+                "site": second,
+                "repeat": "test-retest" if retest else "between-site",
+            }
+        )
     sessions = pd.DataFrame(rows).sort_values(["participant_id", "session"], ignore_index=True)
     return participants, sessions
 
@@ -165,12 +194,16 @@ def clinical_scores(participants: pd.DataFrame, seed: int) -> pd.DataFrame:
     pad = participants["true_brain_pad"].to_numpy()
     intercept = participants["group"].map(MMSE_INTERCEPT).fillna(MMSE_INTERCEPT["HC"])
     mmse = intercept.to_numpy() + MMSE_SLOPE * pad + rng.normal(0, MMSE_NOISE_SD, len(pad))
-    survival = SURVIVAL_INTERCEPT + SURVIVAL_SLOPE * pad + rng.normal(0, SURVIVAL_NOISE_SD, len(pad))
+    survival = (
+        SURVIVAL_INTERCEPT + SURVIVAL_SLOPE * pad + rng.normal(0, SURVIVAL_NOISE_SD, len(pad))
+    )
     has_survival = (participants["group"] == SURVIVAL_GROUP).to_numpy()
     return pd.DataFrame(
         {
             "mmse": np.clip(np.rint(mmse), 0, 30).astype(int),
-            "survival_months": np.where(has_survival, np.round(np.maximum(survival, 1.0), 1), np.nan),
+            "survival_months": np.where(
+                has_survival, np.round(np.maximum(survival, 1.0), 1), np.nan
+            ),
         },
         index=participants.index,
     )
@@ -179,9 +212,16 @@ def clinical_scores(participants: pd.DataFrame, seed: int) -> pd.DataFrame:
 def clinical_coefficients() -> dict:
     """The generating coefficients of :func:`clinical_scores`, for the truth file."""
     return {
-        "mmse": {"intercept_by_group": MMSE_INTERCEPT, "slope_per_year_brain_pad": MMSE_SLOPE,
-                 "noise_sd": MMSE_NOISE_SD, "clipped_to": [0, 30]},
-        "survival_months": {"group": SURVIVAL_GROUP, "intercept": SURVIVAL_INTERCEPT,
-                            "slope_per_year_brain_pad": SURVIVAL_SLOPE,
-                            "noise_sd": SURVIVAL_NOISE_SD},
+        "mmse": {
+            "intercept_by_group": MMSE_INTERCEPT,
+            "slope_per_year_brain_pad": MMSE_SLOPE,
+            "noise_sd": MMSE_NOISE_SD,
+            "clipped_to": [0, 30],
+        },
+        "survival_months": {
+            "group": SURVIVAL_GROUP,
+            "intercept": SURVIVAL_INTERCEPT,
+            "slope_per_year_brain_pad": SURVIVAL_SLOPE,
+            "noise_sd": SURVIVAL_NOISE_SD,
+        },
     }

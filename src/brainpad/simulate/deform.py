@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import fft, ndimage
 
 
@@ -51,15 +52,50 @@ def velocity_from_divergence(log_change: np.ndarray) -> np.ndarray:
     return np.stack(np.gradient(potential)).astype(np.float32)
 
 
+def sample(volumes: np.ndarray, coords: np.ndarray, outside: str = "border") -> np.ndarray:
+    """Trilinear samples of a stack of volumes at voxel coordinates.
+
+    Parameters
+    ----------
+    volumes : ndarray, shape (C, X, Y, Z)
+        Channels to sample.
+    coords : ndarray, shape (3, ...)
+        Voxel coordinates (x, y, z) of the sample points.
+    outside : {"border", "zeros"}
+        Value beyond the grid: the nearest edge value, or 0.
+
+    Returns
+    -------
+    ndarray, shape (C, ...)
+        float32 samples (torch's grid_sample: several times faster than
+        scipy.ndimage.map_coordinates for this).
+    """
+    volumes = np.ascontiguousarray(volumes, dtype=np.float32)
+    sizes = np.array(volumes.shape[1:], dtype=np.float32).reshape(3, *([1] * (coords.ndim - 1)))
+    normalised = 2.0 * np.asarray(coords, dtype=np.float32) / (sizes - 1.0) - 1.0
+    grid = torch.from_numpy(np.ascontiguousarray(normalised[::-1].reshape(3, -1).T))
+    with torch.no_grad():
+        out = torch.nn.functional.grid_sample(
+            torch.from_numpy(volumes)[None],
+            grid.reshape(1, -1, 1, 1, 3),
+            mode="bilinear",
+            padding_mode=outside,
+            align_corners=True,
+        )
+    return out.reshape(volumes.shape[0], *coords.shape[1:]).numpy()
+
+
+def warp_points(displacement: np.ndarray, coords: np.ndarray) -> np.ndarray:
+    """Move points (3, ...) by a displacement field sampled at them: x + u(x)."""
+    return coords + sample(displacement, coords)
+
+
 def _warp_field(field: np.ndarray, disp: np.ndarray) -> np.ndarray:
     """Sample each component of ``field`` at x + disp(x) (linear, edge-clamped)."""
-    coords = np.indices(field.shape[1:], dtype=np.float32) + disp
-    return np.stack(
-        [ndimage.map_coordinates(c, coords, order=1, mode="nearest") for c in field]
-    )
+    return sample(field, np.indices(field.shape[1:], dtype=np.float32) + disp)
 
 
-def exponentiate(velocity: np.ndarray, max_step: float = 0.25) -> np.ndarray:
+def exponentiate(velocity: np.ndarray, max_step: float = 0.5) -> np.ndarray:
     """Displacement u of φ = exp(v), φ(x) = x + u(x), by scaling and squaring.
 
     Parameters
@@ -115,7 +151,7 @@ def prescribed_deformation(
     target_log_change: np.ndarray,
     compensation: np.ndarray,
     n_iterations: int = 3,
-    initial_level: np.ndarray | None = None,
+    gains: np.ndarray | None = None,
 ) -> PrescribedDeformation:
     """Velocity field whose exponential changes each region's volume as prescribed.
 
@@ -130,13 +166,16 @@ def prescribed_deformation(
         the Neumann problem is solvable; they should lie in region 0.
     n_iterations : int
         Correction passes after the first solution.
-    initial_level : ndarray, optional
-        Starting regional source values (default: the targets). A good start, e.g. the
-        targets times gains learnt on a similar prescription, saves iterations.
+    gains : ndarray, optional
+        Per-region ratio of source value to realised change, learnt on a similar
+        prescription (``level / target`` of an earlier result). Used for the starting point
+        and as the step size of the corrections (a Newton step with a diagonal Jacobian);
+        default 1 (first-order relation).
     """
     n_regions = len(target_log_change)
     target = np.asarray(target_log_change, dtype=np.float64)
-    level = target.copy() if initial_level is None else np.asarray(initial_level, float).copy()
+    gains = np.ones(n_regions) if gains is None else np.asarray(gains, dtype=np.float64)
+    level = gains * target
     constrained = regions > 0
     n_comp = max(int(compensation.sum()), 1)
     for iteration in range(n_iterations + 1):
@@ -147,7 +186,7 @@ def prescribed_deformation(
         jacobian = jacobian_determinant(displacement)
         achieved = np.log(np.maximum(regional_mean(jacobian, regions, n_regions), 1e-6))
         if iteration < n_iterations:
-            level[1:] += target[1:] - achieved[1:]
+            level[1:] += gains[1:] * (target[1:] - achieved[1:])
     return PrescribedDeformation(velocity, displacement, jacobian, achieved, level)
 
 

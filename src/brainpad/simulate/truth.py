@@ -105,8 +105,13 @@ def region_table() -> pd.DataFrame:
         for r in ho.itertuples()
     ]
     rows += [
-        {"region": k, "name": v, "kind": "unlabelled", "rate_per_year": PSEUDO_RATES[k],
-         "ad": _lookup(v, AD_ACCELERATION, 0.0)}
+        {
+            "region": k,
+            "name": v,
+            "kind": "unlabelled",
+            "rate_per_year": PSEUDO_RATES[k],
+            "ad": _lookup(v, AD_ACCELERATION, 0.0),
+        }
         for k, v in PSEUDO_REGIONS.items()
     ]
     table = pd.DataFrame(rows)
@@ -115,8 +120,9 @@ def region_table() -> pd.DataFrame:
     return table.drop(columns="ad")
 
 
-def region_map(atlas: np.ndarray, gm: np.ndarray, wm: np.ndarray, csf: np.ndarray,
-               brain_mask: np.ndarray) -> np.ndarray:
+def region_map(
+    atlas: np.ndarray, gm: np.ndarray, wm: np.ndarray, csf: np.ndarray, brain_mask: np.ndarray
+) -> np.ndarray:
     """Region index per voxel: Harvard-Oxford label, or a pseudo-region by dominant tissue."""
     regions = np.where(brain_mask, atlas, 0).astype(np.int64)
     unlabelled = brain_mask & (regions == 0)

@@ -1,0 +1,58 @@
+"""The config schema: every key documented with a default; the shipped config is valid."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from conftest import REPO
+
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+
+
+def walk(properties: dict, prefix: str = ""):
+    for key, spec in properties.items():
+        yield prefix + key, spec
+        if spec.get("type") == "object" and "properties" in spec:
+            yield from walk(spec["properties"], f"{prefix}{key}.")
+        if spec.get("type") == "array" and "properties" in spec.get("items", {}):
+            yield from walk(spec["items"]["properties"], f"{prefix}{key}[].")
+
+
+def test_every_key_has_description_and_default():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    for key, spec in walk(schema["properties"]):
+        assert spec.get("description"), f"{key} has no description"
+        if key not in {"simulation.sites", "simulation.sites[].name"}:
+            assert "default" in spec, f"{key} has no default"
+
+
+def test_shipped_config_is_valid():
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    validate(config, str(SCHEMA))
+
+
+def test_empty_config_gets_defaults():
+    config = {}
+    validate(config, str(SCHEMA))
+    assert config["bids_dir"] == "simulated" and config["modalities"] == ["T1w"]
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        ({"modalities": ["FLAIR"]}, "T1w"),
+        ({"on_unlisted_scan": "ignore"}, "ignore"),
+        ({"simulation": {"voxel_size": 8}}, "8"),
+        ({"typo_key": 1}, "typo_key"),
+    ],
+)
+def test_bad_config_is_rejected(change, pattern):
+    config = copy.deepcopy(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    config.update(change)
+    with pytest.raises(WorkflowError, match=pattern):
+        validate(config, str(SCHEMA))
