@@ -56,3 +56,10 @@ def test_bad_config_is_rejected(change, pattern):
     config.update(change)
     with pytest.raises(WorkflowError, match=pattern):
         validate(config, str(SCHEMA))
+
+
+def test_config_readme_documents_every_key():
+    schema = yaml.safe_load(SCHEMA.read_text())
+    readme = (REPO / "config/README.md").read_text()
+    for key, _ in walk(schema["properties"]):
+        assert f"`{key.split('.')[-1].removesuffix('[]')}" in readme, f"{key} is not documented"
