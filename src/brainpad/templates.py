@@ -297,3 +297,35 @@ def harvard_oxford_atlas(
     """
     labels, affine = _harvard_oxford_1mm(float(threshold))
     return resample_to_grid(labels, affine, mni_grid(voxel_size, pad_mm), labels=True)
+
+
+TEMPLATE_FILE_KEYS = ("t1", "gm", "wm", "csf", "mask", "atlas", "labels")
+
+
+def template_files(directory: str | Path, voxel_size: float) -> dict[str, Path]:
+    """Names of the template files written by :func:`write_template_files`."""
+    res = f"{voxel_size:g}".replace(".", "p")
+    stem = f"tpl-MNI152NLin2009aSym_res-{res}mm"
+    names = {
+        "t1": f"{stem}_T1w.nii.gz",
+        "gm": f"{stem}_label-GM_probseg.nii.gz",
+        "wm": f"{stem}_label-WM_probseg.nii.gz",
+        "csf": f"{stem}_label-CSF_probseg.nii.gz",
+        "mask": f"{stem}_desc-brain_mask.nii.gz",
+        "atlas": f"{stem}_atlas-HarvardOxford_dseg.nii.gz",
+        "labels": f"{stem}_atlas-HarvardOxford_dseg.tsv",
+    }
+    return {k: Path(directory) / v for k, v in names.items()}
+
+
+def write_template_files(directory: str | Path, voxel_size: float, threshold: float = 25.0) -> None:
+    """Write the template, priors, brain mask and Harvard-Oxford labels at ``voxel_size``."""
+    paths = template_files(directory, voxel_size)
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    template = load_template(voxel_size)
+    for key in ("t1", "gm", "wm", "csf", "mask"):
+        data = template.brain_mask.astype(np.uint8) if key == "mask" else getattr(template, key)
+        nib.save(nib.Nifti1Image(data, template.grid.affine), paths[key])
+    atlas = harvard_oxford_atlas(voxel_size, threshold)
+    nib.save(nib.Nifti1Image(atlas, template.grid.affine), paths["atlas"])
+    harvard_oxford_labels().to_csv(paths["labels"], sep="\t", index=False)
