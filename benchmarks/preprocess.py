@@ -25,8 +25,7 @@ import pandas as pd
 
 from brainpad.preprocess import PreprocessOptions, output_paths, preprocess_scan
 from brainpad.preprocess.registration import load_canonical
-from brainpad.simulate import Settings, anatomy, simulate_cohort
-from brainpad.simulate.__init__ import TEMPLATE_PAD_MM
+from brainpad.simulate import TEMPLATE_PAD_MM, Settings, anatomy, plan_cohort, simulate_cohort
 from brainpad.templates import (
     harvard_oxford_atlas,
     harvard_oxford_labels,
