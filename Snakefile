@@ -13,9 +13,11 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/inputs.smk"
+include: "workflow/rules/preprocess.smk"
 
 
 rule all:
     default_target: True
     input:
         manifest=MANIFEST,
+        qc=QC_TABLE,

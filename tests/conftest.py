@@ -83,3 +83,13 @@ def make_bids(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def templates_4mm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Template, priors and atlas written at 4 mm (as the mni_templates rule does)."""
+    from brainpad.templates import write_template_files
+
+    directory = tmp_path_factory.mktemp("templates")
+    write_template_files(directory, 4.0)
+    return directory

@@ -18,6 +18,7 @@ TINY_CONFIG = {
     "bids_dir": "simulated",
     "modalities": ["T1w", "FLAIR"],
     "simulation": {"n_subjects": 6, "voxel_size": 4.0, "n_test_retest": 1, "n_between_site": 1},
+    "preprocess": {"voxel_size": 4.0, "syn_iterations": [30, 10]},
 }
 
 pytestmark = pytest.mark.workflow

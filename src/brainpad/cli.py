@@ -57,6 +57,38 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     validate_dataset(args.bids_dir, args.manifest, args.skipped, options)
 
 
+def _cmd_templates(args: argparse.Namespace) -> None:
+    from brainpad.templates import write_template_files
+
+    write_template_files(args.out_dir, args.voxel_size, args.atlas_threshold)
+
+
+def _cmd_preprocess(args: argparse.Namespace) -> None:
+    from brainpad.preprocess import PreprocessOptions, preprocess_scan
+
+    options = PreprocessOptions(
+        voxel_size=args.voxel_size,
+        fwhm_mm=args.fwhm,
+        syn_iterations=tuple(args.syn_iterations),
+        prior_weight=args.prior_weight,
+        min_similarity=args.min_similarity,
+        tiv_range_ml=tuple(args.tiv_range),
+    )
+    preprocess_scan(args.scan, args.scan_id, args.templates_dir, args.out_dir, options)
+
+
+def _cmd_qc_summary(args: argparse.Namespace) -> None:
+    from brainpad.inputs import write_table_atomic
+    from brainpad.preprocess.qc import summarise
+
+    table = summarise(args.qc_files)
+    write_table_atomic(table, args.out)
+    failed = table[~table["passed"]]
+    for row in failed.itertuples():
+        log.warning("QC failed for %s: %s (excluded from training)", row.scan_id, row.reasons)
+    log.info("QC: %d of %d scans passed", len(table) - len(failed), len(table))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``brainpad`` command."""
     parser = argparse.ArgumentParser(prog="brainpad", description=__doc__.splitlines()[0])
@@ -83,6 +115,30 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--schema", default=str(SCHEMA_PATH), help="participants.tsv JSON schema")
     val.add_argument("--threads", type=int, default=1)
     val.set_defaults(func=_cmd_validate)
+
+    tpl = sub.add_parser("templates", help="write the MNI template, priors and atlas")
+    tpl.add_argument("--out-dir", required=True)
+    tpl.add_argument("--voxel-size", type=float, required=True, help="working voxel (mm)")
+    tpl.add_argument("--atlas-threshold", type=float, default=25.0, help="percent")
+    tpl.set_defaults(func=_cmd_templates)
+
+    pre = sub.add_parser("preprocess", help="one T1w scan to modulated tissue maps in MNI")
+    pre.add_argument("--scan", required=True, help="input T1w NIfTI")
+    pre.add_argument("--scan-id", required=True, help="output name stem, e.g. sub-01_ses-1")
+    pre.add_argument("--templates-dir", required=True)
+    pre.add_argument("--out-dir", required=True)
+    pre.add_argument("--voxel-size", type=float, required=True, help="working voxel (mm)")
+    pre.add_argument("--fwhm", type=float, default=4.0, help="smoothing FWHM (mm), 0 = none")
+    pre.add_argument("--syn-iterations", type=int, nargs="+", default=[40, 20, 10])
+    pre.add_argument("--prior-weight", type=float, default=0.25)
+    pre.add_argument("--min-similarity", type=float, default=0.7)
+    pre.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0], help="ml")
+    pre.set_defaults(func=_cmd_preprocess)
+
+    qcs = sub.add_parser("qc-summary", help="collect per-scan QC into one table")
+    qcs.add_argument("--out", required=True)
+    qcs.add_argument("qc_files", nargs="+")
+    qcs.set_defaults(func=_cmd_qc_summary)
     return parser
 
 

@@ -103,34 +103,42 @@ def check_bids_root(bids_dir: str | Path) -> Path:
     return root
 
 
+def describe_scan(path: str | Path) -> dict | None:
+    """BIDS entities of a scan file name, or None if it is not ``sub-*_<suffix>.nii[.gz]``.
+
+    ``scan_id`` is the file name without the modality suffix and extension, e.g.
+    ``sub-01_ses-1_run-2``.
+    """
+    name = Path(path).name
+    match = SCAN_PATTERN.match(name)
+    if not match:
+        return None
+    return {
+        "scan_id": name[: name.rindex("_" + match["modality"])],
+        "participant_id": match["subject"],
+        "session": match["session"] or "",
+        "run": match["run"] or "",
+        "modality": match["modality"],
+        "path": str(path),
+    }
+
+
 def discover_scans(bids_dir: str | Path, modalities: Iterable[str]) -> pd.DataFrame:
     """Find ``sub-*/[ses-*/]anat/*_<modality>.nii[.gz]`` files from their names only.
 
     Returns
     -------
     DataFrame
-        ``scan_id, participant_id, session, run, modality, path`` sorted by path;
-        ``scan_id`` is the file name without the modality suffix and extension.
+        ``scan_id, participant_id, session, run, modality, path`` sorted by path.
     """
     root = Path(bids_dir)
     wanted = set(modalities)
     rows = []
     for anat in sorted([*root.glob("sub-*/anat"), *root.glob("sub-*/ses-*/anat")]):
         for path in sorted(anat.iterdir()):
-            match = SCAN_PATTERN.match(path.name)
-            if not match or match["modality"] not in wanted:
-                continue
-            scan_id = path.name[: path.name.rindex("_" + match["modality"])]
-            rows.append(
-                {
-                    "scan_id": scan_id,
-                    "participant_id": match["subject"],
-                    "session": match["session"] or "",
-                    "run": match["run"] or "",
-                    "modality": match["modality"],
-                    "path": str(path),
-                }
-            )
+            scan = describe_scan(path)
+            if scan and scan["modality"] in wanted:
+                rows.append(scan)
     columns = ["scan_id", "participant_id", "session", "run", "modality", "path"]
     return pd.DataFrame(rows, columns=columns)
 

@@ -6,13 +6,22 @@ from pathlib import Path
 
 from snakemake.settings.types import DeploymentMethod
 
-from brainpad.inputs import discover_scans
+import pandas as pd
+
+from brainpad.inputs import describe_scan, discover_scans
+from brainpad.preprocess import output_paths
 from brainpad.simulate import Settings, expected_outputs
+from brainpad.templates import template_files
 
 SIMULATED = config["bids_dir"] == "simulated"
 BIDS_DIR = "results/simulated" if SIMULATED else config["bids_dir"]
 MANIFEST = "results/manifest.tsv"
 MANIFEST_SKIPPED = "results/manifest_skipped.tsv"
+QC_TABLE = "results/preproc/qc.tsv"
+TEMPLATES = {
+    key: str(path)
+    for key, path in template_files("results/templates", config["preprocess"]["voxel_size"]).items()
+}
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 
 # Rules call `brainpad <command>`. In a conda env it runs from this checkout's src/;
@@ -28,6 +37,7 @@ else:
 
 wildcard_constraints:
     subject=r"sub-[A-Za-z0-9]+",
+    scan=r"sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
     session=r"ses-[A-Za-z0-9]+",
     modality=r"[A-Za-z0-9]+",
 
@@ -63,3 +73,28 @@ def log_path(name):
 def benchmark_path(name):
     """Benchmark TSV of a rule (or rule + wildcards)."""
     return f"results/benchmarks/{name}.tsv"
+
+
+def t1w_scans():
+    """T1w scans to preprocess, indexed by scan_id (participant_id, session, run, path).
+
+    Scans whose subject has no participants.tsv row are left out (validate_inputs lists
+    them in results/manifest_skipped.tsv).
+    """
+    rows = [describe_scan(p) for p in input_scans()]
+    columns = ["scan_id", "participant_id", "session", "run", "modality", "path"]
+    table = pd.DataFrame([r for r in rows if r and r["modality"] == "T1w"], columns=columns)
+    participants = Path(BIDS_DIR) / "participants.tsv"
+    if not SIMULATED and participants.is_file():
+        listed = pd.read_csv(participants, sep="\t", dtype=str)
+        if "participant_id" in listed.columns:  # else validate_inputs reports it
+            table = table[table["participant_id"].isin(listed["participant_id"])]
+    return table.set_index("scan_id")
+
+
+def preproc_files(subject, scan):
+    """Outputs of one scan's preprocessing (wildcard patterns or concrete names)."""
+    return {k: str(v) for k, v in output_paths(f"results/preproc/{subject}", scan).items()}
+
+
+T1W_SCANS = t1w_scans()

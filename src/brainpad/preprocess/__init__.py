@@ -57,7 +57,7 @@ class PreprocessOptions:
     fwhm_mm: float = 4.0
     syn_iterations: tuple[int, ...] = (40, 20, 10)
     prior_weight: float = 0.25
-    min_similarity: float = 0.8
+    min_similarity: float = 0.7
     tiv_range_ml: tuple[float, float] = (900.0, 2600.0)
 
 

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 
 def similarity(warped: np.ndarray, template: np.ndarray, mask: np.ndarray) -> float:
@@ -91,3 +92,28 @@ def montage(
     fig.tight_layout()
     fig.savefig(path, dpi=60)
     plt.close(fig)
+
+
+def summarise(qc_files: list[str | Path]) -> pd.DataFrame:
+    """One row per scan from its qc.json files (the cohort QC table)."""
+    import pandas as pd
+
+    rows = []
+    for path in qc_files:
+        data = json.loads(Path(path).read_text())
+        data["reasons"] = "; ".join(data.get("reasons", []))
+        rows.append(data)
+    columns = [
+        "scan_id",
+        "passed",
+        "reasons",
+        "similarity",
+        "gm_ml",
+        "wm_ml",
+        "csf_ml",
+        "tiv_ml",
+        "affine_determinant",
+        "seconds",
+        "source",
+    ]
+    return pd.DataFrame(rows)[columns].sort_values("scan_id", ignore_index=True)

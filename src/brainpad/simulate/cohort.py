@@ -126,7 +126,8 @@ def plan_cohort(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     age = np.round(rng.uniform(lo_hi[:, 0], lo_hi[:, 1]), 1)
     sex = rng.choice(np.array(["F", "M"]), settings.n_subjects)
     site_names = [s.name for s in settings.sites]
-    site = rng.choice(np.array(site_names), settings.n_subjects)
+    site = np.resize(np.array(site_names), settings.n_subjects)  # balanced across sites
+    rng.shuffle(site)
     offset = rng.normal(0.0, settings.bio_age_sd, settings.n_subjects)
     for group in np.unique(groups):  # centre per group: group effects are exactly as designed
         members = groups == group

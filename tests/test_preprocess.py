@@ -1,0 +1,118 @@
+"""Per-scan preprocessing on the tiny simulated cohort, scored against its truth."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainpad.cli import main
+from brainpad.preprocess import PreprocessOptions, output_paths, preprocess_scan
+from brainpad.preprocess.qc import qc_metrics, summarise
+from brainpad.preprocess.registration import to_ants
+from brainpad.preprocess.segmentation import modulate_and_smooth
+
+OPTIONS = PreprocessOptions(voxel_size=4.0, syn_iterations=(30, 10))
+
+
+@pytest.fixture(scope="module")
+def preprocessed(tiny_cohort, tiny_settings, templates_4mm, tmp_path_factory):
+    """One skull-on and one brain-extracted baseline scan, preprocessed at 4 mm."""
+    scans = pd.read_csv(tiny_cohort / "derivatives/simulation/scans.tsv", sep="\t")
+    t1 = scans[scans.modality == "T1w"]
+    skull = {s.name: s.skull for s in tiny_settings.sites}
+    has_skull = t1.site.map(skull)
+    chosen = [t1[~has_skull].iloc[0], t1[has_skull].iloc[0]]
+    out = tmp_path_factory.mktemp("preproc")
+    results = {}
+    for row in chosen:
+        scan_id = f"{row.participant_id}_ses-{row.session}"
+        qc = preprocess_scan(tiny_cohort / row.path, scan_id, templates_4mm, out, OPTIONS)
+        results[scan_id] = (row, qc)
+    return out, results
+
+
+def test_outputs_and_qc(preprocessed):
+    out, results = preprocessed
+    for scan_id, (_, qc) in results.items():
+        paths = output_paths(out, scan_id)
+        assert all(p.is_file() for p in paths.values()), scan_id
+        assert json.loads(paths["qc"].read_text()) == qc
+        assert qc["passed"], qc["reasons"]
+        assert qc["similarity"] > 0.8
+
+
+def test_skull_and_no_skull_both_extract_the_brain(preprocessed, tiny_cohort):
+    """Estimated total intracranial volume within 15 % of the simulated truth."""
+    _, results = preprocessed
+    root = tiny_cohort / "derivatives/simulation"
+    volumes = pd.read_csv(root / "roi_volumes.tsv", sep="\t").set_index("participant_id")
+    for row, qc in results.values():
+        true_ml = volumes.loc[row.participant_id].sum() / 1000
+        assert qc["tiv_ml"] == pytest.approx(true_ml, rel=0.15), row.site
+
+
+def test_modulated_maps_hold_tissue_volume(preprocessed):
+    import nibabel as nib
+
+    out, results = preprocessed
+    for scan_id, (_, qc) in results.items():
+        gm = nib.load(output_paths(out, scan_id)["gm"])
+        total_ml = gm.get_fdata().sum() * np.prod(gm.header.get_zooms()) / 1000
+        assert total_ml == pytest.approx(qc["gm_ml"], rel=0.03)  # smoothing keeps the total
+
+
+def test_smoothing_preserves_total():
+    rng = np.random.default_rng(0)
+    prob = {"GM": rng.uniform(0, 1, (20, 20, 20)).astype(np.float32)}
+    like = to_ants(np.zeros((20, 20, 20)), np.diag([2.0, 2.0, 2.0, 1.0]))
+    jac = np.full((20, 20, 20), 1.5, np.float32)
+    smooth = modulate_and_smooth(prob, jac, like, fwhm_mm=4.0)["GM"]
+    raw = modulate_and_smooth(prob, jac, like, fwhm_mm=0.0)["GM"]
+    assert np.allclose(raw, prob["GM"] * 1.5)
+    assert smooth.std() < raw.std()
+    assert smooth[5:-5, 5:-5, 5:-5].mean() == pytest.approx(raw[5:-5, 5:-5, 5:-5].mean(), rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("similarity_shift", "tiv", "passed", "reason"),
+    [(0.0, 1500, True, None), (-5.0, 1500, False, "similarity"), (0.0, 300, False, "TIV 300 ml")],
+)
+def test_qc_thresholds(similarity_shift, tiv, passed, reason):
+    rng = np.random.default_rng(1)
+    template = rng.normal(size=(10, 10, 10))
+    warped = template + rng.normal(scale=0.1, size=template.shape)
+    if similarity_shift:
+        warped = rng.normal(size=template.shape)
+    mask = np.ones(template.shape, bool)
+    volumes = {"GM": tiv * 0.5, "WM": tiv * 0.3, "CSF": tiv * 0.2}
+    metrics = qc_metrics(warped, template, mask, volumes, 1.0, 0.8, (900.0, 2600.0))
+    assert metrics["passed"] is passed
+    if reason:
+        assert reason in metrics["reasons"][0]
+
+
+def test_qc_summary_cli_lists_failures(tmp_path, caplog):
+    for k, ok in enumerate([True, False]):
+        data = {
+            "scan_id": f"sub-0{k}",
+            "passed": ok,
+            "reasons": [] if ok else ["TIV 10 ml"],
+            "similarity": 0.9,
+            "gm_ml": 1,
+            "wm_ml": 1,
+            "csf_ml": 1,
+            "tiv_ml": 3,
+            "affine_determinant": 1,
+            "seconds": 1,
+            "source": "x",
+        }
+        (tmp_path / f"{k}.json").write_text(json.dumps(data))
+    files = [str(tmp_path / "0.json"), str(tmp_path / "1.json")]
+    assert main(["qc-summary", "--out", str(tmp_path / "qc.tsv"), *files]) == 0
+    table = pd.read_csv(tmp_path / "qc.tsv", sep="\t")
+    assert table["passed"].tolist() == [True, False]
+    assert "QC failed for sub-01: TIV 10 ml" in caplog.text
+    assert len(summarise(files)) == 2

@@ -1,0 +1,72 @@
+# Per-scan preprocessing: MNI templates once, then one job per T1w scan, then the QC table.
+
+
+rule mni_templates:
+    output:
+        **TEMPLATES,
+    params:
+        out_dir=lambda wildcards, output: Path(output.t1).parent,
+        voxel=config["preprocess"]["voxel_size"],
+        threshold=config["atlas_threshold"],
+    log:
+        log_path("mni_templates"),
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    conda:
+        "../../envs/preprocess.yaml"
+    shell:
+        "brainpad templates --out-dir {params.out_dir} --voxel-size {params.voxel}"
+        " --atlas-threshold {params.threshold} > {log} 2>&1"
+
+
+rule preprocess_t1w:
+    input:
+        scan=lambda wildcards: T1W_SCANS.loc[wildcards.scan, "path"],
+        templates=[TEMPLATES[k] for k in ("t1", "gm", "wm", "csf", "mask")],
+    output:
+        **preproc_files("{subject}", "{scan}"),
+    params:
+        templates_dir=lambda wildcards, input: Path(input.templates[0]).parent,
+        out_dir=lambda wildcards, output: Path(output.qc).parent,
+        voxel=config["preprocess"]["voxel_size"],
+        fwhm=config["preprocess"]["fwhm_mm"],
+        syn=config["preprocess"]["syn_iterations"],
+        prior_weight=config["preprocess"]["prior_weight"],
+        min_similarity=config["qc"]["min_similarity"],
+        tiv_range=config["qc"]["tiv_range_ml"],
+    log:
+        log_path("preprocess/{subject}/{scan}"),
+    benchmark:
+        benchmark_path("preprocess/{subject}/{scan}")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        "../../envs/preprocess.yaml"
+    shell:
+        "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads}"
+        " brainpad preprocess --scan {input.scan:q} --scan-id {wildcards.scan}"
+        " --templates-dir {params.templates_dir} --out-dir {params.out_dir}"
+        " --voxel-size {params.voxel} --fwhm {params.fwhm} --syn-iterations {params.syn}"
+        " --prior-weight {params.prior_weight} --min-similarity {params.min_similarity}"
+        " --tiv-range {params.tiv_range} > {log} 2>&1"
+
+
+rule qc_summary:
+    input:
+        [preproc_files(s, scan)["qc"] for scan, s in T1W_SCANS["participant_id"].items()],
+    output:
+        QC_TABLE,
+    log:
+        log_path("qc_summary"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/preprocess.yaml"
+    shell:
+        "brainpad qc-summary --out {output} {input} > {log} 2>&1"
