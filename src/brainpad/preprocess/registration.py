@@ -91,22 +91,13 @@ class Registration:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _affine(
-    template: ants.ANTsImage,
-    image: ants.ANTsImage,
-    metric_mask: ants.ANTsImage,
-    prefix: str,
-    initial: str | None = None,
-) -> dict:
+def _affine(template: ants.ANTsImage, image: ants.ANTsImage, metric_mask: ants.ANTsImage,
+            prefix: str, initial: str | None = None) -> dict:
+    """Affine registration; a refinement (``initial`` given) skips the coarsest level."""
+    levels = ((2, 1), (1, 0), (60, 30)) if initial else ((4, 2, 1), (2, 1, 0), (150, 75, 25))
     return ants.registration(
-        template,
-        image,
-        type_of_transform="Affine",
-        mask=metric_mask,
-        initial_transform=initial,
-        aff_shrink_factors=(4, 2, 1),
-        aff_smoothing_sigmas=(2, 1, 0),
-        aff_iterations=(200, 100, 50),
+        template, image, type_of_transform="Affine", mask=metric_mask, initial_transform=initial,
+        aff_shrink_factors=levels[0], aff_smoothing_sigmas=levels[1], aff_iterations=levels[2],
         outprefix=prefix,
     )
 

@@ -14,7 +14,7 @@ def segment(
     priors: list[ants.ANTsImage],
     mask: ants.ANTsImage,
     prior_weight: float = 0.25,
-    iterations: int = 5,
+    iterations: int = 3,
 ) -> dict[str, np.ndarray]:
     """Three-class Atropos segmentation with the template's CSF, GM and WM priors.
 
