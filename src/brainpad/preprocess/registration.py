@@ -102,10 +102,16 @@ def _affine(template: ants.ANTsImage, image: ants.ANTsImage, metric_mask: ants.A
     )
 
 
-def _carry_mask(
-    image: ants.ANTsImage, template_mask: ants.ANTsImage, inverse: list[str], dilation: int
-) -> ants.ANTsImage:
-    carried = ants.apply_transforms(image, template_mask, inverse, interpolator="linear")
+def _carry_mask(image: ants.ANTsImage, template_mask: ants.ANTsImage, inverse: list[str],
+                dilation: int) -> ants.ANTsImage:
+    """Bring the template brain mask into the scan through inverse transforms.
+
+    ``inverse`` is ANTs' ``invtransforms`` list; its affine (``.mat``) must be inverted
+    explicitly (ANTsPy only guesses that for a [matrix, warp] pair).
+    """
+    invert = [name.endswith(".mat") for name in inverse]
+    carried = ants.apply_transforms(image, template_mask, inverse, whichtoinvert=invert,
+                                    interpolator="linear")
     mask = ants.threshold_image(carried, 0.5, 2.0)
     return ants.morphology(mask, "dilate", dilation) if dilation else mask
 
