@@ -91,27 +91,40 @@ class Registration:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _affine(template: ants.ANTsImage, image: ants.ANTsImage, metric_mask: ants.ANTsImage,
-            prefix: str, initial: str | None = None) -> dict:
+def _affine(
+    template: ants.ANTsImage,
+    image: ants.ANTsImage,
+    metric_mask: ants.ANTsImage,
+    prefix: str,
+    initial: str | None = None,
+) -> dict:
     """Affine registration; a refinement (``initial`` given) skips the coarsest level."""
     levels = ((2, 1), (1, 0), (60, 30)) if initial else ((4, 2, 1), (2, 1, 0), (150, 75, 25))
     return ants.registration(
-        template, image, type_of_transform="Affine", mask=metric_mask, initial_transform=initial,
-        aff_shrink_factors=levels[0], aff_smoothing_sigmas=levels[1], aff_iterations=levels[2],
+        template,
+        image,
+        type_of_transform="Affine",
+        mask=metric_mask,
+        initial_transform=initial,
+        aff_shrink_factors=levels[0],
+        aff_smoothing_sigmas=levels[1],
+        aff_iterations=levels[2],
         outprefix=prefix,
     )
 
 
-def _carry_mask(image: ants.ANTsImage, template_mask: ants.ANTsImage, inverse: list[str],
-                dilation: int) -> ants.ANTsImage:
+def _carry_mask(
+    image: ants.ANTsImage, template_mask: ants.ANTsImage, inverse: list[str], dilation: int
+) -> ants.ANTsImage:
     """Bring the template brain mask into the scan through inverse transforms.
 
     ``inverse`` is ANTs' ``invtransforms`` list; its affine (``.mat``) must be inverted
     explicitly (ANTsPy only guesses that for a [matrix, warp] pair).
     """
     invert = [name.endswith(".mat") for name in inverse]
-    carried = ants.apply_transforms(image, template_mask, inverse, whichtoinvert=invert,
-                                    interpolator="linear")
+    carried = ants.apply_transforms(
+        image, template_mask, inverse, whichtoinvert=invert, interpolator="linear"
+    )
     mask = ants.threshold_image(carried, 0.5, 2.0)
     return ants.morphology(mask, "dilate", dilation) if dilation else mask
 
