@@ -126,6 +126,17 @@ def _simulate_one(job: tuple[dict, list[dict], Settings, Path]) -> dict:
     }
 
 
+def _write_description(folder: Path, name: str, kind: str) -> None:
+    """A BIDS dataset_description.json (``kind``: raw or derivative)."""
+    description = {
+        "Name": name,
+        "BIDSVersion": "1.9.0",
+        "DatasetType": kind,
+        "GeneratedBy": [{"Name": "brainpad simulate"}],
+    }
+    (folder / "dataset_description.json").write_text(json.dumps(description, indent=2))
+
+
 def _write_tsv(frame: pd.DataFrame, path: Path) -> None:
     frame.to_csv(path, sep="\t", index=False, na_rep="n/a", float_format="%.4f")
 
@@ -224,32 +235,12 @@ def _write_truth(
     public = subjects[["participant_id", "age", "sex", "site", "group", "mmse", "survival_months"]]
     _write_tsv(public, root / "participants.tsv")
     (root / "participants.json").write_text(json.dumps(PARTICIPANTS_JSON, indent=2))
-    (root / "dataset_description.json").write_text(
-        json.dumps(
-            {
-                "Name": "brainpad simulated ageing cohort",
-                "BIDSVersion": "1.9.0",
-                "DatasetType": "raw",
-                "GeneratedBy": [{"Name": "brainpad simulate"}],
-            },
-            indent=2,
-        )
-    )
+    _write_description(root, "brainpad simulated ageing cohort", "raw")
     for pid, rows in sessions.groupby("participant_id"):
         table = rows.assign(session_id="ses-" + rows["session"])[["session_id", "site"]]
         _write_tsv(table, root / pid / f"{pid}_sessions.tsv")
 
-    (truth_dir / "dataset_description.json").write_text(
-        json.dumps(
-            {
-                "Name": "brainpad simulation ground truth",
-                "BIDSVersion": "1.9.0",
-                "DatasetType": "derivative",
-                "GeneratedBy": [{"Name": "brainpad simulate"}],
-            },
-            indent=2,
-        )
-    )
+    _write_description(truth_dir, "brainpad simulation ground truth", "derivative")
     _write_tsv(subjects.drop(columns="seed"), truth_dir / "subjects.tsv")
     _write_tsv(pd.DataFrame([s for r in results for s in r["scans"]]), truth_dir / "scans.tsv")
     regions = truth.region_table()
