@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/preprocess.smk"
+include: "workflow/rules/folds.smk"
 
 
 rule all:
@@ -21,3 +22,4 @@ rule all:
     input:
         manifest=MANIFEST,
         qc=QC_TABLE,
+        folds=FOLDS,

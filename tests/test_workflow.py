@@ -17,8 +17,9 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 TINY_CONFIG = {
     "bids_dir": "simulated",
     "modalities": ["T1w", "FLAIR"],
-    "simulation": {"n_subjects": 6, "voxel_size": 4.0, "n_test_retest": 1, "n_between_site": 1},
+    "simulation": {"n_subjects": 8, "voxel_size": 4.0, "n_test_retest": 1, "n_between_site": 1},
     "preprocess": {"voxel_size": 4.0, "syn_iterations": [30, 10]},
+    "folds": {"k": 2},
 }
 
 pytestmark = pytest.mark.workflow
@@ -62,12 +63,22 @@ def test_dry_run_shows_the_dag(tmp_path):
 
 def test_tiny_workflow_makes_a_validated_manifest(tiny_run):
     manifest = pd.read_csv(tiny_run / "results/manifest.tsv", sep="\t")
-    assert len(manifest) == 16  # (6 subjects + 2 repeat sessions) x (T1w, FLAIR)
+    assert len(manifest) == 20  # (8 subjects + 2 repeat sessions) x (T1w, FLAIR)
     assert set(manifest["modality"]) == {"T1w", "FLAIR"}
     assert manifest["path"].map(lambda p: (tiny_run / p).is_file()).all()
     assert (tiny_run / "results/simulated/derivatives/simulation/truth.json").is_file()
     assert (tiny_run / "results/logs/simulate_cohort.log").stat().st_size > 0
     assert (tiny_run / "results/benchmarks/simulate_cohort.tsv").is_file()
+
+
+def test_preprocessing_and_folds(tiny_run):
+    qc = pd.read_csv(tiny_run / "results/preproc/qc.tsv", sep="\t")
+    assert len(qc) == 10 and qc["passed"].all()
+    folds = pd.read_csv(tiny_run / "results/folds.tsv", sep="\t")
+    assert len(folds) == 10
+    assert set(folds.loc[folds.group == "HC", "role"]) == {"train", "calibration", "test"}
+    assert (folds.loc[folds.group != "HC", "role"] == "clinical").all()
+    assert folds.groupby("participant_id")["role"].nunique().max() == 1  # repeats share a role
 
 
 def test_second_run_has_nothing_to_do(tiny_run):

@@ -89,6 +89,28 @@ def _cmd_qc_summary(args: argparse.Namespace) -> None:
     log.info("QC: %d of %d scans passed", len(table) - len(failed), len(table))
 
 
+def _cmd_folds(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from brainpad.folds import scan_roles
+    from brainpad.inputs import write_table_atomic
+
+    manifest = pd.read_csv(args.manifest, sep="\t", dtype={"session": str, "run": str})
+    qc = pd.read_csv(args.qc, sep="\t")
+    table = scan_roles(
+        manifest,
+        qc,
+        args.control_group,
+        args.k,
+        args.calibration_fraction,
+        args.test_fraction,
+        args.seed,
+    )
+    write_table_atomic(table, args.out)
+    counts = table.drop_duplicates("participant_id")["role"].value_counts().to_dict()
+    log.info("participants per role: %s", counts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``brainpad`` command."""
     parser = argparse.ArgumentParser(prog="brainpad", description=__doc__.splitlines()[0])
@@ -139,6 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     qcs.add_argument("--out", required=True)
     qcs.add_argument("qc_files", nargs="+")
     qcs.set_defaults(func=_cmd_qc_summary)
+
+    fol = sub.add_parser("folds", help="roles (train/calibration/test/clinical) and CV folds")
+    fol.add_argument("--manifest", required=True)
+    fol.add_argument("--qc", required=True, help="QC table from qc-summary")
+    fol.add_argument("--out", required=True)
+    fol.add_argument("--control-group", default="HC")
+    fol.add_argument("--k", type=int, default=5, help="cross-validation folds")
+    fol.add_argument("--calibration-fraction", type=float, default=0.15)
+    fol.add_argument("--test-fraction", type=float, default=0.15)
+    fol.add_argument("--seed", type=int, default=42)
+    fol.set_defaults(func=_cmd_folds)
     return parser
 
 

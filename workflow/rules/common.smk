@@ -18,6 +18,7 @@ BIDS_DIR = "results/simulated" if SIMULATED else config["bids_dir"]
 MANIFEST = "results/manifest.tsv"
 MANIFEST_SKIPPED = "results/manifest_skipped.tsv"
 QC_TABLE = "results/preproc/qc.tsv"
+FOLDS = "results/folds.tsv"
 TEMPLATES = {
     key: str(path)
     for key, path in template_files("results/templates", config["preprocess"]["voxel_size"]).items()
