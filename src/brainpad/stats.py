@@ -1,0 +1,89 @@
+"""Accuracy, group comparisons and effect sizes (scipy/statsmodels where they exist).
+
+Conventions (``SCIENCE.md`` §1): Welch's t-test with Welch–Satterthwaite degrees of
+freedom; Cohen's d with the pooled SD √(((n₁−1)s₁² + (n₂−1)s₂²)/(n₁+n₂−2)); Bonferroni
+across the comparisons of one family.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+from sklearn.metrics import mean_absolute_error, r2_score
+from statsmodels.stats.multitest import multipletests
+
+
+def accuracy(age: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """MAE, Pearson r and R² of predicted against chronological age (raw predictions)."""
+    age = np.asarray(age, dtype=float)
+    predicted = np.asarray(predicted, dtype=float)
+    return {
+        "n": int(age.size),
+        "mae": float(mean_absolute_error(age, predicted)),
+        "r": float(stats.pearsonr(age, predicted)[0]) if age.size > 2 else float("nan"),
+        "r2": float(r2_score(age, predicted)) if age.size > 1 else float("nan"),
+    }
+
+
+def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
+    """Cohen's d of ``a`` minus ``b`` with the pooled standard deviation."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    n1, n2 = a.size, b.size
+    pooled = np.sqrt(((n1 - 1) * a.var(ddof=1) + (n2 - 1) * b.var(ddof=1)) / (n1 + n2 - 2))
+    return float((a.mean() - b.mean()) / pooled)
+
+
+def welch(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Welch's t-test of ``a`` against ``b``: t, Welch–Satterthwaite df, two-sided p."""
+    result = stats.ttest_ind(a, b, equal_var=False)
+    return {"t": float(result.statistic), "df": float(result.df), "p": float(result.pvalue)}
+
+
+def compare_groups(
+    table: pd.DataFrame,
+    value: str,
+    group: str = "group",
+    pairs: list[tuple[str, str]] | None = None,
+) -> pd.DataFrame:
+    """Welch t, df, p, Bonferroni p and Cohen's d for each pair of groups.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per participant.
+    value : str
+        Column to compare (e.g. ``brain_pad``).
+    group : str
+        Column with the group labels.
+    pairs : list of (str, str), optional
+        Comparisons as (first, second); d and t are first minus second. Default: every
+        pair of groups with at least two members, in order of appearance.
+    """
+    sizes = table[group].value_counts()
+    present = [g for g in table[group].unique() if sizes[g] >= 2]
+    pairs = pairs or list(combinations(present, 2))
+    rows = []
+    for first, second in pairs:
+        a = table.loc[table[group] == first, value].dropna().to_numpy()
+        b = table.loc[table[group] == second, value].dropna().to_numpy()
+        if a.size < 2 or b.size < 2:
+            continue
+        rows.append(
+            {
+                "first": first,
+                "second": second,
+                "n_first": a.size,
+                "n_second": b.size,
+                "mean_first": a.mean(),
+                "mean_second": b.mean(),
+                **welch(a, b),
+                "d": cohens_d(a, b),
+            }
+        )
+    result = pd.DataFrame(rows)
+    if len(result):
+        result["p_bonferroni"] = multipletests(result["p"], method="bonferroni")[1]
+    return result
