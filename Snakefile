@@ -15,6 +15,7 @@ include: "workflow/rules/simulate.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/folds.smk"
+include: "workflow/rules/arrays.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
         manifest=MANIFEST,
         qc=QC_TABLE,
         folds=FOLDS,
+        arrays=ARRAYS["index"],

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -79,6 +80,10 @@ def test_preprocessing_and_folds(tiny_run):
     assert set(folds.loc[folds.group == "HC", "role"]) == {"train", "calibration", "test"}
     assert (folds.loc[folds.group != "HC", "role"] == "clinical").all()
     assert folds.groupby("participant_id")["role"].nunique().max() == 1  # repeats share a role
+    volumes = np.load(tiny_run / "results/arrays/volumes.npy", mmap_mode="r")
+    assert volumes.shape[:2] == (10, 2) and volumes.dtype == np.float16
+    index = pd.read_csv(tiny_run / "results/arrays/index.tsv", sep="\t")
+    assert index["scan_id"].tolist() == folds["scan_id"].tolist()
 
 
 def test_second_run_has_nothing_to_do(tiny_run):

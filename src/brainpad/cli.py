@@ -111,6 +111,23 @@ def _cmd_folds(args: argparse.Namespace) -> None:
     log.info("participants per role: %s", counts)
 
 
+def _cmd_arrays(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from brainpad.arrays import CHANNELS, array_files, build_arrays
+    from brainpad.preprocess import output_paths
+
+    folds = pd.read_csv(args.folds, sep="\t")
+    scans = folds[["scan_id", "participant_id"]].copy()
+    for channel in CHANNELS:
+        scans[channel] = [
+            output_paths(f"{args.preproc_dir}/{pid}", scan_id)[channel.lower()]
+            for scan_id, pid in zip(scans["scan_id"], scans["participant_id"], strict=True)
+        ]
+    files = array_files(args.out_dir)
+    build_arrays(scans, CHANNELS, files["volumes"], files["slices"], files["index"], args.margin)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``brainpad`` command."""
     parser = argparse.ArgumentParser(prog="brainpad", description=__doc__.splitlines()[0])
@@ -172,6 +189,13 @@ def build_parser() -> argparse.ArgumentParser:
     fol.add_argument("--test-fraction", type=float, default=0.15)
     fol.add_argument("--seed", type=int, default=42)
     fol.set_defaults(func=_cmd_folds)
+
+    arr = sub.add_parser("arrays", help="stack cropped GM/WM maps into memory-mapped arrays")
+    arr.add_argument("--folds", required=True, help="folds.tsv (the scans, in order)")
+    arr.add_argument("--preproc-dir", required=True)
+    arr.add_argument("--out-dir", required=True)
+    arr.add_argument("--margin", type=int, default=2, help="voxels around the union brain")
+    arr.set_defaults(func=_cmd_arrays)
     return parser
 
 

@@ -8,6 +8,7 @@ from snakemake.settings.types import DeploymentMethod
 
 import pandas as pd
 
+from brainpad.arrays import array_files
 from brainpad.inputs import describe_scan, discover_scans
 from brainpad.preprocess import output_paths
 from brainpad.simulate import Settings, expected_outputs
@@ -19,6 +20,7 @@ MANIFEST = "results/manifest.tsv"
 MANIFEST_SKIPPED = "results/manifest_skipped.tsv"
 QC_TABLE = "results/preproc/qc.tsv"
 FOLDS = "results/folds.tsv"
+ARRAYS = {key: str(path) for key, path in array_files("results/arrays").items()}
 TEMPLATES = {
     key: str(path)
     for key, path in template_files("results/templates", config["preprocess"]["voxel_size"]).items()
