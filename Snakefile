@@ -16,6 +16,7 @@ include: "workflow/rules/inputs.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/folds.smk"
 include: "workflow/rules/arrays.smk"
+include: "workflow/rules/regions.smk"
 
 
 rule all:
@@ -25,3 +26,4 @@ rule all:
         qc=QC_TABLE,
         folds=FOLDS,
         arrays=ARRAYS["index"],
+        regions=ROI_VOLUMES,

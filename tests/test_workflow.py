@@ -84,6 +84,9 @@ def test_preprocessing_and_folds(tiny_run):
     assert volumes.shape[:2] == (10, 2) and volumes.dtype == np.float16
     index = pd.read_csv(tiny_run / "results/arrays/index.tsv", sep="\t")
     assert index["scan_id"].tolist() == folds["scan_id"].tolist()
+    rois = pd.read_csv(tiny_run / "results/regions/roi_volumes.tsv", sep="\t")
+    assert len(rois) == 10 and rois.shape[1] == 1 + 3 * 113
+    assert (rois["GM_Left_Hippocampus"] > 0).all()
 
 
 def test_second_run_has_nothing_to_do(tiny_run):

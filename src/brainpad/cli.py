@@ -13,6 +13,10 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from brainpad import __version__
 from brainpad.inputs import SCHEMA_PATH, InputError, ValidationOptions, validate_dataset
@@ -111,21 +115,38 @@ def _cmd_folds(args: argparse.Namespace) -> None:
     log.info("participants per role: %s", counts)
 
 
-def _cmd_arrays(args: argparse.Namespace) -> None:
+def _scan_maps(folds_path: str, preproc_dir: str, tissues: tuple[str, ...]) -> pd.DataFrame:
+    """The scans of folds.tsv with the paths of their modulated maps, one column per tissue."""
     import pandas as pd
 
-    from brainpad.arrays import CHANNELS, array_files, build_arrays
     from brainpad.preprocess import output_paths
 
-    folds = pd.read_csv(args.folds, sep="\t")
-    scans = folds[["scan_id", "participant_id"]].copy()
-    for channel in CHANNELS:
-        scans[channel] = [
-            output_paths(f"{args.preproc_dir}/{pid}", scan_id)[channel.lower()]
+    scans = pd.read_csv(folds_path, sep="\t")[["scan_id", "participant_id"]]
+    for tissue in tissues:
+        scans[tissue] = [
+            output_paths(f"{preproc_dir}/{pid}", scan_id)[tissue.lower()]
             for scan_id, pid in zip(scans["scan_id"], scans["participant_id"], strict=True)
         ]
+    return scans
+
+
+def _cmd_arrays(args: argparse.Namespace) -> None:
+    from brainpad.arrays import CHANNELS, array_files, build_arrays
+
+    scans = _scan_maps(args.folds, args.preproc_dir, CHANNELS)
     files = array_files(args.out_dir)
     build_arrays(scans, CHANNELS, files["volumes"], files["slices"], files["index"], args.margin)
+
+
+def _cmd_regions(args: argparse.Namespace) -> None:
+    from brainpad.inputs import write_table_atomic
+    from brainpad.regions import cohort_roi_volumes
+
+    tissues = ("GM", "WM", "CSF")
+    scans = _scan_maps(args.folds, args.preproc_dir, tissues)
+    table = cohort_roi_volumes(scans, {t: t for t in tissues}, args.atlas, args.labels)
+    write_table_atomic(table, args.out)
+    log.info("ROI volumes: %d scans x %d columns", len(table), table.shape[1] - 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -196,6 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
     arr.add_argument("--out-dir", required=True)
     arr.add_argument("--margin", type=int, default=2, help="voxels around the union brain")
     arr.set_defaults(func=_cmd_arrays)
+
+    reg = sub.add_parser("regions", help="Harvard-Oxford ROI tissue volumes of every scan")
+    reg.add_argument("--folds", required=True, help="folds.tsv (the scans, in order)")
+    reg.add_argument("--preproc-dir", required=True)
+    reg.add_argument("--atlas", required=True, help="atlas label image on the MNI grid")
+    reg.add_argument("--labels", required=True, help="atlas label table (TSV)")
+    reg.add_argument("--out", required=True)
+    reg.set_defaults(func=_cmd_regions)
     return parser
 
 

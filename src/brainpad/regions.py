@@ -34,3 +34,41 @@ def roi_volumes(
         sums = np.bincount(flat, weights=np.asarray(volume, dtype=np.float64).ravel(), minlength=n)
         table[f"{tissue}_mm3"] = sums[table["label"].to_numpy()] * voxel_volume_mm3
     return table.reset_index(drop=True)
+
+
+def cohort_roi_volumes(
+    scans: pd.DataFrame, channels: dict[str, str], atlas_path: str, labels_path: str
+) -> pd.DataFrame:
+    """ROI tissue volumes of every scan, one wide row per scan (streams one scan at a time).
+
+    Parameters
+    ----------
+    scans : DataFrame
+        ``scan_id`` plus one column of map paths per tissue in ``channels``.
+    channels : dict
+        Tissue name → column of ``scans`` holding its modulated map.
+    atlas_path, labels_path : str
+        Harvard-Oxford label image on the maps' grid and its label table (TSV).
+
+    Returns
+    -------
+    DataFrame
+        ``scan_id`` then one column ``<tissue>_<region name>`` (mm³) per tissue and region.
+    """
+    import nibabel as nib
+
+    atlas_img = nib.load(atlas_path)
+    atlas = np.asarray(atlas_img.dataobj).astype(np.int64)
+    labels = pd.read_csv(labels_path, sep="\t")
+    voxel = float(np.prod(atlas_img.header.get_zooms()[:3]))
+    rows = []
+    for scan in scans.to_dict("records"):
+        maps = {
+            t: np.asarray(nib.load(scan[c]).dataobj, dtype=np.float32) for t, c in channels.items()
+        }
+        table = roi_volumes(maps, atlas, labels, voxel)
+        row = {"scan_id": scan["scan_id"]}
+        for tissue in channels:
+            row.update(zip(tissue + "_" + table["name"], table[f"{tissue}_mm3"], strict=True))
+        rows.append(row)
+    return pd.DataFrame(rows)

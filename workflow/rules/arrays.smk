@@ -4,11 +4,7 @@
 rule build_arrays:
     input:
         folds=FOLDS,
-        maps=[
-            preproc_files(subject, scan)[tissue]
-            for scan, subject in T1W_SCANS["participant_id"].items()
-            for tissue in ("gm", "wm")
-        ],
+        maps=modulated_maps(("gm", "wm")),
     output:
         **ARRAYS,
     params:

@@ -20,6 +20,7 @@ MANIFEST = "results/manifest.tsv"
 MANIFEST_SKIPPED = "results/manifest_skipped.tsv"
 QC_TABLE = "results/preproc/qc.tsv"
 FOLDS = "results/folds.tsv"
+ROI_VOLUMES = "results/regions/roi_volumes.tsv"
 ARRAYS = {key: str(path) for key, path in array_files("results/arrays").items()}
 TEMPLATES = {
     key: str(path)
@@ -101,3 +102,12 @@ def preproc_files(subject, scan):
 
 
 T1W_SCANS = t1w_scans()
+
+
+def modulated_maps(tissues=("gm", "wm")):
+    """Modulated maps of every T1w scan, for the cohort-level rules."""
+    return [
+        preproc_files(subject, scan)[tissue]
+        for scan, subject in T1W_SCANS["participant_id"].items()
+        for tissue in tissues
+    ]
