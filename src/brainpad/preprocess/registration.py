@@ -91,19 +91,20 @@ class Registration:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _affine(
+def _linear(
     template: ants.ANTsImage,
     image: ants.ANTsImage,
     metric_mask: ants.ANTsImage,
     prefix: str,
+    kind: str = "Affine",
     initial: str | None = None,
 ) -> dict:
-    """Affine registration; a refinement (``initial`` given) skips the coarsest level."""
+    """Rigid or affine registration; a refinement (``initial`` given) skips the coarsest level."""
     levels = ((2, 1), (1, 0), (60, 30)) if initial else ((4, 2, 1), (2, 1, 0), (150, 75, 25))
     return ants.registration(
         template,
         image,
-        type_of_transform="Affine",
+        type_of_transform=kind,
         mask=metric_mask,
         initial_transform=initial,
         aff_shrink_factors=levels[0],
@@ -111,6 +112,11 @@ def _affine(
         aff_iterations=levels[2],
         outprefix=prefix,
     )
+
+
+def _voxels(mm: float, image: ants.ANTsImage) -> int:
+    """A distance in mm as a whole number of (the smallest) voxels, at least 1."""
+    return max(1, round(mm / min(image.spacing)))
 
 
 def _carry_mask(
@@ -137,27 +143,29 @@ def register(
 ) -> Registration:
     """Affine + SyN registration of a bias-corrected scan to the template.
 
-    1. affine on the whole head, the metric restricted to the (dilated) template brain;
-    2. template brain mask carried back (generously dilated) → rough brain; a second affine
-       of that brain to the template brain refines the first;
-    3. the template mask carried back through the refined affine, dilated by one voxel →
-       brain; SyN of that brain to the template brain, starting from the refined affine;
+    1. rigid on the whole head, the metric restricted to the (dilated) template brain;
+    2. template brain mask carried back (dilated 6 mm) → rough brain; an affine of that
+       brain to the template brain refines the rigid;
+    3. the template mask carried back through the affine, dilated 3 mm → brain; SyN of
+       that brain to the template brain, starting from the affine;
     4. the final brain mask is the template mask carried back through affine + SyN.
     """
     workdir = Path(tempfile.mkdtemp(prefix="brainpad-reg-"))
     prefix = str(workdir / "reg_")
     template_brain = template * template_mask
     metric_mask = ants.morphology(template_mask, "dilate", 2)
-    head = _affine(template, image, metric_mask, prefix + "head_")
-    rough = _carry_mask(image, template_mask, head["invtransforms"], dilation=3)
-    brain = _affine(
+    # Rigid first: an affine fitted on a head with skull and scalp can inflate the template
+    # brain onto the scalp (seen on atrophied brains); a rigid cannot.
+    head = _linear(template, image, metric_mask, prefix + "head_", kind="Rigid")
+    rough = _carry_mask(image, template_mask, head["invtransforms"], _voxels(6.0, image))
+    brain = _linear(
         template_brain,
         image * rough,
         metric_mask,
         prefix + "brain_",
         initial=head["fwdtransforms"][0],
     )
-    brain_mask = _carry_mask(image, template_mask, brain["invtransforms"], dilation=1)
+    brain_mask = _carry_mask(image, template_mask, brain["invtransforms"], _voxels(3.0, image))
     syn = ants.registration(
         template_brain,
         image * brain_mask,
