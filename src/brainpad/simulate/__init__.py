@@ -24,7 +24,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from brainpad.simulate import anatomy, truth
@@ -69,8 +68,12 @@ def expected_outputs(settings: Settings) -> list[str]:
     ]
 
 
-def _init_worker() -> None:
-    torch.set_num_threads(1)  # parallelism comes from the worker processes
+def _single_threaded_torch() -> None:
+    """One torch thread: parallelism comes from the worker processes, and no OpenMP pool
+    may exist in the parent when it forks them."""
+    import torch  # imported here so that planning a cohort (the Snakefile) stays light
+
+    torch.set_num_threads(1)
 
 
 def _simulate_one(job: tuple[dict, list[dict], Settings, Path]) -> dict:
@@ -169,7 +172,7 @@ def simulate_cohort(settings: Settings, out_dir: str | Path, threads: int = 1) -
     (staging / TRUTH_DIR).mkdir(parents=True)
 
     if threads > 1:
-        torch.set_num_threads(1)  # no OpenMP pool in the parent before forking workers
+        _single_threaded_torch()
     template = load_template(settings.voxel_size, TEMPLATE_PAD_MM)
     atlas = harvard_oxford_atlas(settings.voxel_size, pad_mm=TEMPLATE_PAD_MM)
     log.info("building the anatomy model at %.1f mm", settings.voxel_size)
@@ -193,7 +196,11 @@ def simulate_cohort(settings: Settings, out_dir: str | Path, threads: int = 1) -
         "unit": "subject",
         "disable": not os.isatty(2),
     }
-    pool = multiprocessing.get_context("fork").Pool(threads, _init_worker) if threads > 1 else None
+    pool = (
+        multiprocessing.get_context("fork").Pool(threads, _single_threaded_torch)
+        if threads > 1
+        else None
+    )
     results = []
     try:
         mapped = pool.imap(_simulate_one, jobs) if pool else map(_simulate_one, jobs)

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy import fft, ndimage
 
 
@@ -70,6 +69,8 @@ def sample(volumes: np.ndarray, coords: np.ndarray, outside: str = "border") -> 
         float32 samples (torch's grid_sample: several times faster than
         scipy.ndimage.map_coordinates for this).
     """
+    import torch  # lazily: importing this module (e.g. to plan a cohort) stays light
+
     volumes = np.ascontiguousarray(volumes, dtype=np.float32)
     sizes = np.array(volumes.shape[1:], dtype=np.float32).reshape(3, *([1] * (coords.ndim - 1)))
     normalised = 2.0 * np.asarray(coords, dtype=np.float32) / (sizes - 1.0) - 1.0
