@@ -208,6 +208,9 @@ def simulate_cohort(settings: Settings, out_dir: str | Path, threads: int = 1) -
             results.append(result)
             if len(results) % max(1, len(jobs) // 10) == 0:
                 log.info("subject %d/%d done", len(results), len(jobs))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)  # never leave a half-written dataset
+        raise
     finally:
         if pool:
             pool.terminate()
