@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
+# The whole DAG on the simulated cohort, then the HTML report (results/report.html).
 demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES)
+	$(BIN)/snakemake --profile profiles/default --report results/report.html
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -10,6 +10,9 @@ configfile: "config/config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/inputs.smk"
@@ -17,6 +20,10 @@ include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/folds.smk"
 include: "workflow/rules/arrays.smk"
 include: "workflow/rules/regions.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/ensemble.smk"
+include: "workflow/rules/stats.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -27,3 +34,6 @@ rule all:
         folds=FOLDS,
         arrays=ARRAYS["index"],
         regions=ROI_VOLUMES,
+        stats=list(STATS.values()),
+        figures=list(REPORT_FIGURES.values()),
+        tables=list(REPORT_TABLES.values()),

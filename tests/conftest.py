@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pandas as pd
 import pytest
 
 from brainpad.simulate import Settings, simulate_cohort
@@ -93,3 +94,75 @@ def templates_4mm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("templates")
     write_template_files(directory, 4.0)
     return directory
+
+
+@pytest.fixture(scope="session")
+def synthetic_folds() -> pd.DataFrame:
+    """A folds.tsv-like table: 50 controls (3 folds + calibration + test), 12 patients.
+
+    Every participant has one scan, except two controls with a repeat session.
+    """
+    from brainpad.folds import assign_roles
+
+    rng = np.random.default_rng(3)
+    n_hc, n_pat = 50, 12
+    people = pd.DataFrame(
+        {
+            "participant_id": [f"sub-{i:03d}" for i in range(n_hc + n_pat)],
+            "age": np.r_[rng.uniform(20, 85, n_hc), rng.uniform(60, 90, n_pat)].round(1),
+            "site": rng.choice(["s1", "s2"], n_hc + n_pat),
+            "group": ["HC"] * n_hc + ["AD"] * (n_pat // 2) + ["MCI"] * (n_pat - n_pat // 2),
+            "qc_passed": True,
+        }
+    )
+    roles = assign_roles(people, "HC", n_folds=3, seed=1)
+    table = people.merge(roles, on="participant_id")
+    table["scan_id"] = table["participant_id"] + "_ses-1"
+    repeats = table[table["role"] == "train"].head(2).assign(
+        scan_id=lambda t: t["participant_id"] + "_ses-2"
+    )
+    table = pd.concat([table, repeats], ignore_index=True)
+    table["sex"] = "F"
+    table["session"] = table["scan_id"].str[-5:]
+    return table.sort_values("scan_id").reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def synthetic_truth(synthetic_folds: pd.DataFrame) -> pd.DataFrame:
+    """Simulation-style truth for :func:`synthetic_folds`: AD ages 5 y faster, MCI 2 y."""
+    people = synthetic_folds.drop_duplicates("participant_id").set_index("participant_id")
+    offset = people["group"].map({"HC": 0.0, "AD": 5.0, "MCI": 2.0})
+    offset += np.random.default_rng(4).normal(0, 3, len(people))
+    return pd.DataFrame({"true_brain_pad": offset, "true_brain_age": people["age"] + offset})
+
+
+@pytest.fixture(scope="session")
+def synthetic_inputs(
+    tmp_path_factory: pytest.TempPathFactory,
+    synthetic_folds: pd.DataFrame,
+    synthetic_truth: pd.DataFrame,
+) -> dict[str, Path]:
+    """folds.tsv, an ROI table and a tiny volume array whose anatomy shrinks with age."""
+    from brainpad.arrays import array_files
+
+    root = tmp_path_factory.mktemp("synthetic")
+    folds = synthetic_folds
+    bio_age = synthetic_truth.loc[folds["participant_id"], "true_brain_age"].to_numpy()
+    rng = np.random.default_rng(5)
+    rois = pd.DataFrame({"scan_id": folds["scan_id"]})
+    for k in range(6):
+        rois[f"GM_roi{k}"] = 5000 - (10 + 5 * k) * bio_age + rng.normal(0, 60, len(folds))
+    files = array_files(root / "arrays")
+    files["volumes"].parent.mkdir()
+    shape = (10, 12, 10)
+    grid = np.linalg.norm(np.indices(shape) - np.array(shape)[:, None, None, None] / 2, axis=0)
+    radius = 5.0 - bio_age / 40  # the "brain" shrinks with biological age
+    gm = (grid[None] < radius[:, None, None, None]).astype(np.float16)
+    volumes = np.stack([gm, 1 - gm], axis=1)
+    np.save(files["volumes"], volumes)
+    pd.DataFrame({"row": np.arange(len(folds)), "scan_id": folds["scan_id"]}).to_csv(
+        files["index"], sep="\t", index=False
+    )
+    folds.to_csv(root / "folds.tsv", sep="\t", index=False)
+    rois.to_csv(root / "roi_volumes.tsv", sep="\t", index=False)
+    return {"folds": root / "folds.tsv", "roi": root / "roi_volumes.tsv", **files}

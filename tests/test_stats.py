@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.weightstats import ttest_ind as sm_ttest
 
-from brainpad.stats import accuracy, cohens_d, compare_groups, welch
+from brainpad.stats import accuracy, accuracy_table, cohens_d, compare_groups, group_tables, welch
 
 
 def test_accuracy():
@@ -46,3 +46,43 @@ def test_compare_groups_bonferroni():
     assert np.allclose(result["p_bonferroni"], np.minimum(result["p"] * 3, 1))
     hc_ad = result[(result["first"] == "HC") & (result["second"] == "AD")].iloc[0]
     assert hc_ad["d"] < 0 and hc_ad["t"] < 0
+
+
+@pytest.fixture
+def brain_age(synthetic_folds, synthetic_truth):
+    """A brain-age table whose ensemble predicts the true biological age plus noise."""
+    true_age = synthetic_truth.loc[synthetic_folds["participant_id"], "true_brain_age"]
+    noise = np.random.default_rng(0).normal(0, 1, len(synthetic_folds))
+    table = synthetic_folds.assign(brain_age=true_age.to_numpy() + noise)
+    table["pred_m1"] = table["brain_age"] + 2
+    table["brain_pad_corrected"] = table["brain_age"] - table["age"]
+    return table
+
+
+def test_accuracy_table_on_the_healthy_test_set_with_the_floor(brain_age, synthetic_truth):
+    result = accuracy_table(brain_age, {"ensemble": "brain_age", "m1": "pred_m1"}, synthetic_truth)
+    test = brain_age[brain_age["role"] == "test"].drop_duplicates("participant_id")
+    assert result["n"].tolist() == [len(test)] * 2
+    assert result.loc[0, "mae"] == pytest.approx(np.abs(test["brain_age"] - test["age"]).mean())
+    floor = np.abs(synthetic_truth.loc[test["participant_id"], "true_brain_pad"]).mean()
+    assert result["floor_mae"].tolist() == pytest.approx([floor] * 2)
+    np.testing.assert_allclose(result["mae_above_floor"], result["mae"] - result["floor_mae"])
+
+
+def test_group_tables_match_controls_by_age(brain_age, synthetic_truth):
+    by_group, comparisons = group_tables(brain_age, "HC", 60, truth=synthetic_truth)
+    people = brain_age.drop_duplicates("participant_id")
+    old_hc = people[(people["group"] == "HC") & (people["age"] >= 60)]
+    assert by_group.set_index("group").loc["HC", "n"] == len(old_hc)
+    assert comparisons[["first", "second"]].values.tolist() == [
+        ["AD", "HC"],
+        ["MCI", "HC"],
+        ["AD", "MCI"],
+    ]
+    ad = comparisons.iloc[0]
+    assert ad["d"] > 0.8  # AD simulated 5 y older, noise SD ~3 y
+    assert ad["p_bonferroni"] == pytest.approx(min(1.0, 3 * ad["p"]))
+    true_ad = synthetic_truth.loc[people.loc[people.group == "AD", "participant_id"]]
+    assert by_group.set_index("group").loc["AD", "true_mean"] == pytest.approx(
+        true_ad["true_brain_pad"].mean()
+    )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,10 +21,15 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 TINY_CONFIG = {
     "bids_dir": "simulated",
     "modalities": ["T1w", "FLAIR"],
-    "simulation": {"n_subjects": 8, "voxel_size": 4.0, "n_test_retest": 1, "n_between_site": 1},
+    "simulation": {"n_subjects": 12, "voxel_size": 4.0, "n_test_retest": 1, "n_between_site": 1},
     "preprocess": {"voxel_size": 4.0, "syn_iterations": [30, 10]},
     "folds": {"k": 2},
+    "models": {
+        "names": ["ridge_roi", "vgg3d"],
+        "vgg3d": {"widths": [4, 8], "dense": [8], "downsample": 2, "max_epochs": 2},
+    },
 }
+N_SCANS = 14  # 12 subjects + a test-retest and a between-site repeat
 
 pytestmark = pytest.mark.workflow
 
@@ -64,7 +72,7 @@ def test_dry_run_shows_the_dag(tmp_path):
 
 def test_tiny_workflow_makes_a_validated_manifest(tiny_run):
     manifest = pd.read_csv(tiny_run / "results/manifest.tsv", sep="\t")
-    assert len(manifest) == 20  # (8 subjects + 2 repeat sessions) x (T1w, FLAIR)
+    assert len(manifest) == 2 * N_SCANS  # T1w and FLAIR
     assert set(manifest["modality"]) == {"T1w", "FLAIR"}
     assert manifest["path"].map(lambda p: (tiny_run / p).is_file()).all()
     assert (tiny_run / "results/simulated/derivatives/simulation/truth.json").is_file()
@@ -74,19 +82,64 @@ def test_tiny_workflow_makes_a_validated_manifest(tiny_run):
 
 def test_preprocessing_and_folds(tiny_run):
     qc = pd.read_csv(tiny_run / "results/preproc/qc.tsv", sep="\t")
-    assert len(qc) == 10 and qc["passed"].all()
+    assert len(qc) == N_SCANS and qc["passed"].all()
     folds = pd.read_csv(tiny_run / "results/folds.tsv", sep="\t")
-    assert len(folds) == 10
+    assert len(folds) == N_SCANS
     assert set(folds.loc[folds.group == "HC", "role"]) == {"train", "calibration", "test"}
     assert (folds.loc[folds.group != "HC", "role"] == "clinical").all()
     assert folds.groupby("participant_id")["role"].nunique().max() == 1  # repeats share a role
     volumes = np.load(tiny_run / "results/arrays/volumes.npy", mmap_mode="r")
-    assert volumes.shape[:2] == (10, 2) and volumes.dtype == np.float16
+    assert volumes.shape[:2] == (N_SCANS, 2) and volumes.dtype == np.float16
     index = pd.read_csv(tiny_run / "results/arrays/index.tsv", sep="\t")
     assert index["scan_id"].tolist() == folds["scan_id"].tolist()
     rois = pd.read_csv(tiny_run / "results/regions/roi_volumes.tsv", sep="\t")
-    assert len(rois) == 10 and rois.shape[1] == 1 + 3 * 113
+    assert len(rois) == N_SCANS and rois.shape[1] == 1 + 3 * 113
     assert (rois["GM_Left_Hippocampus"] > 0).all()
+
+
+def test_models_ensemble_stats_and_report(tiny_run):
+    for model in ("ridge_roi", "vgg3d"):
+        for fold in (0, 1):
+            predictions = tiny_run / f"results/models/{model}/fold-{fold}/predictions.tsv"
+            assert set(pd.read_csv(predictions, sep="\t")["set"]) == {"oof", "heldout"}
+    table = pd.read_csv(tiny_run / "results/ensemble/brain_age.tsv", sep="\t")
+    assert len(table) == N_SCANS  # every scan passed QC
+    for column in ("pred_ridge_roi", "pred_vgg3d", "brain_age", "brain_pad_corrected"):
+        assert np.isfinite(table[column]).all(), column
+    fits = json.loads((tiny_run / "results/ensemble/fits.json").read_text())
+    assert set(fits["stacking"]["weights"]) == {"ridge_roi", "vgg3d"}
+    accuracy = pd.read_csv(tiny_run / "results/stats/accuracy.tsv", sep="\t")
+    assert accuracy["model"].tolist() == ["ensemble", "ridge_roi", "vgg3d"]
+    assert (accuracy["floor_mae"] > 0).all()  # the simulation's truth is in the report
+    for figure in ("predicted_vs_age", "brain_pad_by_group", "qc"):
+        assert (tiny_run / f"results/report/{figure}.png").stat().st_size > 10_000
+    result = snakemake(tiny_run, TINY_CONFIG, "--report", "results/report.html")
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (tiny_run / "results/report.html").read_text(errors="replace")
+    assert "predicted vs chronological age" in html and "brain-PAD by group" in html
+
+
+def test_changing_one_scan_reruns_only_that_scan(tiny_run):
+    # Snakemake >= 9.18 compares input checksums, so a bare `touch` is not a change:
+    # rewrite the scan with one voxel altered, as a re-exported or corrected scan would be.
+    scan = sorted((tiny_run / "results/simulated").glob("sub-*/ses-*/anat/*_T1w.nii.gz"))[3]
+    original = scan.read_bytes()
+    image = nib.load(scan)
+    data = np.asarray(image.dataobj).copy()
+    data[tuple(s // 2 for s in data.shape)] += 1
+    nib.save(nib.Nifti1Image(data, image.affine, image.header), scan)
+    try:
+        result = snakemake(tiny_run, TINY_CONFIG, "-n")
+    finally:
+        scan.write_bytes(original)
+        os.utime(scan, (0, 0))  # the original content, older than everything again
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
+    assert counts.get("preprocess_t1w") == "1", result.stdout[-3000:]
+    scan_id = scan.name.removesuffix("_T1w.nii.gz")
+    assert f"scan={scan_id}" in result.stdout
+    assert "simulate_cohort" not in counts
+    for cohort_step in ("qc_summary", "make_folds", "build_arrays", "train", "ensemble"):
+        assert cohort_step in counts, cohort_step
 
 
 def test_second_run_has_nothing_to_do(tiny_run):

@@ -1,4 +1,4 @@
-"""``brainpad <command>``: one subcommand per workflow rule, plus ``simulate``.
+"""``brainpad <command>``: one subcommand per workflow rule.
 
 Each command is a thin wrapper: parse arguments, set up logging, call the module that
 owns the logic. Input problems (:class:`brainpad.inputs.InputError`) are printed as one
@@ -149,6 +149,88 @@ def _cmd_regions(args: argparse.Namespace) -> None:
     log.info("ROI volumes: %d scans x %d columns", len(table), table.shape[1] - 1)
 
 
+def _cmd_train(args: argparse.Namespace) -> None:
+    import torch
+
+    from brainpad.train import train_fold
+
+    torch.set_num_threads(args.threads)
+    train_fold(
+        args.model,
+        args.fold,
+        args.folds,
+        json.loads(args.params),
+        args.seed,
+        args.predictions,
+        args.state,
+        roi_path=args.roi,
+        volumes_path=args.volumes,
+        index_path=args.index,
+        checkpoint=args.checkpoint,
+        device=args.device,
+    )
+
+
+def _model_columns(models: Sequence[str]) -> dict[str, str]:
+    """Report label → brain-age column: the ensemble, then each base model."""
+    return {"ensemble": "brain_age", **{m: f"pred_{m}" for m in models}}
+
+
+def _cmd_ensemble(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from brainpad.ensemble import brain_age_table
+    from brainpad.inputs import write_table_atomic
+
+    folds = pd.read_csv(args.folds, sep="\t")
+    predictions = [pd.read_csv(p, sep="\t") for p in args.predictions]
+    table, fits = brain_age_table(folds, predictions, args.models, args.alpha)
+    write_table_atomic(table, args.out)
+    Path(args.fits).write_text(json.dumps(fits, indent=2) + "\n")
+    log.info("stacking weights %s; bias %s", fits["stacking"]["weights"], fits["bias"])
+
+
+def _cmd_stats(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from brainpad.inputs import write_table_atomic
+    from brainpad.stats import accuracy_table, group_tables
+
+    table = pd.read_csv(args.brain_age, sep="\t")
+    truth = pd.read_csv(args.truth, sep="\t").set_index("participant_id") if args.truth else None
+    accuracy = accuracy_table(table, _model_columns(args.models), truth)
+    by_group, comparisons = group_tables(
+        table, args.control_group, args.control_min_age, truth=truth
+    )
+    out = Path(args.out_dir)
+    write_table_atomic(accuracy, out / "accuracy.tsv")
+    write_table_atomic(by_group, out / "brain_pad_by_group.tsv")
+    write_table_atomic(comparisons, out / "group_comparison.tsv")
+    for row in accuracy.itertuples():
+        log.info("healthy test %s: MAE %.2f y, r %.2f, R2 %.2f", row.model, row.mae, row.r, row.r2)
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from brainpad import report
+    from brainpad.inputs import write_table_atomic
+
+    table = pd.read_csv(args.brain_age, sep="\t")
+    stats_dir = Path(args.stats_dir)
+    accuracy = pd.read_csv(stats_dir / "accuracy.tsv", sep="\t")
+    by_group = pd.read_csv(stats_dir / "brain_pad_by_group.tsv", sep="\t")
+    qc = pd.read_csv(args.qc, sep="\t")
+    out = Path(args.out_dir)
+    columns = _model_columns(args.models)
+    report.predicted_vs_age(table, columns, accuracy, out / "predicted_vs_age.png")
+    report.brain_pad_by_group(
+        table, by_group, args.control_group, args.control_min_age, out / "brain_pad_by_group.png"
+    )
+    report.qc_summary(qc, args.min_similarity, args.tiv_range, out / "qc.png")
+    write_table_atomic(qc[~qc["passed"].astype(bool)], out / "qc_failed.tsv")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``brainpad`` command."""
     parser = argparse.ArgumentParser(prog="brainpad", description=__doc__.splitlines()[0])
@@ -225,6 +307,52 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--labels", required=True, help="atlas label table (TSV)")
     reg.add_argument("--out", required=True)
     reg.set_defaults(func=_cmd_regions)
+
+    trn = sub.add_parser("train", help="train one model on one cross-validation fold")
+    trn.add_argument("--model", required=True, help="registered model name")
+    trn.add_argument("--fold", type=int, required=True)
+    trn.add_argument("--folds", required=True, help="folds.tsv")
+    trn.add_argument("--params", default="{}", help="JSON of the config's models.<name>")
+    trn.add_argument("--seed", type=int, default=42)
+    trn.add_argument("--predictions", required=True, help="output TSV")
+    trn.add_argument("--state", required=True, help="output .pt of the fitted model")
+    trn.add_argument("--roi", help="ROI volume table (tabular models)")
+    trn.add_argument("--volumes", help="cohort volume array .npy (image models)")
+    trn.add_argument("--index", help="array index TSV (image models)")
+    trn.add_argument("--checkpoint", help="per-epoch checkpoint (resumed from if present)")
+    trn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    trn.add_argument("--threads", type=int, default=1, help="CPU threads")
+    trn.set_defaults(func=_cmd_train)
+
+    ens = sub.add_parser("ensemble", help="stack the models; raw and corrected brain-PAD")
+    ens.add_argument("--folds", required=True)
+    ens.add_argument("--models", nargs="+", required=True)
+    ens.add_argument("--alpha", type=float, default=1.0, help="ridge penalty of the head")
+    ens.add_argument("--out", required=True, help="brain-age table (TSV)")
+    ens.add_argument("--fits", required=True, help="stacking and bias fits (JSON)")
+    ens.add_argument("predictions", nargs="+", help="every model x fold predictions TSV")
+    ens.set_defaults(func=_cmd_ensemble)
+
+    sta = sub.add_parser("stats", help="accuracy and group comparisons of brain-PAD")
+    sta.add_argument("--brain-age", required=True)
+    sta.add_argument("--models", nargs="+", required=True)
+    sta.add_argument("--control-group", default="HC")
+    sta.add_argument("--control-min-age", type=float, default=60.0)
+    sta.add_argument("--truth", help="simulation subjects.tsv (adds the truth columns)")
+    sta.add_argument("--out-dir", required=True)
+    sta.set_defaults(func=_cmd_stats)
+
+    rep = sub.add_parser("report", help="figures and tables for the HTML report")
+    rep.add_argument("--brain-age", required=True)
+    rep.add_argument("--qc", required=True)
+    rep.add_argument("--stats-dir", required=True)
+    rep.add_argument("--models", nargs="+", required=True)
+    rep.add_argument("--control-group", default="HC")
+    rep.add_argument("--control-min-age", type=float, default=60.0)
+    rep.add_argument("--min-similarity", type=float, default=0.7)
+    rep.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0])
+    rep.add_argument("--out-dir", required=True)
+    rep.set_defaults(func=_cmd_report)
     return parser
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import statsmodels.api as sm
 
 
@@ -39,3 +40,38 @@ class LinearBias:
     def correct(self, age: np.ndarray, delta: np.ndarray) -> np.ndarray:
         """Corrected brain-PAD Δ̃ = Δ − (α·age + β)."""
         return np.asarray(delta, dtype=float) - (self.alpha * np.asarray(age, float) + self.beta)
+
+
+def correct_table(
+    table: pd.DataFrame, columns: dict[str, str], calibration: np.ndarray
+) -> tuple[pd.DataFrame, dict[str, dict]]:
+    """Raw and bias-corrected brain-PAD for several brain-age columns.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per scan with ``age`` and the brain-age columns.
+    columns : dict
+        Output suffix → brain-age column, e.g. ``{"": "brain_age", "_vgg3d": "pred_vgg3d"}``
+        gives ``brain_pad`` / ``brain_pad_corrected`` and ``brain_pad_vgg3d`` /
+        ``brain_pad_corrected_vgg3d``.
+    calibration : ndarray of bool
+        Rows of the healthy calibration set (never used for training).
+
+    Returns
+    -------
+    table : DataFrame
+        A copy with the brain-PAD columns added.
+    fits : dict
+        Suffix → ``{"alpha", "beta", "n"}`` of each fitted correction.
+    """
+    out = table.copy()
+    fits = {}
+    age = out["age"].to_numpy(dtype=float)
+    for suffix, column in columns.items():
+        delta = out[column].to_numpy(dtype=float) - age
+        bias = LinearBias.fit(age[calibration], delta[calibration])
+        out[f"brain_pad{suffix}"] = delta
+        out[f"brain_pad_corrected{suffix}"] = bias.correct(age, delta)
+        fits[suffix or "ensemble"] = {"alpha": bias.alpha, "beta": bias.beta, "n": bias.n}
+    return out, fits

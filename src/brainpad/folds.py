@@ -24,6 +24,7 @@ import pandas as pd
 from brainpad.inputs import InputError
 
 ROLES = ("train", "calibration", "test", "clinical", "excluded")
+MIN_HELD_OUT = {"calibration": 3, "test": 1}  # the bias fit needs 3 points at least
 
 
 def _blocked_assignment(order: pd.Index, labels: list, rng: np.random.Generator) -> pd.Series:
@@ -72,7 +73,7 @@ def assign_roles(
     Raises
     ------
     InputError
-        If there are too few controls for one calibration, one test and ``n_folds``
+        If there are too few controls for three calibration, one test and ``n_folds``
         training participants.
     """
     rng = np.random.default_rng([seed, 2])
@@ -81,11 +82,11 @@ def assign_roles(
     controls = table[table["group"] == control_group]
     roles[controls.index[~controls["qc_passed"]]] = "excluded"
     usable = controls[controls["qc_passed"]]
-    n_needed = n_folds + 2
+    n_needed = n_folds + sum(MIN_HELD_OUT.values())
     if len(usable) < n_needed:
         msg = (
             f"only {len(usable)} healthy controls ('{control_group}') passed QC, but "
-            f"{n_folds} folds need at least {n_needed} (one calibration, one test, one per "
+            f"{n_folds} folds need at least {n_needed} (three calibration, one test, one per "
             "fold); lower `folds.k` or add controls"
         )
         raise InputError(msg)
@@ -94,9 +95,9 @@ def assign_roles(
     n_test = max(1, round(block * test_fraction))
     pattern = ["calibration"] * n_cal + ["test"] * n_test + ["train"] * (block - n_cal - n_test)
     held = _blocked_assignment(_by_site_and_age(usable), pattern, rng)
-    for role in ("calibration", "test"):  # tiny cohorts: make sure both held-out sets exist
-        if not (held == role).any():
-            held[held[held == "train"].index[-1]] = role
+    for role, least in MIN_HELD_OUT.items():  # tiny cohorts: top up the held-out sets
+        while (held == role).sum() < least:
+            held[rng.choice(held.index[held == "train"])] = role
     roles[held.index] = held
     train = usable.loc[held.index[held == "train"]]
     folds = pd.Series(-1, index=table.index)

@@ -87,3 +87,68 @@ def compare_groups(
     if len(result):
         result["p_bonferroni"] = multipletests(result["p"], method="bonferroni")[1]
     return result
+
+
+def baseline_scans(table: pd.DataFrame) -> pd.DataFrame:
+    """One scan per participant (the first by scan id), so repeat scans do not count twice."""
+    return table.sort_values("scan_id").drop_duplicates("participant_id").reset_index(drop=True)
+
+
+def accuracy_table(
+    table: pd.DataFrame, columns: dict[str, str], truth: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Healthy-test accuracy of each brain-age column, on raw predictions.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The brain-age table (``role``, ``age`` and the brain-age columns).
+    columns : dict
+        Label → brain-age column, e.g. ``{"ensemble": "brain_age", "vgg3d": "pred_vgg3d"}``.
+    truth : DataFrame, optional
+        Simulation truth indexed by ``participant_id`` with ``true_brain_age``: adds the
+        floor MAE of the same test participants (what a perfect model would score) and
+        each model's MAE above it.
+    """
+    test = baseline_scans(table[table["role"] == "test"])
+    rows = [{"model": label, **accuracy(test["age"], test[col])} for label, col in columns.items()]
+    result = pd.DataFrame(rows)
+    if truth is not None:
+        true_age = truth.loc[test["participant_id"], "true_brain_age"].to_numpy()
+        result["floor_mae"] = float(np.abs(true_age - test["age"].to_numpy()).mean())
+        result["mae_above_floor"] = result["mae"] - result["floor_mae"]
+    return result
+
+
+def group_tables(
+    table: pd.DataFrame,
+    control_group: str,
+    control_min_age: float,
+    value: str = "brain_pad_corrected",
+    truth: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Brain-PAD by group and the group comparisons (controls vs patients, patients pairwise).
+
+    Controls are the healthy participants aged ``control_min_age`` or more (their
+    out-of-fold or held-out predictions), so they match the patients' age range.
+
+    Returns
+    -------
+    by_group : DataFrame
+        ``group, n, mean, sd`` of ``value`` (and ``true_mean`` of the simulated brain-PAD
+        when ``truth`` is given).
+    comparisons : DataFrame
+        :func:`compare_groups` rows, patient group first, Bonferroni over all pairs.
+    """
+    people = baseline_scans(table[table["role"] != "excluded"])
+    keep = (people["group"] != control_group) | (people["age"] >= control_min_age)
+    people = people[keep]
+    summary = people.groupby("group", sort=False)[value].agg(["size", "mean", "std"])
+    summary = summary.rename(columns={"size": "n", "std": "sd"}).reset_index()
+    if truth is not None:
+        true_pad = truth.loc[people["participant_id"], "true_brain_pad"].to_numpy()
+        means = pd.Series(true_pad, index=people.index).groupby(people["group"]).mean()
+        summary["true_mean"] = summary["group"].map(means)
+    patients = [g for g in people["group"].unique() if g != control_group]
+    pairs = [(g, control_group) for g in patients] + list(combinations(patients, 2))
+    return summary, compare_groups(people, value, pairs=pairs)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from brainpad.arrays import array_files
 from brainpad.inputs import describe_scan, discover_scans
+from brainpad.models import get_spec
 from brainpad.preprocess import output_paths
 from brainpad.simulate import Settings, expected_outputs
 from brainpad.templates import template_files
@@ -21,6 +22,19 @@ MANIFEST_SKIPPED = "results/manifest_skipped.tsv"
 QC_TABLE = "results/preproc/qc.tsv"
 FOLDS = "results/folds.tsv"
 ROI_VOLUMES = "results/regions/roi_volumes.tsv"
+BRAIN_AGE = "results/ensemble/brain_age.tsv"
+ENSEMBLE_FITS = "results/ensemble/fits.json"
+STATS = {
+    name: f"results/stats/{name}.tsv"
+    for name in ("accuracy", "brain_pad_by_group", "group_comparison")
+}
+REPORT_FIGURES = {
+    name: f"results/report/{name}.png" for name in ("predicted_vs_age", "brain_pad_by_group", "qc")
+}
+REPORT_TABLES = {"qc_failed": "results/report/qc_failed.tsv"}
+TRUTH_SUBJECTS = f"{BIDS_DIR}/derivatives/simulation/subjects.tsv"
+MODELS = config["models"]["names"]
+FOLD_IDS = list(range(config["folds"]["k"]))
 ARRAYS = {key: str(path) for key, path in array_files("results/arrays").items()}
 TEMPLATES = {
     key: str(path)
@@ -44,6 +58,8 @@ wildcard_constraints:
     scan=r"sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
     session=r"ses-[A-Za-z0-9]+",
     modality=r"[A-Za-z0-9]+",
+    model=r"[a-z0-9_]+",
+    fold=r"[0-9]+",
 
 
 def simulation_settings():
@@ -111,3 +127,33 @@ def modulated_maps(tissues=("gm", "wm")):
         for scan, subject in T1W_SCANS["participant_id"].items()
         for tissue in tissues
     ]
+
+
+def model_files(model, fold):
+    """Outputs of one model x fold training job (wildcard patterns or concrete names)."""
+    folder = f"results/models/{model}/fold-{fold}"
+    return {"predictions": f"{folder}/predictions.tsv", "state": f"{folder}/model.pt"}
+
+
+def all_predictions():
+    """Prediction tables of every configured model and fold."""
+    return [model_files(m, f)["predictions"] for m in MODELS for f in FOLD_IDS]
+
+
+def train_inputs(wildcards):
+    """What a model reads: the ROI table (tabular models) or the cohort arrays (image)."""
+    if get_spec(wildcards.model).kind == "tabular":
+        return {"folds": FOLDS, "roi": ROI_VOLUMES}
+    return {"folds": FOLDS, "volumes": ARRAYS["volumes"], "index": ARRAYS["index"]}
+
+
+def train_data_args(wildcards, input):
+    """The `brainpad train` options naming the model's data."""
+    if "roi" in input.keys():
+        return f"--roi {input.roi}"
+    return f"--volumes {input.volumes} --index {input.index}"
+
+
+def is_image_model(wildcards):
+    """1 when the model is a network (gets a GPU when the executor has one), else 0."""
+    return int(get_spec(wildcards.model).kind == "image")

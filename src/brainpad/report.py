@@ -1,0 +1,131 @@
+"""Figures for the HTML report (``brainpad report``); Snakemake's ``report()`` collects them.
+
+Each function draws one figure from the workflow's tables and saves it as PNG. On the
+simulated cohort the figures also show the truth: the floor MAE and the simulated group
+brain-PAD.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from brainpad.stats import baseline_scans
+
+
+def _save(fig: plt.Figure, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def predicted_vs_age(
+    table: pd.DataFrame, columns: dict[str, str], accuracy: pd.DataFrame, path: str | Path
+) -> None:
+    """Predicted against chronological age, one panel per model and the ensemble.
+
+    Healthy test participants in blue, patients coloured by group; titles carry the test
+    MAE (and the floor on simulated data).
+    """
+    people = baseline_scans(table[table["role"].isin(["test", "clinical"])])
+    patients = people.loc[people["role"] == "clinical", "group"].unique().tolist()
+    colours = dict(zip(patients, plt.cm.tab10(np.arange(1, len(patients) + 1)), strict=True))
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 4.2), squeeze=False)
+    values = np.r_[people["age"], *(people[c] for c in columns.values())]
+    lo, hi = float(np.nanmin(values)) - 5, float(np.nanmax(values)) + 5
+    for ax, (label, column) in zip(axes[0], columns.items(), strict=True):
+        test = people[people["role"] == "test"]
+        ax.scatter(test["age"], test[column], s=14, color="tab:blue", label="healthy test")
+        for group, part in people[people["role"] == "clinical"].groupby("group", sort=False):
+            ax.scatter(
+                part["age"], part[column], s=14, color=colours[group], marker="^", label=str(group)
+            )
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
+        row = accuracy.set_index("model").loc[label]
+        title = f"{label}: MAE {row['mae']:.2f} y, r {row['r']:.2f}"
+        if "floor_mae" in row:
+            title += f"\n(floor {row['floor_mae']:.2f} y)"
+        ax.set(
+            title=title,
+            xlabel="chronological age (y)",
+            ylabel="predicted age (y)",
+            xlim=(lo, hi),
+            ylim=(lo, hi),
+        )
+    axes[0][0].legend(fontsize=8, loc="upper left")
+    _save(fig, path)
+
+
+def brain_pad_by_group(
+    table: pd.DataFrame,
+    by_group: pd.DataFrame,
+    control_group: str,
+    control_min_age: float,
+    path: str | Path,
+    value: str = "brain_pad_corrected",
+) -> None:
+    """Corrected brain-PAD per group (controls ≥ ``control_min_age``), box + points.
+
+    A red diamond marks the simulated true mean brain-PAD of the group when known.
+    """
+    people = baseline_scans(table[table["role"] != "excluded"])
+    people = people[(people["group"] != control_group) | (people["age"] >= control_min_age)]
+    groups = by_group["group"].tolist()
+    data = [people.loc[people["group"] == g, value].to_numpy() for g in groups]
+    fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 4.2))
+    ax.boxplot(data, showfliers=False)
+    ax.set_xticks(range(1, len(groups) + 1), groups)
+    rng = np.random.default_rng(0)
+    for k, values in enumerate(data, start=1):
+        ax.scatter(k + rng.uniform(-0.15, 0.15, values.size), values, s=10, alpha=0.6)
+    if "true_mean" in by_group:
+        ax.scatter(
+            range(1, len(groups) + 1),
+            by_group["true_mean"],
+            marker="D",
+            s=60,
+            color="red",
+            zorder=3,
+            label="simulated truth (mean)",
+        )
+        ax.legend(fontsize=8)
+    ax.axhline(0, color="grey", lw=1, ls="--")
+    ax.set(
+        ylabel="brain-PAD, bias-corrected (y)",
+        title=f"brain-PAD by group ({control_group} aged ≥ {control_min_age:g})",
+    )
+    _save(fig, path)
+
+
+def qc_summary(
+    qc: pd.DataFrame, min_similarity: float, tiv_range: Sequence[float], path: str | Path
+) -> None:
+    """Registration similarity against TIV for every scan, thresholds drawn, failures in red."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    passed = qc["passed"].astype(bool)
+    ax.scatter(qc.loc[passed, "tiv_ml"], qc.loc[passed, "similarity"], s=12, label="passed")
+    ax.scatter(
+        qc.loc[~passed, "tiv_ml"],
+        qc.loc[~passed, "similarity"],
+        s=30,
+        color="red",
+        marker="x",
+        label=f"failed ({(~passed).sum()})",
+    )
+    ax.axhline(min_similarity, color="grey", ls="--", lw=1)
+    for tiv in tiv_range:
+        ax.axvline(tiv, color="grey", ls="--", lw=1)
+    ax.set(
+        xlabel="total intracranial volume (ml)",
+        ylabel="similarity to template",
+        title=f"QC: {passed.sum()} of {len(qc)} scans passed",
+    )
+    ax.legend(fontsize=8)
+    _save(fig, path)

@@ -1,0 +1,181 @@
+"""Model registry, the two base models, fold sets and the training loop."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from brainpad.models import REGISTRY, get_spec, ridge_roi
+from brainpad.models.vgg3d import VGG3D
+from brainpad.train import fit_network, fold_sets, train_fold
+
+VGG_PARAMS = {
+    "widths": [4, 8],
+    "dense": [16],
+    "batch_size": 4,
+    "learning_rate": 0.003,
+    "max_epochs": 4,
+    "patience": 10,
+    "validation_fraction": 0.125,
+}
+
+
+def test_registry_knows_both_models_and_names_the_alternatives():
+    assert {"ridge_roi", "vgg3d"} <= set(REGISTRY)
+    assert get_spec("vgg3d").kind == "image" and get_spec("ridge_roi").kind == "tabular"
+    with pytest.raises(KeyError, match=r"unknown model 'resnet'.*known models"):
+        get_spec("resnet")
+
+
+@pytest.mark.parametrize("shape", [(10, 12, 10), (17, 21, 19), (5, 5, 5)])
+def test_vgg3d_accepts_any_crop(shape):
+    net = VGG3D(2, shape, widths=(4, 8, 8), dense=(16,))
+    out = net(torch.zeros(3, 2, *shape))
+    assert out.shape == (3,)
+
+
+def test_vgg3d_has_study4_blocks():
+    net = VGG3D(2, (32, 32, 32))
+    convs = [m for m in net.features if isinstance(m, torch.nn.Conv3d)]
+    assert [c.out_channels for c in convs] == [16, 32, 64, 128, 256]
+    assert sum(isinstance(m, torch.nn.BatchNorm3d) for m in net.features) == 5
+    dense = [m.out_features for m in net.head if isinstance(m, torch.nn.Linear)]
+    assert dense == [512, 128, 1]
+
+
+def test_ridge_recovers_a_linear_age_signal():
+    rng = np.random.default_rng(0)
+    age = rng.uniform(20, 80, 200)
+    features = pd.DataFrame({"a": 3000 - 10 * age, "b": rng.normal(0, 1, 200), "c": 0.0})
+    state = ridge_roi.fit(features, age, alphas=[1e-3, 1.0])
+    assert np.abs(ridge_roi.predict(state, features) - age).max() < 0.5
+    assert json.dumps(state)  # plain values only: safe to save without pickle
+    with pytest.raises(ValueError, match="lacks 1 training columns"):
+        ridge_roi.predict(state, features.drop(columns="b"))
+
+
+def test_fold_sets_keep_participants_together(synthetic_folds):
+    sets = fold_sets(synthetic_folds, 1, validation_fraction=0.2)
+    assert set(sets) == {"train", "validation", "oof", "heldout"}
+    per_person = synthetic_folds.assign(set=sets).groupby("participant_id")["set"].nunique()
+    assert per_person.max() == 1
+    assert (synthetic_folds.loc[sets == "oof", "fold"] == 1).all()
+    assert (synthetic_folds.loc[sets == "heldout", "role"] != "train").all()
+    with pytest.raises(ValueError, match=r"fold 3 does not exist: folds\.tsv has folds 0\.\.2"):
+        fold_sets(synthetic_folds, 3)
+
+
+def test_fold_sets_leave_failed_scans_out(synthetic_folds):
+    folds = synthetic_folds.copy()
+    clinical = folds.index[folds["role"] == "clinical"][0]
+    folds.loc[clinical, "qc_passed"] = False
+    assert fold_sets(folds, 0)[clinical] == ""
+
+
+def test_train_fold_ridge_predicts_oof_and_heldout(synthetic_inputs, tmp_path):
+    table = train_fold(
+        "ridge_roi",
+        0,
+        synthetic_inputs["folds"],
+        {"alphas": [1.0, 10.0]},
+        1,
+        tmp_path / "pred.tsv",
+        tmp_path / "model.pt",
+        roi_path=synthetic_inputs["roi"],
+    )
+    written = pd.read_csv(tmp_path / "pred.tsv", sep="\t")
+    assert written.columns.tolist() == ["scan_id", "model", "fold", "set", "predicted"]
+    assert set(written["set"]) == {"oof", "heldout"}
+    folds = pd.read_csv(synthetic_inputs["folds"], sep="\t").set_index("scan_id")
+    error = np.abs(table["predicted"].to_numpy() - folds.loc[table["scan_id"], "age"])
+    assert error.mean() < 8  # the features carry biological age (offset SD 3 y)
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert state["model"] == "ridge_roi" and len(state["coef"]) == 6
+
+
+def test_train_fold_vgg3d_writes_predictions_and_removes_checkpoint(synthetic_inputs, tmp_path):
+    torch.set_num_threads(1)
+    table = train_fold(
+        "vgg3d",
+        2,
+        synthetic_inputs["folds"],
+        VGG_PARAMS,
+        1,
+        tmp_path / "pred.tsv",
+        tmp_path / "model.pt",
+        volumes_path=synthetic_inputs["volumes"],
+        index_path=synthetic_inputs["index"],
+    )
+    assert np.isfinite(table["predicted"]).all()
+    assert not (tmp_path / "model.checkpoint.pt").exists()
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert len(state["history"]) == 4 and state["input_shape"] == [10, 12, 10]
+    net = VGG3D(
+        state["in_channels"],
+        state["input_shape"],
+        **{k: state["params"][k] for k in ("widths", "dense")},
+    )
+    net.load_state_dict(state["state_dict"])  # the saved state rebuilds the network
+
+
+def _fit(volumes, max_epochs, checkpoint, signature="data-v1"):
+    torch.manual_seed(0)
+    net = VGG3D(2, volumes.shape[2:], widths=(4, 8), dense=(8,))
+    rows = np.arange(24)
+    ages = np.linspace(20, 80, 24)
+    params = {**VGG_PARAMS, "max_epochs": max_epochs}
+    best, history, *_ = fit_network(
+        net,
+        volumes,
+        (rows[:18], ages[:18]),
+        (rows[18:], ages[18:]),
+        params,
+        7,
+        torch.device("cpu"),
+        checkpoint,
+        signature,
+    )
+    return best, history
+
+
+def test_training_resumes_from_its_checkpoint_exactly(synthetic_inputs, tmp_path):
+    torch.set_num_threads(1)
+    volumes = np.load(synthetic_inputs["volumes"], mmap_mode="r")
+    straight, history = _fit(volumes, 4, tmp_path / "a.pt")
+    _fit(volumes, 2, tmp_path / "b.pt")  # "killed" after two epochs
+    resumed, resumed_history = _fit(volumes, 4, tmp_path / "b.pt")
+    assert [h["epoch"] for h in resumed_history] == [1, 2, 3, 4]
+    assert [h["validation_mae"] for h in resumed_history] == [h["validation_mae"] for h in history]
+    for name, tensor in straight.items():
+        assert torch.equal(tensor, resumed[name]), name
+
+
+def test_a_stale_checkpoint_is_ignored(synthetic_inputs, tmp_path):
+    volumes = np.load(synthetic_inputs["volumes"], mmap_mode="r")
+    _fit(volumes, 2, tmp_path / "c.pt", signature="old data")
+    _, history = _fit(volumes, 1, tmp_path / "c.pt", signature="new data")
+    assert len(history) == 1
+
+
+def test_early_stopping_stops(synthetic_inputs, tmp_path):
+    volumes = np.load(synthetic_inputs["volumes"], mmap_mode="r")
+    torch.manual_seed(0)
+    net = VGG3D(2, volumes.shape[2:], widths=(4,), dense=(4,))
+    params = {**VGG_PARAMS, "learning_rate": 0.0, "max_epochs": 50, "patience": 3}
+    ages = np.linspace(20, 80, 24)
+    _, history, *_ = fit_network(
+        net,
+        volumes,
+        (np.arange(18), ages[:18]),
+        (np.arange(18, 24), ages[18:]),
+        params,
+        0,
+        torch.device("cpu"),
+        tmp_path / "d.pt",
+        "x",
+    )
+    assert len(history) == 4  # no learning: the first epoch stays best, then 3 more

@@ -1,0 +1,25 @@
+# Stacking head over the base models, then the global bias correction (calibration set).
+
+
+rule ensemble:
+    input:
+        folds=FOLDS,
+        predictions=all_predictions(),
+    output:
+        table=BRAIN_AGE,
+        fits=ENSEMBLE_FITS,
+    params:
+        models=MODELS,
+        alpha=config["models"]["stacking_alpha"],
+    log:
+        log_path("ensemble"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "brainpad ensemble --folds {input.folds} --models {params.models}"
+        " --alpha {params.alpha} --out {output.table} --fits {output.fits}"
+        " {input.predictions} > {log} 2>&1"

@@ -1,0 +1,55 @@
+# Figures and tables of the HTML report (`snakemake --report results/report.html`).
+
+
+rule report_figures:
+    input:
+        brain_age=BRAIN_AGE,
+        qc=QC_TABLE,
+        stats=list(STATS.values()),
+    output:
+        predicted_vs_age=report(
+            REPORT_FIGURES["predicted_vs_age"],
+            caption="../report/predicted_vs_age.rst",
+            category="Results",
+            labels={"figure": "predicted vs chronological age"},
+        ),
+        brain_pad_by_group=report(
+            REPORT_FIGURES["brain_pad_by_group"],
+            caption="../report/brain_pad_by_group.rst",
+            category="Results",
+            labels={"figure": "brain-PAD by group"},
+        ),
+        qc=report(
+            REPORT_FIGURES["qc"],
+            caption="../report/qc.rst",
+            category="Quality control",
+            labels={"figure": "QC summary"},
+        ),
+        qc_failed=report(
+            REPORT_TABLES["qc_failed"],
+            caption="../report/qc_failed.rst",
+            category="Quality control",
+            labels={"table": "scans that failed QC"},
+        ),
+    params:
+        models=MODELS,
+        control_group=config["control_group"],
+        control_min_age=config["stats"]["control_min_age"],
+        min_similarity=config["qc"]["min_similarity"],
+        tiv_range=config["qc"]["tiv_range_ml"],
+        stats_dir=lambda wildcards, input: Path(input.stats[0]).parent,
+        out_dir=lambda wildcards, output: Path(output.qc).parent,
+    log:
+        log_path("report_figures"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "brainpad report --brain-age {input.brain_age} --qc {input.qc}"
+        " --stats-dir {params.stats_dir} --models {params.models}"
+        " --control-group {params.control_group} --control-min-age {params.control_min_age}"
+        " --min-similarity {params.min_similarity} --tiv-range {params.tiv_range}"
+        " --out-dir {params.out_dir} > {log} 2>&1"

@@ -1,0 +1,44 @@
+# Healthy-test accuracy and brain-PAD group comparisons (results/stats/*.tsv).
+
+
+rule stats:
+    input:
+        brain_age=BRAIN_AGE,
+        truth=[TRUTH_SUBJECTS] if SIMULATED else [],
+    output:
+        accuracy=report(
+            STATS["accuracy"],
+            caption="../report/accuracy.rst",
+            category="Results",
+            labels={"table": "healthy-test accuracy"},
+        ),
+        brain_pad_by_group=report(
+            STATS["brain_pad_by_group"],
+            caption="../report/group_tables.rst",
+            category="Results",
+            labels={"table": "brain-PAD by group"},
+        ),
+        group_comparison=report(
+            STATS["group_comparison"],
+            caption="../report/group_tables.rst",
+            category="Results",
+            labels={"table": "group comparisons"},
+        ),
+    params:
+        models=MODELS,
+        control_group=config["control_group"],
+        control_min_age=config["stats"]["control_min_age"],
+        truth=lambda wildcards, input: f"--truth {input.truth}" if input.truth else "",
+        out_dir=lambda wildcards, output: Path(output.accuracy).parent,
+    log:
+        log_path("stats"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "brainpad stats --brain-age {input.brain_age} --models {params.models}"
+        " --control-group {params.control_group} --control-min-age {params.control_min_age}"
+        " {params.truth} --out-dir {params.out_dir} > {log} 2>&1"
