@@ -1,0 +1,116 @@
+"""Blocks for the voxelwise U-Net: sampling training blocks and tiling whole brains.
+
+A block network maps an input block of ``size_in``³ voxels to the central output block of
+``size_out``³ voxels; the margin ``(size_in - size_out) / 2`` is context. Positions are
+given by the *corner* of the output block in the coordinates of the (cropped) volume;
+input voxels outside the volume read as zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+
+def margin(size_in: int, size_out: int) -> int:
+    """Context voxels on each side of the output block."""
+    if (size_in - size_out) % 2:
+        msg = f"input block {size_in} and output block {size_out} must differ by an even number"
+        raise ValueError(msg)
+    return (size_in - size_out) // 2
+
+
+def padded(volume: np.ndarray, size_in: int, size_out: int) -> np.ndarray:
+    """``volume`` (channels, x, y, z) as float32, zero-padded by the block margin."""
+    m = margin(size_in, size_out)
+    return np.pad(np.asarray(volume, dtype=np.float32), [(0, 0)] + [(m, m)] * 3)
+
+
+def extract(padded_volume: np.ndarray, corners: np.ndarray, size_in: int) -> np.ndarray:
+    """Input blocks (n, channels, s, s, s) at output-block ``corners`` of a padded volume.
+
+    In padded coordinates the input block of output corner ``c`` starts at ``c`` itself.
+    """
+    blocks = np.empty((len(corners), padded_volume.shape[0], *(size_in,) * 3), np.float32)
+    for k, (x, y, z) in enumerate(np.asarray(corners, dtype=int)):
+        blocks[k] = padded_volume[:, x : x + size_in, y : y + size_in, z : z + size_in]
+    return blocks
+
+
+def sample_corners(mask: np.ndarray, n: int, size_out: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` output-block corners whose block centre lies inside ``mask`` (the brain).
+
+    Corners are clipped so the output block stays inside the volume.
+    """
+    inside = np.argwhere(mask)
+    centres = inside[rng.integers(0, len(inside), n)]
+    upper = np.array(mask.shape) - size_out
+    return np.clip(centres - size_out // 2, 0, upper)
+
+
+def tile_corners(shape: tuple[int, ...], size_out: int, overlap: int = 0) -> np.ndarray:
+    """Output-block corners covering a volume of ``shape``, neighbours overlapping by
+    ``overlap`` voxels (the last tile on each axis is aligned with the far edge)."""
+    step = size_out - overlap
+    if step < 1:
+        msg = f"overlap {overlap} must be smaller than the output block {size_out}"
+        raise ValueError(msg)
+    axes = []
+    for n in shape:
+        last = max(n - size_out, 0)
+        starts = list(range(0, last + 1, step))
+        if starts[-1] != last:
+            starts.append(last)
+        axes.append(starts)
+    grid = np.meshgrid(*axes, indexing="ij")
+    return np.stack([g.ravel() for g in grid], axis=1)
+
+
+def stitch(
+    predict: Callable[[np.ndarray], np.ndarray],
+    volume: np.ndarray,
+    mask: np.ndarray,
+    size_in: int,
+    size_out: int,
+    overlap: int = 0,
+    batch_size: int = 8,
+) -> np.ndarray:
+    """Tile a whole volume, predict every tile that touches ``mask``, average overlaps.
+
+    Parameters
+    ----------
+    predict : callable
+        Input blocks (n, channels, s_in, s_in, s_in) → output blocks (n, s_out, s_out, s_out).
+    volume : ndarray
+        (channels, x, y, z) maps of one scan.
+    mask : ndarray of bool
+        (x, y, z) voxels to predict (the brain).
+    size_in, size_out, overlap : int
+        Block geometry and tile overlap (voxels).
+    batch_size : int
+        Tiles per call of ``predict`` (bounds memory on GPU and CPU alike).
+
+    Returns
+    -------
+    ndarray
+        (x, y, z) float32 map; NaN outside ``mask``.
+    """
+    source = padded(volume, size_in, size_out)
+    corners = tile_corners(mask.shape, size_out, overlap)
+    touches = [
+        mask[x : x + size_out, y : y + size_out, z : z + size_out].any() for x, y, z in corners
+    ]
+    corners = corners[np.asarray(touches, dtype=bool)]
+    total = np.zeros(mask.shape, np.float64)
+    count = np.zeros(mask.shape, np.int32)
+    for start in range(0, len(corners), batch_size):
+        chunk = corners[start : start + batch_size]
+        out = predict(extract(source, chunk, size_in))
+        for (x, y, z), block in zip(chunk, out, strict=True):
+            total[x : x + size_out, y : y + size_out, z : z + size_out] += block
+            count[x : x + size_out, y : y + size_out, z : z + size_out] += 1
+    result = np.full(mask.shape, np.nan, np.float32)
+    covered = mask & (count > 0)
+    result[covered] = (total[covered] / count[covered]).astype(np.float32)
+    return result

@@ -1,0 +1,149 @@
+"""``local_unet``: the voxelwise local brain-age U-Net of study 1 (``SCIENCE.md`` §1).
+
+A 3D U-Net on blocks: valid (unpadded) 3×3×3 convolutions, two per scale, leaky ReLU 0.2
+and a squeeze-and-excitation unit after each; 2×2×2 average pooling down, 2×2×2
+upsampling up with the cropped skip connection concatenated; ``width`` channels at the
+top, doubling per level. Every output voxel predicts the subject's age (in standard units
+of the training set). Two auxiliary heads (global average pool + dense → one age per
+block) sit at the two coarsest scales.
+
+With valid convolutions the geometry is fixed by the depth and the bottleneck size:
+for ``levels`` pooling steps and a bottleneck of ``b`` voxels,
+
+* output edge ``= 2**levels * b - 4 * (2**levels - 1)``,
+* input edge ``= 2**levels * (b + 4) + 4 * (2**levels - 1)``.
+
+The paper's 52³ → 12³ at 1.5 mm is ``levels=2, b=6``. :func:`block_geometry` computes
+this, and :func:`geometry_for_voxel` picks levels and bottleneck for another working voxel
+size so that the receptive field and the output block keep their size in mm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def block_geometry(levels: int, bottleneck: int) -> tuple[int, int]:
+    """(input edge, output edge) in voxels of a valid-convolution U-Net."""
+    scale = 2**levels
+    return scale * (bottleneck + 4) + 4 * (scale - 1), scale * bottleneck - 4 * (scale - 1)
+
+
+def geometry_for_voxel(
+    voxel_mm: float, receptive_mm: float = 61.5, output_mm: float = 18.0
+) -> tuple[int, int]:
+    """(levels, bottleneck) that scale the paper's block geometry to ``voxel_mm``.
+
+    The depth sets the receptive field (input − output + 1 voxels: 41 for two levels,
+    17 for one); it is chosen closest to the paper's 41 × 1.5 = 61.5 mm. The bottleneck
+    then sets the output block, chosen closest to the paper's 12 × 1.5 = 18 mm (at least
+    4 voxels). At 1.5 mm this gives the paper's 52³ → 12³; at 2 mm 48³ → 8³; at 3 mm
+    22³ → 6³.
+    """
+
+    def receptive(levels: int) -> int:
+        size_in, size_out = block_geometry(levels, 10)
+        return size_in - size_out + 1
+
+    levels = min((2, 1), key=lambda n: abs(receptive(n) * voxel_mm - receptive_mm))
+    candidates = [b for b in range(2, 64) if block_geometry(levels, b)[1] >= 4]
+    bottleneck = min(
+        candidates, key=lambda b: abs(block_geometry(levels, b)[1] * voxel_mm - output_mm)
+    )
+    return levels, bottleneck
+
+
+class SqueezeExcite(nn.Module):
+    """Channel attention (Hu et al.): global pool → bottleneck MLP → sigmoid gate."""
+
+    def __init__(self, channels: int, reduction: int = 4) -> None:
+        super().__init__()
+        hidden = max(1, channels // reduction)
+        self.gate = nn.Sequential(
+            nn.AdaptiveAvgPool3d(1),
+            nn.Flatten(),
+            nn.Linear(channels, hidden),
+            nn.ReLU(inplace=True),
+            nn.Linear(hidden, channels),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` scaled channel by channel."""
+        return x * self.gate(x)[:, :, None, None, None]
+
+
+def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for c in (c_in, c_out):
+        layers += [nn.Conv3d(c, c_out, 3), nn.LeakyReLU(0.2, inplace=True), SqueezeExcite(c_out)]
+    return nn.Sequential(*layers)
+
+
+def _crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """The centre ``size`` of ``x``'s spatial dimensions."""
+    starts = [(s - t) // 2 for s, t in zip(x.shape[2:], size, strict=True)]
+    return x[
+        :,
+        :,
+        starts[0] : starts[0] + size[0],
+        starts[1] : starts[1] + size[1],
+        starts[2] : starts[2] + size[2],
+    ]
+
+
+class LocalUNet(nn.Module):
+    """Block-wise voxel brain-age U-Net.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input maps (GM and WM: 2).
+    width : int
+        Channels at the top scale (64 in the paper), doubling per level.
+    levels : int
+        Pooling steps (2 in the paper).
+    """
+
+    def __init__(self, in_channels: int = 2, width: int = 64, levels: int = 2) -> None:
+        super().__init__()
+        widths = [width * 2**k for k in range(levels + 1)]
+        self.down = nn.ModuleList()
+        c = in_channels
+        for w in widths[:-1]:
+            self.down.append(_double_conv(c, w))
+            c = w
+        self.pool = nn.AvgPool3d(2)
+        self.bottom = _double_conv(c, widths[-1])
+        self.upsample = nn.Upsample(scale_factor=2, mode="nearest")
+        self.up = nn.ModuleList(
+            _double_conv(widths[k + 1] + widths[k], widths[k]) for k in reversed(range(levels))
+        )
+        self.out = nn.Conv3d(widths[0], 1, 1)
+        # auxiliary block-level heads at the two coarsest scales (bottleneck, first up)
+        self.aux = nn.ModuleList(nn.Linear(w, 1) for w in (widths[-1], widths[-2]))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Voxel ages (batch, 1, out, out, out) and the auxiliary block ages [(batch,), ...]."""
+        skips = []
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottom(x)
+        features = [x]
+        for block, skip in zip(self.up, reversed(skips), strict=True):
+            x = self.upsample(x)
+            x = block(torch.cat([_crop(skip, x.shape[2:]), x], dim=1))
+            features.append(x)
+        coarse = features[:2]  # bottleneck and first up scale
+        aux = [h(f.mean(dim=(2, 3, 4))).squeeze(1) for h, f in zip(self.aux, coarse, strict=True)]
+        return self.out(x), aux
+
+
+def build(in_channels: int, params: dict) -> LocalUNet:
+    """The network for the config's ``models.local_unet`` settings."""
+    return LocalUNet(in_channels, params["width"], params["levels"])

@@ -1,0 +1,84 @@
+"""Block sampling, tiling and stitching for the voxelwise U-Net."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from brainpad.blocks import extract, margin, padded, sample_corners, stitch, tile_corners
+from brainpad.models.unet_local import LocalUNet, block_geometry, geometry_for_voxel
+
+
+@pytest.mark.parametrize("overlap", [0, 2, 5])
+def test_tiles_cover_every_voxel(overlap):
+    shape = (23, 17, 30)
+    corners = tile_corners(shape, 6, overlap)
+    covered = np.zeros(shape, int)
+    for x, y, z in corners:
+        covered[x : x + 6, y : y + 6, z : z + 6] += 1
+    assert covered.min() >= 1
+    assert (corners >= 0).all() and (corners + 6 <= np.array(shape)).all()
+
+
+def test_stitching_a_centre_crop_gives_back_the_volume():
+    rng = np.random.default_rng(0)
+    volume = rng.normal(size=(2, 20, 18, 16)).astype(np.float32)
+    mask = np.zeros((20, 18, 16), bool)
+    mask[3:17, 2:15, 4:12] = True
+    size_in, size_out = 14, 6
+    m = margin(size_in, size_out)
+
+    def centre(blocks):
+        return blocks[:, 0, m : m + size_out, m : m + size_out, m : m + size_out]
+
+    for overlap in (0, 3):
+        result = stitch(centre, volume, mask, size_in, size_out, overlap, batch_size=5)
+        np.testing.assert_allclose(result[mask], volume[0][mask], rtol=1e-6)
+        assert np.isnan(result[~mask]).all()
+
+
+def test_stitched_constant_input_equals_the_per_block_output():
+    torch.manual_seed(0)
+    net = LocalUNet(2, width=4, levels=1).eval()
+    size_in, size_out = block_geometry(1, 4)
+    edge = size_out + margin(size_in, size_out)  # tiles touching the mask read no padding
+    shape = (2 * edge + 6,) * 3
+    volume = np.full((2, *shape), 0.5, np.float32)
+    mask = np.zeros(shape, bool)
+    inner = slice(edge, edge + 6)
+    mask[inner, inner, inner] = True
+
+    @torch.no_grad()
+    def predict(blocks):
+        return net(torch.from_numpy(blocks))[0][:, 0].numpy()
+
+    block = predict(np.full((1, 2, size_in, size_in, size_in), 0.5, np.float32))
+    assert np.ptp(block) < 1e-5  # a constant input gives a constant block
+    result = stitch(predict, volume, mask, size_in, size_out, overlap=2)
+    np.testing.assert_allclose(result[mask], block.flat[0], rtol=1e-5)
+
+
+def test_sampled_blocks_are_centred_in_the_brain():
+    mask = np.zeros((30, 30, 30), bool)
+    mask[10:20, 12:18, 5:25] = True
+    corners = sample_corners(mask, 200, 6, np.random.default_rng(1))
+    centres = corners + 3
+    assert mask[tuple(np.clip(centres, 0, 29).T)].mean() > 0.9
+    volume = np.arange(2 * 30**3, dtype=np.float32).reshape(2, 30, 30, 30)
+    blocks = extract(padded(volume, 16, 6), corners[:3], 16)
+    x, y, z = corners[0]
+    np.testing.assert_array_equal(
+        blocks[0, :, 5:11, 5:11, 5:11], volume[:, x : x + 6, y : y + 6, z : z + 6]
+    )
+
+
+def test_geometry_follows_the_paper_and_scales_with_the_voxel():
+    assert block_geometry(2, 6) == (52, 12)  # study 1 at 1.5 mm
+    assert geometry_for_voxel(1.5) == (2, 6)
+    size_in, size_out = block_geometry(*geometry_for_voxel(3.0))
+    assert abs(size_out * 3.0 - 18) <= 3 and size_in > size_out
+    with pytest.raises(ValueError, match="even number"):
+        margin(13, 6)
+    with pytest.raises(ValueError, match="overlap 6 must be smaller"):
+        tile_corners((10, 10, 10), 6, 6)
