@@ -22,6 +22,7 @@ include: "workflow/rules/arrays.smk"
 include: "workflow/rules/regions.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/ensemble.smk"
+include: "workflow/rules/maps.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/report.smk"
 
@@ -37,3 +38,4 @@ rule all:
         stats=list(STATS.values()),
         figures=list(REPORT_FIGURES.values()),
         tables=list(REPORT_TABLES.values()),
+        local_maps=[LOCAL_MAPS["age_dependence"]] if VOXEL_MODELS else [],

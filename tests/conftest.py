@@ -118,8 +118,10 @@ def synthetic_folds() -> pd.DataFrame:
     roles = assign_roles(people, "HC", n_folds=3, seed=1)
     table = people.merge(roles, on="participant_id")
     table["scan_id"] = table["participant_id"] + "_ses-1"
-    repeats = table[table["role"] == "train"].head(2).assign(
-        scan_id=lambda t: t["participant_id"] + "_ses-2"
+    repeats = (
+        table[table["role"] == "train"]
+        .head(2)
+        .assign(scan_id=lambda t: t["participant_id"] + "_ses-2")
     )
     table = pd.concat([table, repeats], ignore_index=True)
     table["sex"] = "F"
@@ -160,9 +162,17 @@ def synthetic_inputs(
     gm = (grid[None] < radius[:, None, None, None]).astype(np.float16)
     volumes = np.stack([gm, 1 - gm], axis=1)
     np.save(files["volumes"], volumes)
-    pd.DataFrame({"row": np.arange(len(folds)), "scan_id": folds["scan_id"]}).to_csv(
-        files["index"], sep="\t", index=False
-    )
+    index = pd.DataFrame({"row": np.arange(len(folds)), "scan_id": folds["scan_id"]})
+    index = index.assign(crop_x="2:12", crop_y="1:13", crop_z="0:10")  # of a 14x14x12 grid
+    index.to_csv(files["index"], sep="\t", index=False)
+    template_mask = np.zeros((14, 14, 12), np.uint8)
+    template_mask[2:12, 1:13, 0:10] = grid < 4.5
+    write_image(root / "mask.nii.gz", template_mask, zooms=(4.0, 4.0, 4.0))
     folds.to_csv(root / "folds.tsv", sep="\t", index=False)
     rois.to_csv(root / "roi_volumes.tsv", sep="\t", index=False)
-    return {"folds": root / "folds.tsv", "roi": root / "roi_volumes.tsv", **files}
+    return {
+        "folds": root / "folds.tsv",
+        "roi": root / "roi_volumes.tsv",
+        "mask": root / "mask.nii.gz",
+        **files,
+    }

@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from brainpad.blocks import extract, margin, padded, sample_corners, stitch, tile_corners
+from brainpad.blocks import (
+    extract,
+    margin,
+    padded,
+    read_block,
+    sample_corners,
+    stitch,
+    tile_corners,
+)
 from brainpad.models.unet_local import LocalUNet, block_geometry, geometry_for_voxel
 
 
@@ -82,3 +90,12 @@ def test_geometry_follows_the_paper_and_scales_with_the_voxel():
         margin(13, 6)
     with pytest.raises(ValueError, match="overlap 6 must be smaller"):
         tile_corners((10, 10, 10), 6, 6)
+
+
+def test_reading_a_block_from_the_array_matches_padding_the_scan():
+    rng = np.random.default_rng(2)
+    volumes = rng.normal(size=(3, 2, 15, 12, 14)).astype(np.float16)
+    source = padded(volumes[1], 14, 6)
+    for corner in ([0, 0, 0], [9, 6, 8], [4, 3, 2]):
+        expected = extract(source, np.array([corner]), 14)[0]
+        np.testing.assert_array_equal(read_block(volumes, 1, np.array(corner), 14, 6), expected)

@@ -1,11 +1,13 @@
-"""Global bias correction arithmetic."""
+"""Global and voxelwise bias correction arithmetic."""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pytest
 
-from brainpad.debias import LinearBias
+from brainpad.debias import LinearBias, VoxelBias, age_bin_edges
 
 
 def test_recovers_regression_to_the_mean():
@@ -24,3 +26,39 @@ def test_recovers_regression_to_the_mean():
 def test_needs_calibration_participants():
     with pytest.raises(ValueError, match="at least 3 calibration participants, got 2"):
         LinearBias.fit(np.array([30.0, 40.0]), np.array([1.0, 2.0]))
+
+
+def test_age_bins_follow_study_1():
+    assert age_bin_edges(last=40) == [18, 25, 30, 35, 40]
+
+
+def test_voxel_bias_subtracts_the_mean_map_of_the_scans_age_bin():
+    rng = np.random.default_rng(0)
+    age = np.array([20.0, 22, 24, 27, 28, 29, 31, 33, 34])
+    delta = rng.normal(size=(9, 3, 4, 5))
+    delta[:, 0, 0, 0] = np.nan  # outside the brain
+    bias = VoxelBias.fit(age, delta, [18, 25, 30, 35], min_per_bin=3)
+    np.testing.assert_array_equal(bias.counts, [3, 3, 3])
+    np.testing.assert_allclose(bias.maps[1], delta[3:6].mean(axis=0), rtol=1e-6)
+    corrected = bias.correct(28.5, delta[4])
+    np.testing.assert_allclose(corrected, delta[4] - delta[3:6].mean(axis=0), rtol=1e-6)
+    assert np.isnan(corrected[0, 0, 0])
+    # ages outside the bins use the nearest bin
+    np.testing.assert_allclose(bias.correct(90, delta[0]), delta[0] - bias.maps[2], rtol=1e-6)
+    # the calibration scans' corrected maps average to zero in every bin
+    fixed = np.stack([bias.correct(a, d) for a, d in zip(age, delta, strict=True)])
+    expected = np.zeros((3, 4, 5))
+    expected[0, 0, 0] = np.nan
+    np.testing.assert_allclose(fixed[3:6].mean(axis=0), expected, atol=1e-6)
+
+
+def test_sparse_bins_are_merged_with_a_warning(caplog):
+    age = np.array([20.0, 21, 22, 26, 40, 41, 42, 43])
+    delta = np.zeros((8, 2, 2, 2))
+    with caplog.at_level(logging.WARNING):
+        bias = VoxelBias.fit(age, delta, [18, 25, 30, 35, 45], min_per_bin=3)
+    assert "age bins 30-35, 25-35 held fewer than 3" in caplog.text
+    assert "final bins ['18-35', '35-45']" in caplog.text
+    assert bias.counts.min() >= 3 and bias.counts.sum() == 8
+    with pytest.raises(ValueError, match="at least 3 calibration scans, got 2"):
+        VoxelBias.fit(age[:2], delta[:2], [18, 25], min_per_bin=3)

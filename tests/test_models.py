@@ -179,3 +179,46 @@ def test_early_stopping_stops(synthetic_inputs, tmp_path):
         "x",
     )
     assert len(history) == 4  # no learning: the first epoch stays best, then 3 more
+
+
+LOCAL_PARAMS = {
+    "width": 4,
+    "levels": 1,
+    "bottleneck": 3,
+    "batch_size": 4,
+    "learning_rate": 0.003,
+    "iterations_per_epoch": 3,
+    "max_epochs": 2,
+    "patience": 5,
+    "aux_weights": [0.5, 0.25],
+    "aux_decay_iterations": 4,
+    "validation_fraction": 0.125,
+    "validation_blocks": 2,
+    "tile_overlap": 0.5,
+}
+
+
+def test_train_fold_local_unet_writes_maps_whose_mean_is_the_global_age(synthetic_inputs, tmp_path):
+    torch.set_num_threads(1)
+    table = train_fold(
+        "local_unet",
+        0,
+        synthetic_inputs["folds"],
+        LOCAL_PARAMS,
+        1,
+        tmp_path / "pred.tsv",
+        tmp_path / "model.pt",
+        volumes_path=synthetic_inputs["volumes"],
+        index_path=synthetic_inputs["index"],
+        mask_path=synthetic_inputs["mask"],
+        maps_path=tmp_path / "maps.npy",
+    )
+    maps = np.load(tmp_path / "maps.npy")
+    assert maps.shape == (len(table), 10, 12, 10) and maps.dtype == np.float16
+    brain = np.isfinite(maps[0])
+    assert brain.sum() > 50 and not brain.all()  # masked: NaN outside the brain
+    np.testing.assert_allclose(
+        [np.nanmean(m.astype(np.float32)) for m in maps], table["predicted"], rtol=1e-2
+    )
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert state["block"] == [18, 2] and len(state["history"]) == 2

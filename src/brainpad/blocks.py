@@ -114,3 +114,22 @@ def stitch(
     covered = mask & (count > 0)
     result[covered] = (total[covered] / count[covered]).astype(np.float32)
     return result
+
+
+def read_block(
+    volumes: np.ndarray, row: int, corner: np.ndarray, size_in: int, size_out: int
+) -> np.ndarray:
+    """One input block (channels, s, s, s) read straight from a (memory-mapped) cohort array.
+
+    Only the window is read from disk; the parts outside the volume are zeros.
+    """
+    m = margin(size_in, size_out)
+    shape = np.array(volumes.shape[2:])
+    lo = np.asarray(corner, dtype=int) - m
+    hi = lo + size_in
+    src_lo, src_hi = np.maximum(lo, 0), np.minimum(hi, shape)
+    block = np.zeros((volumes.shape[1], size_in, size_in, size_in), np.float32)
+    dst = tuple(slice(a - b, c - b) for a, b, c in zip(src_lo, lo, src_hi, strict=True))
+    src = tuple(slice(a, c) for a, c in zip(src_lo, src_hi, strict=True))
+    block[(slice(None), *dst)] = volumes[(row, slice(None), *src)]
+    return block

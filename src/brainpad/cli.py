@@ -168,6 +168,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
         index_path=args.index,
         checkpoint=args.checkpoint,
         device=args.device,
+        mask_path=args.mask,
+        maps_path=args.maps,
     )
 
 
@@ -208,6 +210,26 @@ def _cmd_stats(args: argparse.Namespace) -> None:
     write_table_atomic(comparisons, out / "group_comparison.tsv")
     for row in accuracy.itertuples():
         log.info("healthy test %s: MAE %.2f y, r %.2f, R2 %.2f", row.model, row.mae, row.r, row.r2)
+
+
+def _cmd_local_maps(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from brainpad.inputs import write_table_atomic
+    from brainpad.maps import FoldMaps, write_local_maps
+
+    folds = pd.read_csv(args.folds, sep="\t")
+    index = pd.read_csv(args.index, sep="\t")
+    table = write_local_maps(
+        folds,
+        FoldMaps(args.predictions, args.maps),
+        index,
+        args.mask,
+        args.out_dir,
+        args.bin_edges,
+        args.min_per_bin,
+    )
+    write_table_atomic(table, args.age_dependence)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -319,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--roi", help="ROI volume table (tabular models)")
     trn.add_argument("--volumes", help="cohort volume array .npy (image models)")
     trn.add_argument("--index", help="array index TSV (image models)")
+    trn.add_argument("--mask", help="template brain mask (voxel models)")
+    trn.add_argument("--maps", help="output .npy of brain-age maps (voxel models)")
     trn.add_argument("--checkpoint", help="per-epoch checkpoint (resumed from if present)")
     trn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     trn.add_argument("--threads", type=int, default=1, help="CPU threads")
@@ -332,6 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
     ens.add_argument("--fits", required=True, help="stacking and bias fits (JSON)")
     ens.add_argument("predictions", nargs="+", help="every model x fold predictions TSV")
     ens.set_defaults(func=_cmd_ensemble)
+
+    lmp = sub.add_parser("local-maps", help="per-scan brain-age maps, voxelwise-corrected")
+    lmp.add_argument("--folds", required=True)
+    lmp.add_argument("--index", required=True, help="cohort array index (the crop)")
+    lmp.add_argument("--mask", required=True, help="template brain mask")
+    lmp.add_argument("--predictions", nargs="+", required=True, help="per-fold predictions")
+    lmp.add_argument("--maps", nargs="+", required=True, help="per-fold maps (same order)")
+    lmp.add_argument("--bin-edges", type=float, nargs="+", required=True, help="age bins")
+    lmp.add_argument("--min-per-bin", type=int, default=3)
+    lmp.add_argument("--out-dir", required=True, help="folder of the per-scan maps")
+    lmp.add_argument("--age-dependence", required=True, help="output TSV")
+    lmp.set_defaults(func=_cmd_local_maps)
 
     sta = sub.add_parser("stats", help="accuracy and group comparisons of brain-PAD")
     sta.add_argument("--brain-age", required=True)

@@ -8,11 +8,15 @@ old and positive in the young. The global (Cole / de Lange) correction fits
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,88 @@ def correct_table(
         out[f"brain_pad_corrected{suffix}"] = bias.correct(age, delta)
         fits[suffix or "ensemble"] = {"alpha": bias.alpha, "beta": bias.beta, "n": bias.n}
     return out, fits
+
+
+def age_bin_edges(first: tuple[float, float] = (18, 25), width: float = 5, last: float = 100):
+    """Study 1's age bins: ``first`` (18–25), then ``width``-year bins up to ``last``."""
+    return [first[0], *np.arange(first[1], last + width / 2, width).tolist()]
+
+
+@dataclass
+class VoxelBias:
+    """Voxelwise bias correction (study 1): the mean brain-PAD map per age bin.
+
+    Fitted on healthy calibration scans; a scan aged in bin *b* is corrected by
+    subtracting that bin's mean map: Δ̃ᵥ = Δᵥ − Δ̄_{b,v}. Ages below the first edge use
+    the first bin, above the last edge the last bin.
+    """
+
+    edges: np.ndarray
+    maps: np.ndarray
+    counts: np.ndarray
+
+    @classmethod
+    def fit(
+        cls, age: np.ndarray, delta: np.ndarray, edges: list[float], min_per_bin: int = 3
+    ) -> VoxelBias:
+        """Mean brain-PAD map per age bin; bins with fewer than ``min_per_bin`` scans are
+        merged into a neighbour (with a warning naming them).
+
+        Parameters
+        ----------
+        age : ndarray
+            Ages of the calibration scans.
+        delta : ndarray
+            Their brain-PAD maps, (scans, x, y, z); NaN outside the brain.
+        edges : list of float
+            Bin edges (ascending).
+        min_per_bin : int
+            Fewest scans a bin may hold.
+        """
+        age = np.asarray(age, dtype=float)
+        edges = np.asarray(edges, dtype=float)
+        if age.size < min_per_bin:
+            msg = (
+                f"voxelwise bias correction needs at least {min_per_bin} calibration scans, "
+                f"got {age.size}; raise folds.calibration_fraction or add controls"
+            )
+            raise ValueError(msg)
+        counts = np.bincount(_bin_of(age, edges), minlength=len(edges) - 1)
+        merged = []
+        while len(counts) > 1 and counts.min() < min_per_bin:
+            k = int(np.argmin(counts))
+            if k == 0:
+                j = 1
+            elif k == len(counts) - 1:
+                j = k - 1
+            else:
+                j = k - 1 if counts[k - 1] <= counts[k + 1] else k + 1
+            merged.append(f"{edges[k]:g}-{edges[k + 1]:g}")
+            lo, hi = min(j, k), max(j, k)
+            edges = np.delete(edges, hi)  # the shared edge goes
+            counts = np.r_[counts[:lo], counts[lo] + counts[hi], counts[hi + 1 :]]
+        if merged:
+            log.warning(
+                f"voxelwise bias correction: age bins {', '.join(merged)} held fewer than "
+                f"{min_per_bin} calibration scans and were merged with a neighbour; final bins "
+                f"{[f'{a:g}-{b:g}' for a, b in pairwise(edges)]}"
+            )
+        bins = _bin_of(age, edges)
+        maps = np.stack([_nanmean(delta[bins == b]) for b in range(len(edges) - 1)])
+        return cls(edges=edges, maps=maps.astype(np.float32), counts=counts)
+
+    def correct(self, age: float, delta: np.ndarray) -> np.ndarray:
+        """The corrected brain-PAD map of one scan aged ``age``."""
+        return delta - self.maps[_bin_of(np.array([age]), self.edges)[0]]
+
+
+def _bin_of(age: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Bin index of each age (clipped to the first and last bin)."""
+    return np.clip(np.searchsorted(edges, age, side="right") - 1, 0, len(edges) - 2)
+
+
+def _nanmean(stack: np.ndarray) -> np.ndarray:
+    """Mean over the first axis ignoring NaN; NaN where no value is finite (no warning)."""
+    finite = np.isfinite(stack)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(finite, stack, 0).sum(axis=0) / finite.sum(axis=0)

@@ -22,6 +22,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -83,54 +84,48 @@ def _atomic_torch_save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _signature(*parts: object) -> str:
+def fingerprint(*parts: object) -> str:
+    """A hash of data, fold and settings: a checkpoint is resumed only when it matches."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def fit_network(
+def run_epochs(
     net,
-    volumes: np.ndarray,
-    train: tuple[np.ndarray, np.ndarray],
-    validation: tuple[np.ndarray, np.ndarray],
+    optimiser,
+    train_epoch: Callable[[int], float],
+    validate: Callable[[], float],
     params: dict,
-    seed: int,
-    device,
     checkpoint: Path,
     signature: str,
-) -> tuple[dict, list[dict], float, float]:
-    """Train ``net`` with MAE loss and Adam; early stopping on the validation MAE.
+    device,
+) -> tuple[dict, list[dict]]:
+    """The epoch loop shared by all networks: early stopping, checkpoints, resuming.
 
     Parameters
     ----------
-    net : torch.nn.Module
-        Network whose output is age in standard units of the training set.
-    volumes : ndarray
-        The cohort volume array (memory-mapped; read batch by batch).
-    train, validation : (rows, ages)
-        Array rows and ages of the training and early-stopping scans.
+    net, optimiser : torch objects
+        What is trained; their states go into the checkpoint.
+    train_epoch : callable
+        ``train_epoch(epoch)`` runs one epoch and returns its training MAE (years). It
+        must draw its randomness from the epoch number, so a resumed run repeats exactly.
+    validate : callable
+        Returns the validation MAE (years) of the current weights.
     params : dict
-        ``batch_size, learning_rate, max_epochs, patience``.
-    seed : int
-        Seed of the batch order (per epoch, so a resumed run sees the same batches).
-    device : torch.device
-        Where to train.
+        ``max_epochs, patience``.
     checkpoint : Path
         Written after every epoch; resumed from when its signature matches.
     signature : str
         Fingerprint of data, fold and settings.
+    device : torch.device
+        Where the checkpoint's tensors are loaded.
 
     Returns
     -------
-    best_state, history, age_mean, age_sd
-        Weights of the best validation epoch, per-epoch losses, and the age scaling.
+    best_state, history
+        Weights of the best validation epoch and per-epoch figures.
     """
     import torch
 
-    from brainpad.predict import load_batch, predict_network
-
-    rows, ages = train
-    age_mean, age_sd = float(ages.mean()), float(ages.std()) or 1.0
-    optimiser = torch.optim.Adam(net.parameters(), lr=params["learning_rate"])
     state = {"epoch": 0, "best_mae": float("inf"), "best_state": None, "bad": 0, "history": []}
     if checkpoint.is_file():
         saved = torch.load(checkpoint, map_location=device, weights_only=True)
@@ -142,40 +137,26 @@ def fit_network(
             log.info("resuming from %s after epoch %d", checkpoint, state["epoch"])
         else:
             log.info("ignoring %s: it belongs to other data or settings", checkpoint)
-    batch_size, patience = params["batch_size"], params["patience"]
     epochs = range(state["epoch"], params["max_epochs"])
     bar = tqdm(epochs, desc="epochs", disable=not sys.stderr.isatty())
     for epoch in bar:
-        if state["bad"] >= patience:
+        if state["bad"] >= params["patience"]:
             break
         start = time.perf_counter()
         net.train()
-        order = np.random.default_rng([seed, epoch]).permutation(len(rows))
-        losses = []
-        for i in range(0, len(order), batch_size):
-            pick = order[i : i + batch_size]
-            x = load_batch(volumes, rows[pick], device)
-            y = torch.as_tensor(
-                (ages[pick] - age_mean) / age_sd, dtype=torch.float32, device=device
-            )
-            loss = torch.nn.functional.l1_loss(net(x), y)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            losses.append(float(loss.detach()) * len(pick))
-        predicted = predict_network(net, volumes, validation[0], batch_size, device)
-        val_mae = float(np.abs(predicted * age_sd + age_mean - validation[1]).mean())
+        train_mae = train_epoch(epoch)
+        val_mae = validate()
         if val_mae < state["best_mae"] - 1e-6:
             state.update(best_mae=val_mae, bad=0, best_state=copy.deepcopy(net.state_dict()))
         else:
             state["bad"] += 1
-        train_mae = sum(losses) / len(rows) * age_sd
+        seconds = time.perf_counter() - start
         state["history"].append(
             {
                 "epoch": epoch + 1,
                 "train_mae": train_mae,
                 "validation_mae": val_mae,
-                "seconds": time.perf_counter() - start,
+                "seconds": seconds,
             }
         )
         state["epoch"] = epoch + 1
@@ -195,10 +176,80 @@ def fit_network(
             train_mae,
             val_mae,
             state["best_mae"],
-            time.perf_counter() - start,
+            seconds,
         )
         bar.set_postfix(val_mae=f"{val_mae:.2f}")
-    return state["best_state"], state["history"], age_mean, age_sd
+    return state["best_state"], state["history"]
+
+
+def fit_network(
+    net,
+    volumes: np.ndarray,
+    train: tuple[np.ndarray, np.ndarray],
+    validation: tuple[np.ndarray, np.ndarray],
+    params: dict,
+    seed: int,
+    device,
+    checkpoint: Path,
+    signature: str,
+) -> tuple[dict, list[dict], float, float]:
+    """Train a whole-brain network (one age per scan) with MAE loss and Adam.
+
+    Parameters
+    ----------
+    net : torch.nn.Module
+        Network whose output is age in standard units of the training set.
+    volumes : ndarray
+        The cohort volume array (memory-mapped; read batch by batch).
+    train, validation : (rows, ages)
+        Array rows and ages of the training and early-stopping scans.
+    params : dict
+        ``batch_size, learning_rate, max_epochs, patience``.
+    seed : int
+        Seed of the batch order (per epoch, so a resumed run sees the same batches).
+    device : torch.device
+        Where to train.
+    checkpoint, signature
+        See :func:`run_epochs`.
+
+    Returns
+    -------
+    best_state, history, age_mean, age_sd
+        Weights of the best validation epoch, per-epoch figures, and the age scaling.
+    """
+    import torch
+
+    from brainpad.predict import load_batch, predict_network
+
+    rows, ages = train
+    age_mean, age_sd = float(ages.mean()), float(ages.std()) or 1.0
+    optimiser = torch.optim.Adam(net.parameters(), lr=params["learning_rate"])
+    batch_size = params["batch_size"]
+
+    def train_epoch(epoch: int) -> float:
+        order = np.random.default_rng([seed, epoch]).permutation(len(rows))
+        total = 0.0
+        for i in range(0, len(order), batch_size):
+            pick = order[i : i + batch_size]
+            x = load_batch(volumes, rows[pick], device)
+            y = torch.as_tensor(
+                (ages[pick] - age_mean) / age_sd, dtype=torch.float32, device=device
+            )
+            loss = torch.nn.functional.l1_loss(net(x), y)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * len(pick)
+        return total / len(rows) * age_sd
+
+    def validate() -> float:
+        predicted = predict_network(net, volumes, validation[0], batch_size, device)
+        return float(np.abs(predicted * age_sd + age_mean - validation[1]).mean())
+
+    best, history = run_epochs(
+        net, optimiser, train_epoch, validate, params, checkpoint, signature, device
+    )
+    return best, history, age_mean, age_sd
 
 
 def _train_image(
@@ -231,7 +282,7 @@ def _train_image(
         part["validation"] = part["train"]
         log.warning("no validation scans: early stopping watches the training scans")
     net = builders[name](volumes.shape[1], volumes.shape[2:], params).to(device)
-    signature = _signature(
+    signature = fingerprint(
         name,
         fold,
         seed,
@@ -286,6 +337,8 @@ def train_fold(
     index_path: str | Path | None = None,
     checkpoint: str | Path | None = None,
     device: str = "auto",
+    mask_path: str | Path | None = None,
+    maps_path: str | Path | None = None,
 ) -> pd.DataFrame:
     """Train model ``name`` on fold ``fold``; write its predictions and its state.
 
@@ -315,10 +368,13 @@ def train_fold(
         once the fold has finished.
     device : str
         ``auto``, ``cpu``, ``cuda``, ``cuda:1``...
+    mask_path, maps_path : path, optional
+        Voxel models: the template brain mask, and the ``.npy`` of brain-age maps written
+        for the out-of-fold and held-out scans (rows as in the predictions).
     """
     spec = get_spec(name)
     folds = pd.read_csv(folds_path, sep="\t")
-    validation = params.get("validation_fraction", 0.0) if spec.kind == "image" else 0.0
+    validation = params.get("validation_fraction", 0.0) if spec.kind != "tabular" else 0.0
     sets = fold_sets(folds, fold, validation)
     if spec.kind == "tabular":
         features = pd.read_csv(roi_path, sep="\t").set_index("scan_id")
@@ -333,17 +389,34 @@ def train_fold(
             predicted=ridge_roi.predict(state, features[use])
         )
         log.info("%s fold %d: alpha %.3g on %d scans", name, fold, state["alpha"], train.sum())
-    else:
+    elif spec.kind == "image":
         checkpoint = Path(checkpoint or Path(state_path).with_suffix(".checkpoint.pt"))
         table, state = _train_image(
             name, folds, sets, volumes_path, index_path, params, seed, fold, device, checkpoint
+        )
+    else:
+        from brainpad.local import train_local
+
+        checkpoint = Path(checkpoint or Path(state_path).with_suffix(".checkpoint.pt"))
+        table, state = train_local(
+            folds,
+            sets,
+            volumes_path,
+            index_path,
+            mask_path,
+            maps_path,
+            params,
+            seed,
+            fold,
+            device,
+            checkpoint,
         )
     table.insert(1, "model", name)
     table.insert(2, "fold", fold)
     table.insert(3, "set", sets[table.index].to_numpy())
     _atomic_torch_save(state, Path(state_path))
     write_table_atomic(table, predictions_path)
-    if spec.kind == "image":
+    if spec.kind != "tabular":
         checkpoint.unlink(missing_ok=True)
     oof = table[table["set"] == "oof"]
     age = folds.set_index("scan_id").loc[oof["scan_id"], "age"].to_numpy()

@@ -32,6 +32,7 @@ REPORT_FIGURES = {
     name: f"results/report/{name}.png" for name in ("predicted_vs_age", "brain_pad_by_group", "qc")
 }
 REPORT_TABLES = {"qc_failed": "results/report/qc_failed.tsv"}
+LOCAL_MAPS = {"maps": "results/maps/scans", "age_dependence": "results/maps/age_dependence.tsv"}
 TRUTH_SUBJECTS = f"{BIDS_DIR}/derivatives/simulation/subjects.tsv"
 MODELS = config["models"]["names"]
 FOLD_IDS = list(range(config["folds"]["k"]))
@@ -129,10 +130,14 @@ def modulated_maps(tissues=("gm", "wm")):
     ]
 
 
-def model_files(model, fold):
-    """Outputs of one model x fold training job (wildcard patterns or concrete names)."""
+def model_files(model, fold, maps=False):
+    """Outputs of one model x fold training job (wildcard patterns or concrete names).
+
+    Voxel models (``maps=True``) also write the brain-age maps of their scans.
+    """
     folder = f"results/models/{model}/fold-{fold}"
-    return {"predictions": f"{folder}/predictions.tsv", "state": f"{folder}/model.pt"}
+    files = {"predictions": f"{folder}/predictions.tsv", "state": f"{folder}/model.pt"}
+    return {**files, "maps": f"{folder}/maps.npy"} if maps else files
 
 
 def all_predictions():
@@ -142,9 +147,11 @@ def all_predictions():
 
 def train_inputs(wildcards):
     """What a model reads: the ROI table (tabular models) or the cohort arrays (image)."""
-    if get_spec(wildcards.model).kind == "tabular":
+    kind = get_spec(wildcards.model).kind
+    if kind == "tabular":
         return {"folds": FOLDS, "roi": ROI_VOLUMES}
-    return {"folds": FOLDS, "volumes": ARRAYS["volumes"], "index": ARRAYS["index"]}
+    arrays = {"folds": FOLDS, "volumes": ARRAYS["volumes"], "index": ARRAYS["index"]}
+    return {**arrays, "mask": TEMPLATES["mask"]} if kind == "voxel" else arrays
 
 
 def train_data_args(wildcards, input):
@@ -154,6 +161,10 @@ def train_data_args(wildcards, input):
     return f"--volumes {input.volumes} --index {input.index}"
 
 
-def is_image_model(wildcards):
+def is_network(wildcards):
     """1 when the model is a network (gets a GPU when the executor has one), else 0."""
-    return int(get_spec(wildcards.model).kind == "image")
+    return int(get_spec(wildcards.model).kind != "tabular")
+
+
+VOXEL_MODELS = [m for m in MODELS if get_spec(m).kind == "voxel"]
+WHOLE_MODELS = [m for m in MODELS if get_spec(m).kind != "voxel"]

@@ -5,7 +5,9 @@ Each entry says what a model reads and how to build it:
 * ``tabular`` models (``ridge_roi``) learn from a feature table, one row per scan
   (Harvard-Oxford ROI tissue volumes);
 * ``image`` models (``vgg3d``) are PyTorch networks that read the cohort's memory-mapped
-  volume array (modulated GM and WM maps cropped to the brain).
+  volume array (modulated GM and WM maps cropped to the brain);
+* ``voxel`` models (``local_unet``) read the same array block by block and predict a
+  brain-age *map*; their global brain age is the map's mean over the brain.
 
 :mod:`brainpad.train` trains any registered model on one cross-validation fold.
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ModelKind = Literal["tabular", "image"]
+ModelKind = Literal["tabular", "image", "voxel"]
 
 
 @dataclass(frozen=True)
@@ -26,8 +28,9 @@ class ModelSpec:
     ----------
     name : str
         Registry key, used in config ``models.names`` and in output paths.
-    kind : {"tabular", "image"}
-        Which input it reads (ROI table or volume array); image models may use a GPU.
+    kind : {"tabular", "image", "voxel"}
+        Which input it reads (ROI table or volume array) and what it predicts (one age
+        per scan, or a map); image and voxel models may use a GPU.
     description : str
         One line for logs and the report.
     """
@@ -49,6 +52,11 @@ REGISTRY: dict[str, ModelSpec] = {
             "vgg3d",
             "image",
             "VGG-style 3D CNN on modulated GM+WM maps (study 4)",
+        ),
+        ModelSpec(
+            "local_unet",
+            "voxel",
+            "block U-Net predicting brain age in every voxel (study 1, local brain age)",
         ),
     )
 }

@@ -84,6 +84,7 @@ def preprocess_scan(
     try:
         log.info("%s: registration done (%.1f s)", scan_id, time.perf_counter() - start)
         tissues = segment(reg.warped, priors, mask, options.prior_weight)
+        log.info("%s: segmentation done (%.1f s)", scan_id, time.perf_counter() - start)
         jacobian = jacobian_determinant(reg, template)
         voxel_ml = float(np.prod(template.spacing)) / 1000.0
         volumes = {t: float((p * jacobian).sum() * voxel_ml) for t, p in tissues.items()}
@@ -106,6 +107,7 @@ def preprocess_scan(
         metrics.update(
             scan_id=scan_id, source=str(scan), seconds=round(time.perf_counter() - start, 2)
         )
+        log.info("%s: maps written (%.1f s)", scan_id, time.perf_counter() - start)
         qc.montage(
             corrected.numpy(),
             reg.brain_mask.numpy(),

@@ -1,0 +1,264 @@
+"""Local (voxelwise) brain age with the block U-Net (study 1): training and whole-brain maps.
+
+Training draws random blocks centred in the brain from random training scans (straight
+from the memory-mapped cohort array, so memory stays bounded); every output voxel inside
+the brain is asked to predict the scan's age. The loss is the voxel MAE plus the two
+auxiliary block-level MAEs, whose weights fade linearly to zero over
+``aux_decay_iterations``. Early stopping watches the voxel MAE on fixed blocks of the
+validation scans. Inference tiles the whole brain with overlapping blocks and averages
+the overlaps (:func:`brainpad.blocks.stitch`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from brainpad.blocks import read_block, sample_corners, stitch
+from brainpad.models.unet_local import block_geometry, build, geometry_for_voxel
+
+log = logging.getLogger(__name__)
+
+
+def crop_slices(index: pd.DataFrame) -> tuple[slice, ...]:
+    """The MNI-grid crop of the cohort arrays, from their index table (``crop_x`` ...)."""
+    first = index.iloc[0]
+    bounds = [first[f"crop_{axis}"].split(":") for axis in "xyz"]
+    return tuple(slice(int(a), int(b)) for a, b in bounds)
+
+
+def geometry(params: dict, voxel_mm: float) -> tuple[int, int, int]:
+    """(levels, input edge, output edge) from the config, ``null`` entries chosen by voxel."""
+    levels, bottleneck = geometry_for_voxel(voxel_mm)
+    levels = params.get("levels") or levels
+    bottleneck = params.get("bottleneck") or bottleneck
+    size_in, size_out = block_geometry(levels, bottleneck)
+    if size_out < 1:
+        msg = f"local_unet: levels {levels} with bottleneck {bottleneck} leave no output voxels"
+        raise ValueError(msg)
+    return levels, size_in, size_out
+
+
+def _blocks(volumes, rows, mask, size_in, size_out, rng):
+    corners = sample_corners(mask, len(rows), size_out, rng)
+    x = np.stack(
+        [read_block(volumes, r, c, size_in, size_out) for r, c in zip(rows, corners, strict=True)]
+    )
+    m = np.stack(
+        [mask[cx : cx + size_out, cy : cy + size_out, cz : cz + size_out] for cx, cy, cz in corners]
+    )
+    return x, m.astype(np.float32)
+
+
+def fit_local_unet(
+    net,
+    volumes,
+    mask,
+    train,
+    validation,
+    params,
+    seed,
+    device,
+    checkpoint,
+    signature,
+    size_in,
+    size_out,
+):
+    """Train the block U-Net; returns (best_state, history, age_mean, age_sd).
+
+    ``train`` and ``validation`` are (array rows, ages); ``mask`` is the brain on the
+    cropped grid. See :func:`brainpad.train.run_epochs` for checkpoints and resuming.
+    """
+    import torch
+
+    from brainpad.train import run_epochs
+
+    rows, ages = train
+    age_mean, age_sd = float(ages.mean()), float(ages.std()) or 1.0
+    optimiser = torch.optim.Adam(net.parameters(), lr=params["learning_rate"])
+    batch, per_epoch = params["batch_size"], params["iterations_per_epoch"]
+    weights, decay = params["aux_weights"], params["aux_decay_iterations"]
+
+    def tensors(x, m, age):
+        y = torch.as_tensor((age - age_mean) / age_sd, dtype=torch.float32, device=device)
+        return torch.from_numpy(x).to(device), torch.from_numpy(m).to(device), y
+
+    def voxel_l1(out, m, y):
+        return ((out[:, 0] - y[:, None, None, None]).abs() * m).sum() / m.sum().clamp(min=1)
+
+    def train_epoch(epoch: int) -> float:
+        total = 0.0
+        for it in range(per_epoch):
+            rng = np.random.default_rng([seed, epoch, it])
+            pick = rng.integers(0, len(rows), batch)
+            x, m, y = tensors(
+                *_blocks(volumes, rows[pick], mask, size_in, size_out, rng), ages[pick]
+            )
+            out, aux = net(x)
+            loss = voxel_l1(out, m, y)
+            fade = max(0.0, 1.0 - (epoch * per_epoch + it) / decay) if decay else 0.0
+            total += float(loss.detach())
+            if fade > 0:
+                loss = loss + fade * sum(
+                    w * torch.nn.functional.l1_loss(a, y) for w, a in zip(weights, aux, strict=True)
+                )
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        return total / per_epoch * age_sd
+
+    val_rng = np.random.default_rng([seed, 10**6])
+    val_rows = np.repeat(validation[0], params["validation_blocks"])
+    val_ages = np.repeat(validation[1], params["validation_blocks"])
+    val_x, val_m = _blocks(volumes, val_rows, mask, size_in, size_out, val_rng)
+
+    @torch.no_grad()
+    def validate() -> float:
+        net.eval()
+        errors, voxels = 0.0, 0.0
+        for i in range(0, len(val_rows), batch):
+            x, m, y = tensors(val_x[i : i + batch], val_m[i : i + batch], val_ages[i : i + batch])
+            out, _ = net(x)
+            errors += float(((out[:, 0] - y[:, None, None, None]).abs() * m).sum())
+            voxels += float(m.sum())
+        return errors / max(voxels, 1.0) * age_sd
+
+    best, history = run_epochs(
+        net, optimiser, train_epoch, validate, params, checkpoint, signature, device
+    )
+    return best, history, age_mean, age_sd
+
+
+def predict_map(
+    net, volume, mask, size_in, size_out, overlap, batch_size, device, age_mean, age_sd
+) -> np.ndarray:
+    """Voxel brain-age map (years, NaN outside ``mask``) of one scan's (channels, x, y, z)."""
+    import torch
+
+    net.eval()
+
+    @torch.no_grad()
+    def predict(blocks: np.ndarray) -> np.ndarray:
+        out, _ = net(torch.from_numpy(blocks).to(device))
+        return out[:, 0].float().cpu().numpy() * age_sd + age_mean
+
+    return stitch(predict, np.asarray(volume), mask, size_in, size_out, overlap, batch_size)
+
+
+def train_local(
+    folds: pd.DataFrame,
+    sets: pd.Series,
+    volumes_path: str | Path,
+    index_path: str | Path,
+    mask_path: str | Path,
+    maps_path: str | Path,
+    params: dict,
+    seed: int,
+    fold: int,
+    device_name: str,
+    checkpoint: Path,
+) -> tuple[pd.DataFrame, dict]:
+    """Train ``local_unet`` on one fold; write the maps of its out-of-fold and held-out scans.
+
+    ``maps_path`` receives a float16 array (scans, x, y, z) on the cropped grid, rows in
+    the order of the returned table, whose ``predicted`` is the mean over brain voxels
+    (the global local-model brain age).
+    """
+    import nibabel as nib
+    import torch
+
+    from brainpad.predict import select_device
+    from brainpad.train import fingerprint
+
+    device = select_device(device_name)
+    torch.manual_seed(seed * 1000 + fold)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    volumes = np.load(volumes_path, mmap_mode="r")
+    index = pd.read_csv(index_path, sep="\t")
+    crop = crop_slices(index)
+    mask_img = nib.load(mask_path)
+    mask = np.asarray(mask_img.dataobj)[crop] > 0
+    voxel = float(min(mask_img.header.get_zooms()[:3]))
+    levels, size_in, size_out = geometry(params, voxel)
+    rows = folds["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
+    ages = folds["age"].to_numpy(dtype=float)
+    part = {s: (rows[sets.to_numpy() == s], ages[sets.to_numpy() == s]) for s in sets.unique()}
+    if "validation" not in part:
+        part["validation"] = part["train"]
+    net = build(volumes.shape[1], {**params, "levels": levels}).to(device)
+    signature = fingerprint(
+        "local_unet",
+        fold,
+        seed,
+        params,
+        rows.tolist(),
+        ages.tolist(),
+        sets.tolist(),
+        Path(volumes_path).stat().st_mtime_ns,
+    )
+    log.info(
+        "local_unet fold %d on %s: blocks %d -> %d voxels (%d levels), %d training scans",
+        fold,
+        device,
+        size_in,
+        size_out,
+        levels,
+        len(part["train"][0]),
+    )
+    best, history, age_mean, age_sd = fit_local_unet(
+        net,
+        volumes,
+        mask,
+        part["train"],
+        part["validation"],
+        params,
+        seed,
+        device,
+        checkpoint,
+        signature,
+        size_in,
+        size_out,
+    )
+    net.load_state_dict(best)
+    use = sets.isin(["oof", "heldout"]).to_numpy()
+    overlap = round(params["tile_overlap"] * size_out)
+    tmp = Path(maps_path).with_suffix(".partial.npy")
+    maps = np.lib.format.open_memmap(
+        tmp, mode="w+", dtype=np.float16, shape=(int(use.sum()), *mask.shape)
+    )
+    globals_ = []
+    for k, row in enumerate(rows[use]):
+        brain_age = predict_map(
+            net,
+            volumes[row],
+            mask,
+            size_in,
+            size_out,
+            overlap,
+            params["batch_size"],
+            device,
+            age_mean,
+            age_sd,
+        )
+        maps[k] = brain_age
+        globals_.append(float(np.nanmean(brain_age[mask])))
+    maps.flush()
+    del maps
+    tmp.replace(maps_path)
+    table = folds.loc[use, ["scan_id"]].assign(predicted=globals_)
+    state = {
+        "model": "local_unet",
+        "kind": "voxel",
+        "params": params,
+        "levels": levels,
+        "block": [size_in, size_out],
+        "in_channels": int(volumes.shape[1]),
+        "state_dict": {k: v.cpu() for k, v in best.items()},
+        "age_mean": age_mean,
+        "age_sd": age_sd,
+        "history": history,
+    }
+    return table, state

@@ -1,0 +1,84 @@
+"""Per-scan local brain-age maps, voxelwise correction and residual age dependence."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from brainpad.debias import age_bin_edges
+from brainpad.maps import FoldMaps, map_paths, voxel_age_correlation, write_local_maps
+from brainpad.train import fold_sets
+
+
+def test_voxel_age_correlation_matches_scipy():
+    rng = np.random.default_rng(0)
+    age = rng.uniform(20, 80, 30)
+    maps = rng.normal(size=(30, 4, 5)) + age[:, None, None] * rng.normal(size=(4, 5))
+    r = voxel_age_correlation(age, maps)
+    for idx in [(0, 0), (3, 4), (2, 1)]:
+        assert (
+            r[idx] == np.float64(stats.pearsonr(age, maps[(slice(None), *idx)])[0]).round(12)
+            or abs(r[idx] - stats.pearsonr(age, maps[(slice(None), *idx)])[0]) < 1e-10
+        )
+
+
+def fake_fold_outputs(folds: pd.DataFrame, tmp_path, shape, bias_slope: float):
+    """Per-fold predictions + maps: brain age regressing to the mean, plus fold noise."""
+    rng = np.random.default_rng(1)
+    predictions, maps = [], []
+    for k in range(int(folds["fold"].max()) + 1):
+        sets = fold_sets(folds, k)
+        use = folds[sets.isin(["oof", "heldout"])]
+        ages = use["age"].to_numpy()[:, None, None, None]
+        values = 50 + (1 - bias_slope) * (ages - 50) + rng.normal(0, 1, (len(use), *shape))
+        pred = tmp_path / f"pred{k}.tsv"
+        use[["scan_id"]].assign(predicted=values.mean(axis=(1, 2, 3))).to_csv(
+            pred, sep="\t", index=False
+        )
+        np.save(tmp_path / f"maps{k}.npy", values.astype(np.float16))
+        predictions.append(pred)
+        maps.append(tmp_path / f"maps{k}.npy")
+    return predictions, maps
+
+
+def test_local_maps_are_written_and_lose_their_age_dependence(synthetic_inputs, tmp_path):
+    folds = pd.read_csv(synthetic_inputs["folds"], sep="\t")
+    index = pd.read_csv(synthetic_inputs["index"], sep="\t")
+    predictions, maps = fake_fold_outputs(folds, tmp_path, (10, 12, 10), bias_slope=0.4)
+    fold_maps = FoldMaps(predictions, maps)
+    out = tmp_path / "maps"
+    # a denser calibration set (study 1 had 200): two folds' controls join it
+    dense = folds.assign(role=folds["role"].mask(folds["fold"].isin([0, 1]), "calibration"))
+    table = write_local_maps(
+        dense, fold_maps, index, synthetic_inputs["mask"], out, age_bin_edges(), 2
+    )
+    first = folds[folds["role"] == "clinical"].iloc[0]
+    paths = map_paths(out, first["participant_id"], first["scan_id"])
+    image = nib.load(paths["brainPADcorrected"])
+    assert image.shape == (14, 14, 12)
+    data = image.get_fdata()
+    mask = nib.load(synthetic_inputs["mask"]).get_fdata() > 0
+    assert np.isfinite(data[mask]).all() and np.isnan(data[~mask]).all()
+    # a held-out scan's map is the mean of the fold models' maps
+    expected = np.mean(
+        [
+            np.load(m)[k].astype(np.float32)
+            for m, k in zip(
+                maps,
+                [
+                    pd.read_csv(p, sep="\t")["scan_id"].tolist().index(first["scan_id"])
+                    for p in predictions
+                ],
+                strict=True,
+            )
+        ],
+        axis=0,
+    )
+    brain_age = nib.load(paths["brainage"]).get_fdata()[2:12, 1:13, 0:10]
+    inside = mask[2:12, 1:13, 0:10]
+    np.testing.assert_allclose(brain_age[inside], expected[inside], rtol=1e-5)
+    r = table.set_index("correction")["median_abs_r"]
+    assert r["raw"] > 0.5  # regression to the mean: brain-PAD falls with age
+    assert r["voxelwise"] < r["raw"] / 2 and r["global"] < r["raw"] / 2
