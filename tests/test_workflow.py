@@ -25,8 +25,16 @@ TINY_CONFIG = {
     "preprocess": {"voxel_size": 4.0, "syn_iterations": [30, 10]},
     "folds": {"k": 2},
     "models": {
-        "names": ["ridge_roi", "vgg3d"],
+        "names": ["ridge_roi", "vgg3d", "local_unet"],
         "vgg3d": {"widths": [4, 8], "dense": [8], "downsample": 2, "max_epochs": 2},
+        "local_unet": {
+            "width": 4,
+            "batch_size": 4,
+            "iterations_per_epoch": 3,
+            "max_epochs": 2,
+            "validation_blocks": 2,
+            "tile_overlap": 0,
+        },
     },
 }
 N_SCANS = 14  # 12 subjects + a test-retest and a between-site repeat
@@ -98,18 +106,18 @@ def test_preprocessing_and_folds(tiny_run):
 
 
 def test_models_ensemble_stats_and_report(tiny_run):
-    for model in ("ridge_roi", "vgg3d"):
+    for model in ("ridge_roi", "vgg3d", "local_unet"):
         for fold in (0, 1):
             predictions = tiny_run / f"results/models/{model}/fold-{fold}/predictions.tsv"
             assert set(pd.read_csv(predictions, sep="\t")["set"]) == {"oof", "heldout"}
     table = pd.read_csv(tiny_run / "results/ensemble/brain_age.tsv", sep="\t")
     assert len(table) == N_SCANS  # every scan passed QC
-    for column in ("pred_ridge_roi", "pred_vgg3d", "brain_age", "brain_pad_corrected"):
+    for column in ("pred_ridge_roi", "pred_vgg3d", "pred_local_unet", "brain_pad_corrected"):
         assert np.isfinite(table[column]).all(), column
     fits = json.loads((tiny_run / "results/ensemble/fits.json").read_text())
-    assert set(fits["stacking"]["weights"]) == {"ridge_roi", "vgg3d"}
+    assert set(fits["stacking"]["weights"]) == {"ridge_roi", "vgg3d", "local_unet"}
     accuracy = pd.read_csv(tiny_run / "results/stats/accuracy.tsv", sep="\t")
-    assert accuracy["model"].tolist() == ["ensemble", "ridge_roi", "vgg3d"]
+    assert accuracy["model"].tolist() == ["ensemble", "ridge_roi", "vgg3d", "local_unet"]
     assert (accuracy["floor_mae"] > 0).all()  # the simulation's truth is in the report
     for figure in ("predicted_vs_age", "brain_pad_by_group", "qc"):
         assert (tiny_run / f"results/report/{figure}.png").stat().st_size > 10_000
@@ -117,6 +125,25 @@ def test_models_ensemble_stats_and_report(tiny_run):
     assert result.returncode == 0, result.stderr[-3000:]
     html = (tiny_run / "results/report.html").read_text(errors="replace")
     assert "predicted vs chronological age" in html and "brain-PAD by group" in html
+
+
+def test_local_brain_age_maps(tiny_run):
+    table = pd.read_csv(tiny_run / "results/ensemble/brain_age.tsv", sep="\t")
+    mask = nib.load(
+        tiny_run / "results/templates/tpl-MNI152NLin2009aSym_res-4mm_desc-brain_mask.nii.gz"
+    )
+    brain = np.asarray(mask.dataobj) > 0
+    for row in table.itertuples():
+        folder = tiny_run / "results/maps/scans" / row.participant_id
+        for kind in ("brainage", "brainPAD", "brainPADcorrected"):
+            image = nib.load(folder / f"{row.scan_id}_space-MNI_desc-{kind}_map.nii.gz")
+            assert image.shape == mask.shape
+        data = image.get_fdata()
+        assert np.isnan(data[~brain]).all() and np.isfinite(data[brain]).mean() > 0.95
+        brain_age = nib.load(folder / f"{row.scan_id}_space-MNI_desc-brainage_map.nii.gz")
+        assert np.nanmean(brain_age.get_fdata()) == pytest.approx(row.pred_local_unet, rel=0.01)
+    dependence = pd.read_csv(tiny_run / "results/maps/age_dependence.tsv", sep="\t")
+    assert dependence["correction"].tolist() == ["raw", "global", "voxelwise"]
 
 
 def test_changing_one_scan_reruns_only_that_scan(tiny_run):
@@ -138,7 +165,8 @@ def test_changing_one_scan_reruns_only_that_scan(tiny_run):
     scan_id = scan.name.removesuffix("_T1w.nii.gz")
     assert f"scan={scan_id}" in result.stdout
     assert "simulate_cohort" not in counts
-    for cohort_step in ("qc_summary", "make_folds", "build_arrays", "train", "ensemble"):
+    cohort_steps = ("qc_summary", "make_folds", "build_arrays", "train", "ensemble", "local_maps")
+    for cohort_step in cohort_steps:
         assert cohort_step in counts, cohort_step
 
 

@@ -143,8 +143,10 @@ def group_tables(
     people = baseline_scans(table[table["role"] != "excluded"])
     keep = (people["group"] != control_group) | (people["age"] >= control_min_age)
     people = people[keep]
-    summary = people.groupby("group", sort=False)[value].agg(["size", "mean", "std"])
-    summary = summary.rename(columns={"size": "n", "std": "sd"}).reset_index()
+    order = [control_group] + [g for g in people["group"].unique() if g != control_group]
+    summary = people.groupby("group")[value].agg(["size", "mean", "std"]).reindex(order)
+    summary = summary.dropna(subset=["size"]).rename(columns={"size": "n", "std": "sd"})
+    summary = summary.astype({"n": int}).rename_axis("group").reset_index()
     if truth is not None:
         true_pad = truth.loc[people["participant_id"], "true_brain_pad"].to_numpy()
         means = pd.Series(true_pad, index=people.index).groupby(people["group"]).mean()

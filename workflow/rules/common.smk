@@ -168,3 +168,8 @@ def is_network(wildcards):
 
 VOXEL_MODELS = [m for m in MODELS if get_spec(m).kind == "voxel"]
 WHOLE_MODELS = [m for m in MODELS if get_spec(m).kind != "voxel"]
+
+
+def voxel_model_files(kind):
+    """Per-fold ``predictions`` or ``maps`` of the (first) voxel model, if one is configured."""
+    return [model_files(m, f, maps=True)[kind] for m in VOXEL_MODELS[:1] for f in FOLD_IDS]

@@ -7,8 +7,8 @@ rule local_maps:
         folds=FOLDS,
         index=ARRAYS["index"],
         mask=TEMPLATES["mask"],
-        predictions=[model_files(VOXEL_MODELS[0], f)["predictions"] for f in FOLD_IDS],
-        maps=[model_files(VOXEL_MODELS[0], f, maps=True)["maps"] for f in FOLD_IDS],
+        predictions=voxel_model_files("predictions"),
+        maps=voxel_model_files("maps"),
     output:
         maps=directory(LOCAL_MAPS["maps"]),
         age_dependence=report(

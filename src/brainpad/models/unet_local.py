@@ -83,6 +83,14 @@ def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def _init(module: nn.Module) -> None:
+    """He initialisation for leaky ReLU; without it (and with no normalisation layers) the
+    signal shrinks through every convolution and SE gate, and training barely starts."""
+    if isinstance(module, nn.Conv3d):
+        nn.init.kaiming_normal_(module.weight, a=0.2, nonlinearity="leaky_relu")
+        nn.init.zeros_(module.bias)
+
+
 def _crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """The centre ``size`` of ``x``'s spatial dimensions."""
     starts = [(s - t) // 2 for s, t in zip(x.shape[2:], size, strict=True)]
@@ -125,6 +133,7 @@ class LocalUNet(nn.Module):
         self.out = nn.Conv3d(widths[0], 1, 1)
         # auxiliary block-level heads at the two coarsest scales (bottleneck, first up)
         self.aux = nn.ModuleList(nn.Linear(w, 1) for w in (widths[-1], widths[-2]))
+        self.apply(_init)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Voxel ages (batch, 1, out, out, out) and the auxiliary block ages [(batch,), ...]."""
