@@ -8,7 +8,16 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.weightstats import ttest_ind as sm_ttest
 
-from brainpad.stats import accuracy, accuracy_table, cohens_d, compare_groups, group_tables, welch
+from brainpad.stats import (
+    accuracy,
+    accuracy_table,
+    cohens_d,
+    compare_groups,
+    group_tables,
+    icc_2_1,
+    voxel_welch,
+    welch,
+)
 
 
 def test_accuracy():
@@ -86,3 +95,34 @@ def test_group_tables_match_controls_by_age(brain_age, synthetic_truth):
     assert by_group.set_index("group").loc["AD", "true_mean"] == pytest.approx(
         true_ad["true_brain_pad"].mean()
     )
+
+
+def test_icc_matches_pingouin_voxel_by_voxel():
+    pingouin = pytest.importorskip("pingouin")
+    rng = np.random.default_rng(0)
+    subject = rng.normal(0, 3, (12, 1, 4))
+    ratings = subject + rng.normal(0, 1, (12, 2, 4)) + np.array([0, 0.5])[None, :, None]
+    icc = icc_2_1(ratings)
+    for voxel in range(4):
+        long = pd.DataFrame(
+            {
+                "subject": np.repeat(np.arange(12), 2),
+                "session": np.tile([0, 1], 12),
+                "value": ratings[:, :, voxel].ravel(),
+            }
+        )
+        table = pingouin.intraclass_corr(long, "subject", "session", "value").set_index(
+            "Type"
+        )  # ICC(A,1) = ICC(2,1)
+        assert icc[voxel] == pytest.approx(table.loc["ICC(A,1)", "ICC"], abs=1e-10)
+
+
+def test_voxel_welch_matches_the_scalar_tests():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(1, 1, (9, 3, 2)), rng.normal(0, 2, (14, 3, 2))
+    maps = voxel_welch(a, b)
+    one = welch(a[:, 2, 1], b[:, 2, 1])
+    assert maps["t"][2, 1] == pytest.approx(one["t"]) and maps["df"][2, 1] == pytest.approx(
+        one["df"]
+    )
+    assert maps["d"][2, 1] == pytest.approx(cohens_d(a[:, 2, 1], b[:, 2, 1]))

@@ -72,3 +72,36 @@ def cohort_roi_volumes(
             row.update(zip(tissue + "_" + table["name"], table[f"{tissue}_mm3"], strict=True))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def roi_brain_pad(
+    brain_age: np.ndarray, atlas: np.ndarray, labels: pd.DataFrame, age: float
+) -> pd.Series:
+    """ROI brain-PAD of one scan: mean voxel brain age inside each region minus age.
+
+    Parameters
+    ----------
+    brain_age : ndarray
+        Local brain-age map (NaN outside the brain).
+    atlas : ndarray of int
+        Label image on the same grid (0 = no region).
+    labels : DataFrame
+        ``label`` and ``name`` of the regions to report.
+    age : float
+        The scan's chronological age.
+
+    Returns
+    -------
+    Series
+        Indexed by region name; NaN for a region with no brain voxel.
+    """
+    flat = atlas.ravel().astype(np.int64)
+    values = np.asarray(brain_age, dtype=np.float64).ravel()
+    finite = np.isfinite(values)
+    n = max(int(flat.max()), int(labels["label"].max())) + 1
+    sums = np.bincount(flat[finite], weights=values[finite], minlength=n)
+    counts = np.bincount(flat[finite], minlength=n)
+    index = labels["label"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums[index] / counts[index]
+    return pd.Series(means - age, index=labels["name"].to_numpy())

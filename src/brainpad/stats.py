@@ -28,12 +28,22 @@ def accuracy(age: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
-def cohens_d(a: np.ndarray, b: np.ndarray) -> float:
-    """Cohen's d of ``a`` minus ``b`` with the pooled standard deviation."""
+def cohens_d(a: np.ndarray, b: np.ndarray, axis: int | None = None) -> float | np.ndarray:
+    """Cohen's d of ``a`` minus ``b`` with the pooled standard deviation.
+
+    With ``axis`` (e.g. 0 for (subjects, voxels...) arrays) it is computed along that axis
+    for every other index at once, as for voxel maps.
+    """
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    n1, n2 = a.size, b.size
-    pooled = np.sqrt(((n1 - 1) * a.var(ddof=1) + (n2 - 1) * b.var(ddof=1)) / (n1 + n2 - 2))
-    return float((a.mean() - b.mean()) / pooled)
+    if axis is None:
+        a, b, axis = a.ravel(), b.ravel(), 0
+    n1, n2 = a.shape[axis], b.shape[axis]
+    pooled = np.sqrt(
+        ((n1 - 1) * a.var(axis=axis, ddof=1) + (n2 - 1) * b.var(axis=axis, ddof=1)) / (n1 + n2 - 2)
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        d = (a.mean(axis=axis) - b.mean(axis=axis)) / pooled
+    return float(d) if np.ndim(d) == 0 else d
 
 
 def welch(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
@@ -154,3 +164,50 @@ def group_tables(
     patients = [g for g in people["group"].unique() if g != control_group]
     pairs = [(g, control_group) for g in patients] + list(combinations(patients, 2))
     return summary, compare_groups(people, value, pairs=pairs)
+
+
+def icc_2_1(ratings: np.ndarray) -> np.ndarray:
+    """ICC(2,1) of Shrout & Fleiss (two-way random effects, absolute agreement, single
+    measurement), vectorised over every trailing axis (e.g. voxels).
+
+    Parameters
+    ----------
+    ratings : ndarray
+        (subjects, sessions, ...): e.g. the test and retest brain-PAD maps of each subject.
+
+    Returns
+    -------
+    ndarray
+        ICC per trailing index: (MSR − MSE) / (MSR + (k−1)·MSE + k·(MSC − MSE)/n).
+
+    Notes
+    -----
+    No library computes it per voxel at once; it matches ``pingouin.intraclass_corr``'s
+    ``ICC(A,1)`` (= ICC(2,1)) voxel by voxel (tests/test_stats.py).
+    """
+    y = np.asarray(ratings, dtype=float)
+    n, k = y.shape[:2]
+    grand = y.mean(axis=(0, 1))
+    subject_means = y.mean(axis=1)
+    session_means = y.mean(axis=0)
+    ss_subjects = k * ((subject_means - grand) ** 2).sum(axis=0)
+    ss_sessions = n * ((session_means - grand) ** 2).sum(axis=0)
+    ss_total = ((y - grand) ** 2).sum(axis=(0, 1))
+    ms_subjects = ss_subjects / (n - 1)
+    ms_sessions = ss_sessions / (k - 1)
+    ms_error = (ss_total - ss_subjects - ss_sessions) / ((n - 1) * (k - 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (ms_subjects - ms_error) / (
+            ms_subjects + (k - 1) * ms_error + k * (ms_sessions - ms_error) / n
+        )
+
+
+def voxel_welch(a: np.ndarray, b: np.ndarray) -> dict[str, np.ndarray]:
+    """Welch's t, df, p and Cohen's d of ``a`` minus ``b`` at every voxel (axis 0 = subjects)."""
+    result = stats.ttest_ind(a, b, axis=0, equal_var=False)
+    return {
+        "t": np.asarray(result.statistic),
+        "df": np.asarray(result.df),
+        "p": np.asarray(result.pvalue),
+        "d": cohens_d(a, b, axis=0),
+    }
