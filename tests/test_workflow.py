@@ -27,8 +27,9 @@ TINY_CONFIG = {
     "models": {
         "names": ["ridge_roi", "vgg3d", "local_unet"],
         "vgg3d": {"widths": [4, 8], "dense": [8], "downsample": 2, "max_epochs": 2},
-        "local_unet": {
+        "local_unet": {  # 28^3 -> 12^3 blocks: few tiles, a quick inference
             "width": 4,
+            "bottleneck": 8,
             "batch_size": 4,
             "iterations_per_epoch": 3,
             "max_epochs": 2,
