@@ -1,0 +1,56 @@
+"""Streaming group maps, repeat pairs, ICC maps and map summaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainpad.local_stats import (
+    icc_map,
+    moments,
+    repeat_pairs,
+    spatial_correlation,
+    summarise_map,
+    welch_maps,
+)
+from brainpad.stats import icc_2_1, voxel_welch
+
+
+def test_streamed_welch_maps_equal_scipy_on_the_stacked_maps():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1, 1, (9, 4, 3)), rng.normal(0, 2, (13, 4, 3))
+    streamed = welch_maps(moments(a), moments(b))
+    stacked = voxel_welch(a, b)
+    for key in ("t", "df", "p", "d"):
+        np.testing.assert_allclose(streamed[key], stacked[key], rtol=1e-9, err_msg=key)
+
+
+def test_repeat_pairs_tell_test_retest_from_between_site():
+    scans = pd.DataFrame(
+        {
+            "scan_id": ["sub-1_ses-1", "sub-1_ses-2", "sub-2_ses-1", "sub-3_ses-1", "sub-3_ses-2"],
+            "participant_id": ["sub-1", "sub-1", "sub-2", "sub-3", "sub-3"],
+            "site": ["A", "A", "A", "A", "B"],
+        }
+    )
+    pairs = repeat_pairs(scans)
+    assert pairs["kind"].tolist() == ["test-retest", "between-site"]
+    assert pairs["first"].tolist() == ["sub-1_ses-1", "sub-3_ses-1"]
+
+
+def test_icc_map_reads_each_pair():
+    rng = np.random.default_rng(1)
+    maps = {f"s{i}": rng.normal(size=(3, 3)) for i in range(8)}
+    pairs = pd.DataFrame({"first": ["s0", "s2", "s4", "s6"], "second": ["s1", "s3", "s5", "s7"]})
+    expected = icc_2_1(np.stack([[maps[f"s{2 * i}"], maps[f"s{2 * i + 1}"]] for i in range(4)]))
+    np.testing.assert_allclose(icc_map(pairs, maps.__getitem__), expected)
+
+
+def test_map_summaries():
+    values = np.arange(100, dtype=float).reshape(10, 10)
+    values[0, 0] = np.nan
+    brain = np.ones((10, 10), bool)
+    summary = summarise_map(values, brain)
+    assert summary["voxels"] == 99 and summary["median"] == pytest.approx(50.0)
+    assert spatial_correlation(values, 2 * values + 1, brain) == pytest.approx(1.0)
