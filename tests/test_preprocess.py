@@ -44,6 +44,16 @@ def test_outputs_and_qc(preprocessed):
         assert qc["similarity"] > 0.8
 
 
+def test_preprocessing_repeats_exactly(preprocessed, tiny_cohort, templates_4mm, tmp_path):
+    out, results = preprocessed
+    scan_id, (row, first) = next(iter(results.items()))
+    again = preprocess_scan(tiny_cohort / row.path, scan_id, templates_4mm, tmp_path, OPTIONS)
+    assert again["similarity"] == first["similarity"] and again["tiv_ml"] == first["tiv_ml"]
+    for key in ("gm", "wm", "csf", "warp"):
+        before = output_paths(out, scan_id)[key].read_bytes()
+        assert output_paths(tmp_path, scan_id)[key].read_bytes() == before, key
+
+
 def test_skull_and_no_skull_both_extract_the_brain(preprocessed, tiny_cohort):
     """Estimated total intracranial volume within 15 % of the simulated truth."""
     _, results = preprocessed

@@ -77,6 +77,7 @@ def _cmd_preprocess(args: argparse.Namespace) -> None:
         prior_weight=args.prior_weight,
         min_similarity=args.min_similarity,
         tiv_range_ml=tuple(args.tiv_range),
+        seed=args.seed,
     )
     preprocess_scan(args.scan, args.scan_id, args.templates_dir, args.out_dir, options)
 
@@ -297,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--prior-weight", type=float, default=0.25)
     pre.add_argument("--min-similarity", type=float, default=0.7)
     pre.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0], help="ml")
+    pre.add_argument("--seed", type=int, default=42, help="ANTs random seed")
     pre.set_defaults(func=_cmd_preprocess)
 
     qcs = sub.add_parser("qc-summary", help="collect per-scan QC into one table")

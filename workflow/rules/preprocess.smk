@@ -36,6 +36,7 @@ rule preprocess_t1w:
         prior_weight=config["preprocess"]["prior_weight"],
         min_similarity=config["qc"]["min_similarity"],
         tiv_range=config["qc"]["tiv_range_ml"],
+        seed=config["seed"],
     log:
         log_path("preprocess/{subject}/{scan}"),
     benchmark:
@@ -52,7 +53,7 @@ rule preprocess_t1w:
         " --templates-dir {params.templates_dir} --out-dir {params.out_dir}"
         " --voxel-size {params.voxel} --fwhm {params.fwhm} --syn-iterations {params.syn}"
         " --prior-weight {params.prior_weight} --min-similarity {params.min_similarity}"
-        " --tiv-range {params.tiv_range} > {log} 2>&1"
+        " --tiv-range {params.tiv_range} --seed {params.seed} > {log} 2>&1"
 
 
 rule qc_summary:

@@ -59,6 +59,7 @@ class PreprocessOptions:
     prior_weight: float = 0.25
     min_similarity: float = 0.7
     tiv_range_ml: tuple[float, float] = (900.0, 2600.0)
+    seed: int = 42
 
 
 def preprocess_scan(
@@ -70,6 +71,9 @@ def preprocess_scan(
 ) -> dict:
     """Preprocess one T1w scan; write its outputs (:func:`output_paths`) and return its QC."""
     start = time.perf_counter()
+    # ANTs samples the metric at random points: without a fixed seed (and one ITK thread,
+    # which this also sets) two runs on the same scan differ in the 4th decimal.
+    ants.config.set_ants_deterministic(True, options.seed)
     files = template_files(template_dir, options.voxel_size)
     template = ants.image_read(str(files["t1"]))
     mask = ants.image_read(str(files["mask"]))

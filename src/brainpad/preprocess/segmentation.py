@@ -36,8 +36,16 @@ def segment(
     dict
         Posterior probability per tissue (``CSF``, ``GM``, ``WM``), zero outside the mask.
     """
+    # r=0: Atropos seeds its random generator with a constant (its default is a random
+    # seed, which makes two runs on the same scan differ)
     result = ants.atropos(
-        a=warped, x=mask, i=priors, m="[0.1,1x1x1]", c=f"[{iterations},0]", priorweight=prior_weight
+        a=warped,
+        x=mask,
+        i=priors,
+        m="[0.1,1x1x1]",
+        c=f"[{iterations},0]",
+        priorweight=prior_weight,
+        r=0,
     )
     return {t: p.numpy() for t, p in zip(TISSUES, result["probabilityimages"], strict=True)}
 
