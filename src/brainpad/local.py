@@ -74,7 +74,7 @@ def fit_local_unet(
     """
     import torch
 
-    from brainpad.train import run_epochs
+    from brainpad.epochs import run_epochs
 
     rows, ages = train
     age_mean, age_sd = float(ages.mean()), float(ages.std()) or 1.0
@@ -168,37 +168,19 @@ def train_local(
     (the global local-model brain age).
     """
     import nibabel as nib
-    import torch
 
-    from brainpad.predict import select_device
-    from brainpad.train import fingerprint
+    from brainpad.epochs import network_fold
 
-    device = select_device(device_name)
-    torch.manual_seed(seed * 1000 + fold)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    volumes = np.load(volumes_path, mmap_mode="r")
-    index = pd.read_csv(index_path, sep="\t")
-    crop = crop_slices(index)
+    data = network_fold(
+        "local_unet", folds, sets, volumes_path, index_path, params, seed, fold, device_name
+    )
+    volumes, part, device, rows = data.volumes, data.part, data.device, data.rows
+    crop = crop_slices(data.index)
     mask_img = nib.load(mask_path)
     mask = np.asarray(mask_img.dataobj)[crop] > 0
     voxel = float(min(mask_img.header.get_zooms()[:3]))
     levels, size_in, size_out = geometry(params, voxel)
-    rows = folds["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
-    ages = folds["age"].to_numpy(dtype=float)
-    part = {s: (rows[sets.to_numpy() == s], ages[sets.to_numpy() == s]) for s in sets.unique()}
-    if "validation" not in part:
-        part["validation"] = part["train"]
     net = build(volumes.shape[1], {**params, "levels": levels}).to(device)
-    signature = fingerprint(
-        "local_unet",
-        fold,
-        seed,
-        params,
-        rows.tolist(),
-        ages.tolist(),
-        sets.tolist(),
-        Path(volumes_path).stat().st_mtime_ns,
-    )
     log.info(
         "local_unet fold %d on %s: blocks %d -> %d voxels (%d levels), %d training scans",
         fold,
@@ -218,7 +200,7 @@ def train_local(
         seed,
         device,
         checkpoint,
-        signature,
+        data.signature,
         size_in,
         size_out,
     )

@@ -102,11 +102,9 @@ def write_local_maps(
     brain = np.asarray(mask_img.dataobj)[crop] > 0
     scans = folds[folds["scan_id"].map(fold_maps.__contains__)].reset_index(drop=True)
 
-    def delta(row) -> np.ndarray:
-        return fold_maps.get(row.scan_id) - row.age
-
     calibration = scans[scans["role"] == "calibration"]
-    cal_deltas = np.stack([delta(r) for r in calibration.itertuples()])
+    cal_maps = {row.scan_id: fold_maps.get(row.scan_id) for row in calibration.itertuples()}
+    cal_deltas = np.stack([cal_maps[r.scan_id] - r.age for r in calibration.itertuples()])
     voxel_bias = VoxelBias.fit(calibration["age"].to_numpy(), cal_deltas, edges, min_per_bin)
     global_bias = LinearBias.fit(
         calibration["age"].to_numpy(), np.nanmean(cal_deltas[:, brain], axis=1)
@@ -121,7 +119,9 @@ def write_local_maps(
     test_ids = set(baseline_scans(scans[scans["role"] == "test"])["scan_id"])
     test = {"age": [], "raw": [], "global": [], "voxelwise": []}
     for row in scans.itertuples():
-        brain_age = fold_maps.get(row.scan_id)
+        brain_age = cal_maps.get(row.scan_id)  # calibration maps are read once
+        if brain_age is None:
+            brain_age = fold_maps.get(row.scan_id)
         raw = brain_age - row.age
         corrected = voxel_bias.correct(row.age, raw)
         paths = map_paths(out_dir, row.participant_id, row.scan_id)

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainpad.stats import baseline_scans
+from brainpad.stats import baseline_scans, comparison_people
 
 
 def _save(fig: plt.Figure, path: str | Path) -> None:
@@ -75,8 +75,7 @@ def brain_pad_by_group(
 
     A red diamond marks the simulated true mean brain-PAD of the group when known.
     """
-    people = baseline_scans(table[table["role"] != "excluded"])
-    people = people[(people["group"] != control_group) | (people["age"] >= control_min_age)]
+    people = comparison_people(table, control_group, control_min_age)
     groups = by_group["group"].tolist()
     data = [people.loc[people["group"] == g, value].to_numpy() for g in groups]
     fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 4.2))

@@ -130,6 +130,16 @@ def accuracy_table(
     return result
 
 
+def comparison_people(
+    table: pd.DataFrame, control_group: str, control_min_age: float
+) -> pd.DataFrame:
+    """One scan per participant for the group comparisons: every patient, and the controls
+    aged ``control_min_age`` or more (excluded participants left out)."""
+    people = baseline_scans(table[table["role"] != "excluded"])
+    keep = (people["group"] != control_group) | (people["age"] >= control_min_age)
+    return people[keep].reset_index(drop=True)
+
+
 def group_tables(
     table: pd.DataFrame,
     control_group: str,
@@ -150,9 +160,7 @@ def group_tables(
     comparisons : DataFrame
         :func:`compare_groups` rows, patient group first, Bonferroni over all pairs.
     """
-    people = baseline_scans(table[table["role"] != "excluded"])
-    keep = (people["group"] != control_group) | (people["age"] >= control_min_age)
-    people = people[keep]
+    people = comparison_people(table, control_group, control_min_age)
     order = [control_group] + [g for g in people["group"].unique() if g != control_group]
     summary = people.groupby("group")[value].agg(["size", "mean", "std"]).reindex(order)
     summary = summary.dropna(subset=["size"]).rename(columns={"size": "n", "std": "sd"})

@@ -15,20 +15,13 @@ data, fold and settings are unchanged (a signature in the checkpoint says so).
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import logging
-import os
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
+from brainpad.epochs import network_fold, run_epochs, save_atomic
 from brainpad.inputs import write_table_atomic
 from brainpad.models import get_spec, ridge_roi
 
@@ -74,112 +67,6 @@ def fold_sets(folds: pd.DataFrame, fold: int, validation_fraction: float = 0.0) 
         chosen = people[fold % step :: step]
         sets[(sets == "train") & folds["participant_id"].isin(chosen)] = "validation"
     return sets
-
-
-def _atomic_torch_save(obj: dict, path: Path) -> None:
-    import torch
-
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def fingerprint(*parts: object) -> str:
-    """A hash of data, fold and settings: a checkpoint is resumed only when it matches."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def run_epochs(
-    net,
-    optimiser,
-    train_epoch: Callable[[int], float],
-    validate: Callable[[], float],
-    params: dict,
-    checkpoint: Path,
-    signature: str,
-    device,
-) -> tuple[dict, list[dict]]:
-    """The epoch loop shared by all networks: early stopping, checkpoints, resuming.
-
-    Parameters
-    ----------
-    net, optimiser : torch objects
-        What is trained; their states go into the checkpoint.
-    train_epoch : callable
-        ``train_epoch(epoch)`` runs one epoch and returns its training MAE (years). It
-        must draw its randomness from the epoch number, so a resumed run repeats exactly.
-    validate : callable
-        Returns the validation MAE (years) of the current weights.
-    params : dict
-        ``max_epochs, patience``.
-    checkpoint : Path
-        Written after every epoch; resumed from when its signature matches.
-    signature : str
-        Fingerprint of data, fold and settings.
-    device : torch.device
-        Where the checkpoint's tensors are loaded.
-
-    Returns
-    -------
-    best_state, history
-        Weights of the best validation epoch and per-epoch figures.
-    """
-    import torch
-
-    state = {"epoch": 0, "best_mae": float("inf"), "best_state": None, "bad": 0, "history": []}
-    if checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
-        if saved.get("signature") == signature:
-            net.load_state_dict(saved["net"])
-            optimiser.load_state_dict(saved["optimiser"])
-            torch.set_rng_state(saved["torch_rng"])
-            state = saved["state"]
-            log.info("resuming from %s after epoch %d", checkpoint, state["epoch"])
-        else:
-            log.info("ignoring %s: it belongs to other data or settings", checkpoint)
-    epochs = range(state["epoch"], params["max_epochs"])
-    bar = tqdm(epochs, desc="epochs", disable=not sys.stderr.isatty())
-    for epoch in bar:
-        if state["bad"] >= params["patience"]:
-            break
-        start = time.perf_counter()
-        net.train()
-        train_mae = train_epoch(epoch)
-        val_mae = validate()
-        if val_mae < state["best_mae"] - 1e-6:
-            state.update(best_mae=val_mae, bad=0, best_state=copy.deepcopy(net.state_dict()))
-        else:
-            state["bad"] += 1
-        seconds = time.perf_counter() - start
-        state["history"].append(
-            {
-                "epoch": epoch + 1,
-                "train_mae": train_mae,
-                "validation_mae": val_mae,
-                "seconds": seconds,
-            }
-        )
-        state["epoch"] = epoch + 1
-        _atomic_torch_save(
-            {
-                "signature": signature,
-                "net": net.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "state": state,
-            },
-            checkpoint,
-        )
-        log.info(
-            "epoch %d: train MAE %.2f y, validation MAE %.2f y (best %.2f), %.1f s",
-            epoch + 1,
-            train_mae,
-            val_mae,
-            state["best_mae"],
-            seconds,
-        )
-        bar.set_postfix(val_mae=f"{val_mae:.2f}")
-    return state["best_state"], state["history"]
 
 
 def fit_network(
@@ -264,35 +151,15 @@ def _train_image(
     device_name: str,
     checkpoint: Path,
 ) -> tuple[pd.DataFrame, dict]:
-    import torch
-
     from brainpad.models import vgg3d
-    from brainpad.predict import predict_network, select_device
+    from brainpad.predict import predict_network
 
     builders = {"vgg3d": vgg3d.build}
-    device = select_device(device_name)
-    torch.manual_seed(seed * 1000 + fold)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    volumes = np.load(volumes_path, mmap_mode="r")
-    index = pd.read_csv(index_path, sep="\t").set_index("scan_id")["row"]
-    rows = folds["scan_id"].map(index).to_numpy()
-    ages = folds["age"].to_numpy(dtype=float)
-    part = {s: (rows[sets.to_numpy() == s], ages[sets.to_numpy() == s]) for s in sets.unique()}
-    if "validation" not in part or len(part["validation"][0]) == 0:
-        part["validation"] = part["train"]
-        log.warning("no validation scans: early stopping watches the training scans")
-    net = builders[name](volumes.shape[1], volumes.shape[2:], params).to(device)
-    signature = fingerprint(
-        name,
-        fold,
-        seed,
-        params,
-        rows.tolist(),
-        ages.tolist(),
-        sets.tolist(),
-        os.stat(volumes_path).st_size,
-        os.stat(volumes_path).st_mtime_ns,
+    data = network_fold(
+        name, folds, sets, volumes_path, index_path, params, seed, fold, device_name
     )
+    volumes, part, device = data.volumes, data.part, data.device
+    net = builders[name](volumes.shape[1], volumes.shape[2:], params).to(device)
     log.info(
         "%s fold %d on %s: %d training, %d validation scans, input %s",
         name,
@@ -303,11 +170,19 @@ def _train_image(
         volumes.shape[1:],
     )
     best, history, age_mean, age_sd = fit_network(
-        net, volumes, part["train"], part["validation"], params, seed, device, checkpoint, signature
+        net,
+        volumes,
+        part["train"],
+        part["validation"],
+        params,
+        seed,
+        device,
+        checkpoint,
+        data.signature,
     )
     net.load_state_dict(best)
     use = sets.isin(["oof", "heldout"]).to_numpy()
-    predicted = predict_network(net, volumes, rows[use], params["batch_size"], device)
+    predicted = predict_network(net, volumes, data.rows[use], params["batch_size"], device)
     table = folds.loc[use, ["scan_id"]].assign(predicted=predicted * age_sd + age_mean)
     state = {
         "model": name,
@@ -376,6 +251,7 @@ def train_fold(
     folds = pd.read_csv(folds_path, sep="\t")
     validation = params.get("validation_fraction", 0.0) if spec.kind != "tabular" else 0.0
     sets = fold_sets(folds, fold, validation)
+    checkpoint = Path(checkpoint or Path(state_path).with_suffix(".checkpoint.pt"))
     if spec.kind == "tabular":
         features = pd.read_csv(roi_path, sep="\t").set_index("scan_id")
         features = features.loc[folds["scan_id"]].reset_index(drop=True)
@@ -390,14 +266,12 @@ def train_fold(
         )
         log.info("%s fold %d: alpha %.3g on %d scans", name, fold, state["alpha"], train.sum())
     elif spec.kind == "image":
-        checkpoint = Path(checkpoint or Path(state_path).with_suffix(".checkpoint.pt"))
         table, state = _train_image(
             name, folds, sets, volumes_path, index_path, params, seed, fold, device, checkpoint
         )
     else:
         from brainpad.local import train_local
 
-        checkpoint = Path(checkpoint or Path(state_path).with_suffix(".checkpoint.pt"))
         table, state = train_local(
             folds,
             sets,
@@ -414,7 +288,7 @@ def train_fold(
     table.insert(1, "model", name)
     table.insert(2, "fold", fold)
     table.insert(3, "set", sets[table.index].to_numpy())
-    _atomic_torch_save(state, Path(state_path))
+    save_atomic(state, Path(state_path))
     write_table_atomic(table, predictions_path)
     if spec.kind != "tabular":
         checkpoint.unlink(missing_ok=True)
