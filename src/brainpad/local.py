@@ -42,7 +42,8 @@ def geometry(params: dict, voxel_mm: float) -> tuple[int, int, int]:
     return levels, size_in, size_out
 
 
-def _blocks(volumes, rows, mask, size_in, size_out, rng):
+def sample_blocks(volumes, rows, mask, size_in, size_out, rng):
+    """One input block per array row, centred in the brain, and its output-block mask."""
     corners = sample_corners(mask, len(rows), size_out, rng)
     x = np.stack(
         [read_block(volumes, r, c, size_in, size_out) for r, c in zip(rows, corners, strict=True)]
@@ -95,7 +96,7 @@ def fit_local_unet(
             rng = np.random.default_rng([seed, epoch, it])
             pick = rng.integers(0, len(rows), batch)
             x, m, y = tensors(
-                *_blocks(volumes, rows[pick], mask, size_in, size_out, rng), ages[pick]
+                *sample_blocks(volumes, rows[pick], mask, size_in, size_out, rng), ages[pick]
             )
             out, aux = net(x)
             loss = voxel_l1(out, m, y)
@@ -113,7 +114,7 @@ def fit_local_unet(
     val_rng = np.random.default_rng([seed, 10**6])
     val_rows = np.repeat(validation[0], params["validation_blocks"])
     val_ages = np.repeat(validation[1], params["validation_blocks"])
-    val_x, val_m = _blocks(volumes, val_rows, mask, size_in, size_out, val_rng)
+    val_x, val_m = sample_blocks(volumes, val_rows, mask, size_in, size_out, val_rng)
 
     @torch.no_grad()
     def validate() -> float:

@@ -1,0 +1,79 @@
+"""Learning curve of the local brain-age U-Net on the demo's cohort arrays.
+
+Trains ``local_unet`` blocks on the training controls of fold 0 (no early stopping) and
+prints the training voxel MAE averaged over every ``--report`` iterations, with the time.
+Needs a finished demo run (``results/arrays``, ``results/folds.tsv``, ``results/templates``).
+
+Usage: python benchmarks/local_unet.py [--iterations 2400] [--width 8] [--lr 0.002]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import torch
+
+from brainpad.local import crop_slices, sample_blocks
+from brainpad.models.unet_local import LocalUNet, block_geometry
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default="results", help="a finished demo run")
+    parser.add_argument("--iterations", type=int, default=2400)
+    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--levels", type=int, default=1)
+    parser.add_argument("--bottleneck", type=int, default=7)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=0.002)
+    parser.add_argument("--report", type=int, default=200, help="iterations per line")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    results = Path(args.results)
+    volumes = np.load(results / "arrays/volumes.npy", mmap_mode="r")
+    index = pd.read_csv(results / "arrays/index.tsv", sep="\t")
+    folds = pd.read_csv(results / "folds.tsv", sep="\t")
+    mask_path = next((results / "templates").glob("*desc-brain_mask.nii.gz"))
+    mask = np.asarray(nib.load(mask_path).dataobj)[crop_slices(index)] > 0
+    train = folds[(folds["role"] == "train") & (folds["fold"] != 0)]
+    rows = train["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
+    ages = train["age"].to_numpy(dtype=float)
+    mean, sd = ages.mean(), ages.std()
+    size_in, size_out = block_geometry(args.levels, args.bottleneck)
+    torch.manual_seed(0)
+    net = LocalUNet(volumes.shape[1], args.width, args.levels)
+    optimiser = torch.optim.Adam(net.parameters(), args.lr)
+    print(
+        f"blocks {size_in}^3 -> {size_out}^3, {len(rows)} training scans, "
+        f"predicting the mean scores {np.abs(ages - np.median(ages)).mean():.2f} y"
+    )
+    start, errors = time.perf_counter(), []
+    for it in range(args.iterations):
+        rng = np.random.default_rng([0, it])
+        pick = rng.integers(0, len(rows), args.batch_size)
+        x, m = sample_blocks(volumes, rows[pick], mask, size_in, size_out, rng)
+        y = torch.tensor((ages[pick] - mean) / sd, dtype=torch.float32)
+        out, _ = net(torch.from_numpy(x))
+        weight = torch.from_numpy(m)
+        loss = ((out[:, 0] - y[:, None, None, None]).abs() * weight).sum() / weight.sum()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        errors.append(float(loss.detach()) * sd)
+        if (it + 1) % args.report == 0:
+            print(
+                f"iteration {it + 1}: training voxel MAE {np.mean(errors[-args.report :]):.2f} y"
+                f" ({time.perf_counter() - start:.0f} s)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
