@@ -38,4 +38,4 @@ rule all:
         stats=list(STATS.values()),
         figures=list(REPORT_FIGURES.values()),
         tables=list(REPORT_TABLES.values()),
-        local_maps=[LOCAL_MAPS["age_dependence"]] if VOXEL_MODELS else [],
+        local=local_targets(),

@@ -5,6 +5,7 @@ prints the training voxel MAE averaged over every ``--report`` iterations, with 
 Needs a finished demo run (``results/arrays``, ``results/folds.tsv``, ``results/templates``).
 
 Usage: python benchmarks/local_unet.py [--iterations 2400] [--width 8] [--lr 0.002]
+       [--standardise]   (voxelwise z-scored inputs, as the workflow trains by default)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from brainpad.local import crop_slices, sample_blocks
+from brainpad.local import Standardised, crop_slices, sample_blocks
 from brainpad.models.unet_local import LocalUNet, block_geometry
 
 
@@ -33,6 +34,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.002)
     parser.add_argument("--report", type=int, default=200, help="iterations per line")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--standardise", action="store_true", help="voxelwise z-scores")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -46,6 +48,8 @@ def main() -> None:
     rows = train["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
     ages = train["age"].to_numpy(dtype=float)
     mean, sd = ages.mean(), ages.std()
+    if args.standardise:
+        volumes = Standardised.fit(volumes, rows)
     size_in, size_out = block_geometry(args.levels, args.bottleneck)
     torch.manual_seed(0)
     net = LocalUNet(volumes.shape[1], args.width, args.levels)

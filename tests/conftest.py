@@ -176,3 +176,110 @@ def synthetic_inputs(
         "mask": root / "mask.nii.gz",
         **files,
     }
+
+
+LOCAL_REGIONS = ["Left_Hippocampus", "Right_Hippocampus", "Left_Frontal_Pole"]
+
+
+@pytest.fixture(scope="session")
+def local_maps_cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Per-scan local maps with planted effects, as ``brainpad local-maps`` writes them.
+
+    30 controls (8 test, 6 calibration, 16 training), 8 AD and 8 MCI patients on an
+    8×8×6 grid with three atlas regions. AD looks 6 y older in Left_Hippocampus (label 1),
+    MCI 1.5 y; each participant has a global offset. Eight controls have a second scan:
+    four on the same site (noise SD 0.3 y), four on another site (noise SD 1.5 y). The
+    Left_Hippocampus grey-matter volume shrinks as its brain-PAD grows. The truth folder
+    holds an AD map accelerated 8 in label 1 and 3 elsewhere, on a grid 2 voxels wider.
+    """
+    from brainpad.maps import map_paths
+
+    root = tmp_path_factory.mktemp("local_maps")
+    rng = np.random.default_rng(11)
+    shape, affine = (8, 8, 6), np.diag([4.0, 4.0, 4.0, 1.0])
+    mask = np.zeros(shape, np.uint8)
+    mask[1:7, 1:7, 1:5] = 1
+    atlas = np.zeros(shape, np.int16)
+    atlas[1:4, 1:7, 1:5], atlas[4:7, 1:4, 1:5], atlas[4:7, 4:7, 1:5] = 1, 2, 3
+    nib.save(nib.Nifti1Image(mask, affine), root / "mask.nii.gz")
+    nib.save(nib.Nifti1Image(atlas, affine), root / "atlas.nii.gz")
+    labels = pd.DataFrame({"label": [1, 2, 3], "name": LOCAL_REGIONS})
+    labels.to_csv(root / "labels.tsv", sep="\t", index=False)
+
+    groups = ["HC"] * 30 + ["AD"] * 8 + ["MCI"] * 8
+    roles = ["test"] * 8 + ["calibration"] * 6 + ["train"] * 16 + ["clinical"] * 16
+    people = pd.DataFrame(
+        {
+            "participant_id": [f"sub-{i:03d}" for i in range(len(groups))],
+            "group": groups,
+            "role": roles,
+            "age": np.r_[np.linspace(22, 84, 30), rng.uniform(62, 88, 16)].round(1),
+            "site": "s1",
+        }
+    )
+    people["scan_id"] = people["participant_id"] + "_ses-1"
+    effect = {"HC": 0.0, "AD": 6.0, "MCI": 1.5}
+    rows, volumes = [], []
+    for person in people.itertuples():
+        base = rng.normal(0, 2) + rng.normal(0, 1, shape)
+        base[atlas == 1] += effect[person.group] + rng.normal(0, 0.5)
+        repeats = [(person.scan_id, person.site, 0.0)]
+        if person.group == "HC" and person.role == "train" and person.Index < 22:
+            site, noise = ("s1", 0.3) if person.Index < 18 else ("s2", 1.5)
+            repeats.append((f"{person.participant_id}_ses-2", site, noise))
+        for scan_id, site, noise in repeats:
+            pad = base + rng.normal(0, noise, shape) if noise else base
+            paths = map_paths(root / "maps", person.participant_id, scan_id)
+            paths["brainage"].parent.mkdir(parents=True, exist_ok=True)
+            for kind, values in (
+                ("brainage", person.age + pad),
+                ("brainPAD", pad),
+                ("brainPADcorrected", pad),
+            ):
+                values = np.where(mask > 0, values, np.nan).astype(np.float32)
+                nib.save(nib.Nifti1Image(values, affine), paths[kind])
+            rows.append({**person._asdict(), "scan_id": scan_id, "site": site})
+            hippocampus = float(pad[atlas == 1].mean())
+            volumes.append(
+                {
+                    "scan_id": scan_id,
+                    **{
+                        f"GM_{n}": 3000.0
+                        - 150 * hippocampus * (n == LOCAL_REGIONS[0])
+                        + rng.normal(0, 50)
+                        for n in LOCAL_REGIONS
+                    },
+                    **{f"WM_{n}": 500.0 + rng.normal(0, 20) for n in LOCAL_REGIONS},
+                    **{f"CSF_{n}": 100.0 + rng.normal(0, 10) for n in LOCAL_REGIONS},
+                }
+            )
+    folds = pd.DataFrame(rows).drop(columns="Index").sort_values("scan_id")
+    folds.to_csv(root / "folds.tsv", sep="\t", index=False)
+    pd.DataFrame(volumes).to_csv(root / "roi_volumes.tsv", sep="\t", index=False)
+
+    truth = root / "truth"
+    truth.mkdir()
+    regions = pd.DataFrame(
+        {"region": [1, 2, 3], "name": LOCAL_REGIONS, "acceleration_AD": [8.0, 3.0, 3.0]}
+    )
+    regions.to_csv(truth / "regions.tsv", sep="\t", index=False)
+    true_map = np.zeros((12, 12, 10), np.float32)
+    true_map[2:10, 2:10, 2:8] = np.select([atlas == 1, mask > 0], [8.0, 3.0], 0.0)
+    wider = affine.copy()
+    wider[:3, 3] = -8.0
+    nib.save(
+        nib.Nifti1Image(true_map, wider),
+        truth / "group-AD_space-MNI_desc-truelocalbrainPAD.nii.gz",
+    )
+    subjects = people.assign(true_brain_age=people["age"] + 1.0)
+    subjects.to_csv(truth / "subjects.tsv", sep="\t", index=False)
+    return {
+        "root": root,
+        "folds": root / "folds.tsv",
+        "maps": root / "maps",
+        "mask": root / "mask.nii.gz",
+        "atlas": root / "atlas.nii.gz",
+        "labels": root / "labels.tsv",
+        "roi_volumes": root / "roi_volumes.tsv",
+        "truth": truth,
+    }

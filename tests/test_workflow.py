@@ -126,6 +126,7 @@ def test_models_ensemble_stats_and_report(tiny_run):
     assert result.returncode == 0, result.stderr[-3000:]
     html = (tiny_run / "results/report.html").read_text(errors="replace")
     assert "predicted vs chronological age" in html and "brain-PAD by group" in html
+    assert "local brain-PAD maps" in html and "local maps vs truth" in html
 
 
 def test_local_brain_age_maps(tiny_run):
@@ -145,6 +146,21 @@ def test_local_brain_age_maps(tiny_run):
         assert np.nanmean(brain_age.get_fdata()) == pytest.approx(row.pred_local_unet, rel=0.01)
     dependence = pd.read_csv(tiny_run / "results/maps/age_dependence.tsv", sep="\t")
     assert dependence["correction"].tolist() == ["raw", "global", "voxelwise"]
+
+
+def test_local_statistics_and_truth_check(tiny_run):
+    stats = tiny_run / "results/maps/stats"
+    roi = pd.read_csv(stats / "roi_brain_pad.tsv", sep="\t")
+    assert len(roi) == N_SCANS and roi.shape[1] == 6 + 113  # keys, whole brain, 113 ROIs
+    icc = pd.read_csv(stats / "icc.tsv", sep="\t")
+    assert icc["kind"].tolist() == ["test-retest", "between-site"]
+    accuracy = pd.read_csv(stats / "accuracy.tsv", sep="\t")
+    assert accuracy.loc[0, "median_voxel_mae"] > 0 and accuracy.loc[0, "floor_mae"] > 0
+    truth = pd.read_csv(stats / "truth_validation.tsv", sep="\t")
+    assert "map_vs_truth_r" in truth.columns
+    means = sorted(p.name for p in (tiny_run / "results/maps/statmaps").glob("group-*"))
+    assert "group-HC_stat-meanbrainPAD_map.nii.gz" in means
+    assert (tiny_run / "results/report/local_maps.png").stat().st_size > 10_000
 
 
 def test_changing_one_scan_reruns_only_that_scan(tiny_run):

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 from brainpad import __version__
+from brainpad.cli_results import add_result_commands
 from brainpad.inputs import SCHEMA_PATH, InputError, ValidationOptions, validate_dataset
 
 log = logging.getLogger("brainpad")
@@ -174,86 +175,6 @@ def _cmd_train(args: argparse.Namespace) -> None:
     )
 
 
-def _model_columns(models: Sequence[str]) -> dict[str, str]:
-    """Report label → brain-age column: the ensemble, then each base model."""
-    return {"ensemble": "brain_age", **{m: f"pred_{m}" for m in models}}
-
-
-def _cmd_ensemble(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from brainpad.ensemble import brain_age_table
-    from brainpad.inputs import write_table_atomic
-
-    folds = pd.read_csv(args.folds, sep="\t")
-    predictions = [pd.read_csv(p, sep="\t") for p in args.predictions]
-    table, fits = brain_age_table(folds, predictions, args.models, args.alpha)
-    write_table_atomic(table, args.out)
-    Path(args.fits).write_text(json.dumps(fits, indent=2) + "\n")
-    log.info("stacking weights %s; bias %s", fits["stacking"]["weights"], fits["bias"])
-
-
-def _cmd_stats(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from brainpad.inputs import write_table_atomic
-    from brainpad.stats import accuracy_table, group_tables
-
-    table = pd.read_csv(args.brain_age, sep="\t")
-    truth = pd.read_csv(args.truth, sep="\t").set_index("participant_id") if args.truth else None
-    accuracy = accuracy_table(table, _model_columns(args.models), truth)
-    by_group, comparisons = group_tables(
-        table, args.control_group, args.control_min_age, truth=truth
-    )
-    out = Path(args.out_dir)
-    write_table_atomic(accuracy, out / "accuracy.tsv")
-    write_table_atomic(by_group, out / "brain_pad_by_group.tsv")
-    write_table_atomic(comparisons, out / "group_comparison.tsv")
-    for row in accuracy.itertuples():
-        log.info("healthy test %s: MAE %.2f y, r %.2f, R2 %.2f", row.model, row.mae, row.r, row.r2)
-
-
-def _cmd_local_maps(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from brainpad.inputs import write_table_atomic
-    from brainpad.maps import FoldMaps, write_local_maps
-
-    folds = pd.read_csv(args.folds, sep="\t")
-    index = pd.read_csv(args.index, sep="\t")
-    table = write_local_maps(
-        folds,
-        FoldMaps(args.predictions, args.maps),
-        index,
-        args.mask,
-        args.out_dir,
-        args.bin_edges,
-        args.min_per_bin,
-    )
-    write_table_atomic(table, args.age_dependence)
-
-
-def _cmd_report(args: argparse.Namespace) -> None:
-    import pandas as pd
-
-    from brainpad import report
-    from brainpad.inputs import write_table_atomic
-
-    table = pd.read_csv(args.brain_age, sep="\t")
-    stats_dir = Path(args.stats_dir)
-    accuracy = pd.read_csv(stats_dir / "accuracy.tsv", sep="\t")
-    by_group = pd.read_csv(stats_dir / "brain_pad_by_group.tsv", sep="\t")
-    qc = pd.read_csv(args.qc, sep="\t")
-    out = Path(args.out_dir)
-    columns = _model_columns(args.models)
-    report.predicted_vs_age(table, columns, accuracy, out / "predicted_vs_age.png")
-    report.brain_pad_by_group(
-        table, by_group, args.control_group, args.control_min_age, out / "brain_pad_by_group.png"
-    )
-    report.qc_summary(qc, args.min_similarity, args.tiv_range, out / "qc.png")
-    write_table_atomic(qc[~qc["passed"].astype(bool)], out / "qc_failed.tsv")
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``brainpad`` command."""
     parser = argparse.ArgumentParser(prog="brainpad", description=__doc__.splitlines()[0])
@@ -350,47 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     trn.add_argument("--threads", type=int, default=1, help="CPU threads")
     trn.set_defaults(func=_cmd_train)
 
-    ens = sub.add_parser("ensemble", help="stack the models; raw and corrected brain-PAD")
-    ens.add_argument("--folds", required=True)
-    ens.add_argument("--models", nargs="+", required=True)
-    ens.add_argument("--alpha", type=float, default=1.0, help="ridge penalty of the head")
-    ens.add_argument("--out", required=True, help="brain-age table (TSV)")
-    ens.add_argument("--fits", required=True, help="stacking and bias fits (JSON)")
-    ens.add_argument("predictions", nargs="+", help="every model x fold predictions TSV")
-    ens.set_defaults(func=_cmd_ensemble)
-
-    lmp = sub.add_parser("local-maps", help="per-scan brain-age maps, voxelwise-corrected")
-    lmp.add_argument("--folds", required=True)
-    lmp.add_argument("--index", required=True, help="cohort array index (the crop)")
-    lmp.add_argument("--mask", required=True, help="template brain mask")
-    lmp.add_argument("--predictions", nargs="+", required=True, help="per-fold predictions")
-    lmp.add_argument("--maps", nargs="+", required=True, help="per-fold maps (same order)")
-    lmp.add_argument("--bin-edges", type=float, nargs="+", required=True, help="age bins")
-    lmp.add_argument("--min-per-bin", type=int, default=3)
-    lmp.add_argument("--out-dir", required=True, help="folder of the per-scan maps")
-    lmp.add_argument("--age-dependence", required=True, help="output TSV")
-    lmp.set_defaults(func=_cmd_local_maps)
-
-    sta = sub.add_parser("stats", help="accuracy and group comparisons of brain-PAD")
-    sta.add_argument("--brain-age", required=True)
-    sta.add_argument("--models", nargs="+", required=True)
-    sta.add_argument("--control-group", default="HC")
-    sta.add_argument("--control-min-age", type=float, default=60.0)
-    sta.add_argument("--truth", help="simulation subjects.tsv (adds the truth columns)")
-    sta.add_argument("--out-dir", required=True)
-    sta.set_defaults(func=_cmd_stats)
-
-    rep = sub.add_parser("report", help="figures and tables for the HTML report")
-    rep.add_argument("--brain-age", required=True)
-    rep.add_argument("--qc", required=True)
-    rep.add_argument("--stats-dir", required=True)
-    rep.add_argument("--models", nargs="+", required=True)
-    rep.add_argument("--control-group", default="HC")
-    rep.add_argument("--control-min-age", type=float, default=60.0)
-    rep.add_argument("--min-similarity", type=float, default=0.7)
-    rep.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0])
-    rep.add_argument("--out-dir", required=True)
-    rep.set_defaults(func=_cmd_report)
+    add_result_commands(sub)
     return parser
 
 

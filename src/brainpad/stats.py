@@ -15,6 +15,12 @@ from scipy import stats
 from sklearn.metrics import mean_absolute_error, r2_score
 from statsmodels.stats.multitest import multipletests
 
+COMPARISON_COLUMNS = [
+    "first", "second", "n_first", "n_second", "mean_first", "mean_second",
+    "t", "df", "p", "d", "p_bonferroni",
+]  # fmt: skip
+"""Columns of a group-comparison table (:func:`compare_groups`)."""
+
 
 def accuracy(age: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """MAE, Pearson r and R² of predicted against chronological age (raw predictions)."""
@@ -93,10 +99,14 @@ def compare_groups(
                 "d": cohens_d(a, b),
             }
         )
-    result = pd.DataFrame(rows)
-    if len(result):
-        result["p_bonferroni"] = multipletests(result["p"], method="bonferroni")[1]
+    result = pd.DataFrame(rows, columns=COMPARISON_COLUMNS[:-1])
+    result["p_bonferroni"] = bonferroni(result["p"])
     return result
+
+
+def bonferroni(p: pd.Series) -> np.ndarray:
+    """Bonferroni-adjusted p-values (statsmodels), also for an empty family."""
+    return multipletests(p, method="bonferroni")[1] if len(p) else np.array([], dtype=float)
 
 
 def baseline_scans(table: pd.DataFrame) -> pd.DataFrame:

@@ -33,7 +33,23 @@ REPORT_FIGURES = {
 }
 REPORT_TABLES = {"qc_failed": "results/report/qc_failed.tsv"}
 LOCAL_MAPS = {"maps": "results/maps/scans", "age_dependence": "results/maps/age_dependence.tsv"}
+LOCAL_STATMAPS = "results/maps/statmaps"
+LOCAL_STATS = {
+    name: f"results/maps/stats/{name}.tsv"
+    for name in (
+        "roi_brain_pad",
+        "roi_volume_correlation",
+        "global_group_comparison",
+        "roi_group_comparison",
+        "voxel_group_comparison",
+        "icc",
+        "accuracy",
+    )
+}
+LOCAL_TRUTH = "results/maps/stats/truth_validation.tsv"
+LOCAL_FIGURE = "results/report/local_maps.png"
 TRUTH_SUBJECTS = f"{BIDS_DIR}/derivatives/simulation/subjects.tsv"
+TRUTH_REGIONS = f"{BIDS_DIR}/derivatives/simulation/regions.tsv"
 MODELS = config["models"]["names"]
 FOLD_IDS = list(range(config["folds"]["k"]))
 ARRAYS = {key: str(path) for key, path in array_files("results/arrays").items()}
@@ -72,6 +88,11 @@ def simulated_files(descriptions=True):
     """Files the simulate_cohort rule writes (optionally without dataset_description.json)."""
     files = [f"{BIDS_DIR}/{rel}" for rel in expected_outputs(simulation_settings())]
     return [f for f in files if descriptions or Path(f).name != "dataset_description.json"]
+
+
+def truth_maps():
+    """The simulation's true local brain-PAD map of each group."""
+    return [f for f in simulated_files() if f.endswith("_desc-truelocalbrainPAD.nii.gz")]
 
 
 def input_scans():
@@ -173,3 +194,21 @@ WHOLE_MODELS = [m for m in MODELS if get_spec(m).kind != "voxel"]
 def voxel_model_files(kind):
     """Per-fold ``predictions`` or ``maps`` of the (first) voxel model, if one is configured."""
     return [model_files(m, f, maps=True)[kind] for m in VOXEL_MODELS[:1] for f in FOLD_IDS]
+
+
+def local_targets():
+    """Targets the voxel model adds to the default target (maps, statistics, figure, truth)."""
+    if not VOXEL_MODELS:
+        return []
+    targets = [LOCAL_MAPS["age_dependence"], *LOCAL_STATS.values(), LOCAL_FIGURE]
+    return targets + [LOCAL_TRUTH] if SIMULATED else targets
+
+
+def local_table(name, caption, label, category="Local brain age"):
+    """One local-statistics table, registered in the HTML report."""
+    return report(
+        LOCAL_STATS[name],
+        caption=f"../report/{caption}.rst",
+        category=category,
+        labels={"table": label},
+    )

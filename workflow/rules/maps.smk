@@ -1,5 +1,7 @@
-# Per-scan brain-age and brain-PAD maps of the voxel model (local_unet), raw and
-# voxelwise bias-corrected, under results/maps/scans/<participant>/.
+# Local brain age (study 1): per-scan brain-age and brain-PAD maps of the voxel model
+# (local_unet), raw and voxelwise bias-corrected, under results/maps/scans/<participant>/;
+# their ROI, group and reliability statistics under results/maps/stats/ and statmaps/;
+# on simulated data, their validation against the truth.
 
 
 rule local_maps:
@@ -35,3 +37,84 @@ rule local_maps:
         " --predictions {input.predictions} --maps {input.maps} --bin-edges {params.edges}"
         " --min-per-bin {params.min_per_bin} --out-dir {output.maps}"
         " --age-dependence {output.age_dependence} > {log} 2>&1"
+
+
+rule local_stats:
+    input:
+        folds=FOLDS,
+        maps=LOCAL_MAPS["maps"],
+        mask=TEMPLATES["mask"],
+        atlas=TEMPLATES["atlas"],
+        labels=TEMPLATES["labels"],
+        roi_volumes=ROI_VOLUMES,
+        truth=[TRUTH_SUBJECTS] if SIMULATED else [],
+    output:
+        statmaps=directory(LOCAL_STATMAPS),
+        roi_brain_pad=LOCAL_STATS["roi_brain_pad"],
+        roi_volume_correlation=local_table(
+            "roi_volume_correlation", "roi_volume_correlation", "ROI volume vs brain-PAD"
+        ),
+        global_group_comparison=local_table(
+            "global_group_comparison", "local_group_tables", "global group comparisons"
+        ),
+        roi_group_comparison=local_table(
+            "roi_group_comparison", "local_group_tables", "ROI group comparisons"
+        ),
+        voxel_group_comparison=local_table(
+            "voxel_group_comparison", "local_group_tables", "voxel group comparisons"
+        ),
+        icc=local_table("icc", "icc", "ICC(2,1) maps"),
+        accuracy=local_table("accuracy", "local_accuracy", "local model accuracy"),
+    params:
+        control_group=config["control_group"],
+        control_min_age=config["stats"]["control_min_age"],
+        truth=lambda wildcards, input: f"--truth {input.truth}" if input.truth else "",
+        out_dir=lambda wildcards, output: Path(output.accuracy).parent,
+    log:
+        log_path("local_stats"),
+    benchmark:
+        benchmark_path("local_stats")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "brainpad local-stats --folds {input.folds} --maps-dir {input.maps} --mask {input.mask}"
+        " --atlas {input.atlas} --labels {input.labels} --roi-volumes {input.roi_volumes}"
+        " --control-group {params.control_group} --control-min-age {params.control_min_age}"
+        " {params.truth} --statmaps-dir {output.statmaps} --out-dir {params.out_dir}"
+        " > {log} 2>&1"
+
+
+rule local_truth:
+    input:
+        statmaps=LOCAL_STATMAPS,
+        roi_comparison=LOCAL_STATS["roi_group_comparison"],
+        mask=TEMPLATES["mask"],
+        regions=TRUTH_REGIONS,
+        truth_maps=truth_maps(),
+    output:
+        report(
+            LOCAL_TRUTH,
+            caption="../report/truth_validation.rst",
+            category="Validation against the simulated truth",
+            labels={"table": "local maps vs truth"},
+        ),
+    params:
+        control_group=config["control_group"],
+        truth_dir=lambda wildcards, input: Path(input.regions).parent,
+    log:
+        log_path("local_truth"),
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "brainpad local-truth --statmaps-dir {input.statmaps}"
+        " --roi-comparison {input.roi_comparison} --mask {input.mask}"
+        " --truth-dir {params.truth_dir} --control-group {params.control_group}"
+        " --out {output} > {log} 2>&1"

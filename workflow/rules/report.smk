@@ -53,3 +53,33 @@ rule report_figures:
         " --control-group {params.control_group} --control-min-age {params.control_min_age}"
         " --min-similarity {params.min_similarity} --tiv-range {params.tiv_range}"
         " --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule local_figure:
+    input:
+        statmaps=LOCAL_STATMAPS,
+        mask=TEMPLATES["mask"],
+        truth=truth_maps() if SIMULATED else [],
+    output:
+        report(
+            LOCAL_FIGURE,
+            caption="../report/local_maps.rst",
+            category="Local brain age",
+            labels={"figure": "local brain-PAD maps"},
+        ),
+    params:
+        control_group=config["control_group"],
+        truth=lambda wildcards, input: (
+            f"--truth-dir {Path(input.truth[0]).parent}" if input.truth else ""
+        ),
+    log:
+        log_path("local_figure"),
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/report.yaml"
+    shell:
+        "brainpad local-figure --statmaps-dir {input.statmaps} --mask {input.mask}"
+        " --control-group {params.control_group} {params.truth} --out {output} > {log} 2>&1"

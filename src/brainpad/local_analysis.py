@@ -1,0 +1,387 @@
+"""Study 1's analysis of the local brain-PAD maps (``brainpad local-stats``).
+
+From the per-scan maps written by :func:`brainpad.maps.write_local_maps`:
+
+- ROI brain-PAD (Harvard-Oxford, voxelwise-corrected) of every scan, and per ROI the
+  Pearson r between its tissue volume and its brain-PAD in healthy controls (Table 3);
+- group comparisons (controls aged ≥ ``control_min_age`` vs each patient group, patient
+  groups pairwise) per ROI and per voxel: Welch's t, df, p, Bonferroni, Cohen's d
+  (Tables 4 and 5), with t and d maps as NIfTI;
+- ICC(2,1) maps of the test–retest and between-site pairs, summarised by median and
+  95 % range;
+- the local model's accuracy on the healthy test set (median voxel MAE, global MAE);
+- on simulated data, the validation against the truth: each patient group's mean map vs
+  its true local brain-PAD map, and whether the ROIs with the largest effects are the
+  truly affected ones.
+
+Maps are read one scan at a time; group maps are reduced to running moments.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from brainpad.inputs import write_table_atomic
+from brainpad.local_stats import (
+    RunningMoments,
+    icc_map,
+    repeat_pairs,
+    spatial_correlation,
+    summarise_map,
+    welch_maps,
+)
+from brainpad.maps import map_paths
+from brainpad.regions import roi_brain_pad
+from brainpad.stats import (
+    COMPARISON_COLUMNS,
+    baseline_scans,
+    bonferroni,
+    compare_groups,
+    comparison_people,
+)
+
+log = logging.getLogger(__name__)
+TISSUES = ("GM", "WM", "CSF")
+
+
+def statmap_path(out_dir: str | Path, name: str, stat: str) -> Path:
+    """NIfTI of one statistic map, e.g. ``group-AD_vs_HC_stat-d_map.nii.gz``."""
+    return Path(out_dir) / f"{name}_stat-{stat}_map.nii.gz"
+
+
+@dataclass
+class MapSet:
+    """The per-scan maps of a cohort on the template grid, with the brain and atlas."""
+
+    maps_dir: Path
+    brain: np.ndarray
+    atlas: np.ndarray
+    labels: pd.DataFrame
+    affine: np.ndarray
+
+    @classmethod
+    def load(cls, maps_dir, mask_path, atlas_path, labels_path) -> MapSet:
+        """Read the template brain mask, the atlas labels and their table."""
+        mask_img = nib.load(mask_path)
+        atlas = np.asarray(nib.load(atlas_path).dataobj).astype(np.int64)
+        if atlas.shape != mask_img.shape:
+            msg = (
+                f"{atlas_path}: atlas grid {atlas.shape} differs from the brain mask "
+                f"{mask_img.shape} ({mask_path}); both must be the working-resolution templates"
+            )
+            raise ValueError(msg)
+        labels = pd.read_csv(labels_path, sep="\t")
+        brain = np.asarray(mask_img.dataobj) > 0
+        return cls(Path(maps_dir), brain, atlas, labels, mask_img.affine)
+
+    def read(self, participant: str, scan_id: str, kind: str = "brainPADcorrected") -> np.ndarray:
+        """One scan's map (``brainage``, ``brainPAD`` or ``brainPADcorrected``)."""
+        path = map_paths(self.maps_dir, participant, scan_id)[kind]
+        return np.asarray(nib.load(path).dataobj, dtype=np.float32)
+
+    def save(self, values: np.ndarray, path: Path) -> None:
+        """Write a map on the template grid, NaN outside the brain."""
+        grid = np.where(self.brain, values, np.nan).astype(np.float32)
+        nib.save(nib.Nifti1Image(grid, self.affine), path)
+
+
+def scans_with_maps(folds: pd.DataFrame, maps_dir: str | Path) -> pd.DataFrame:
+    """The rows of ``folds`` whose maps were written (every scan the voxel model predicted)."""
+    have = [
+        map_paths(maps_dir, p, s)["brainPADcorrected"].is_file()
+        for p, s in zip(folds["participant_id"], folds["scan_id"], strict=True)
+    ]
+    return folds[np.asarray(have, dtype=bool)].reset_index(drop=True)
+
+
+def roi_table(scans: pd.DataFrame, maps: MapSet) -> pd.DataFrame:
+    """Corrected brain-PAD of every scan: identifying columns, ``whole_brain`` (the mean
+    over brain voxels), then one column per ROI."""
+    rows = []
+    for row in scans.itertuples():
+        pad_map = maps.read(row.participant_id, row.scan_id)
+        pad = roi_brain_pad(pad_map, maps.atlas, maps.labels, 0.0)
+        rows.append([float(np.nanmean(pad_map[maps.brain])), *pad.to_numpy()])
+    keys = scans[["scan_id", "participant_id", "group", "age", "role"]].reset_index(drop=True)
+    values = pd.DataFrame(rows, columns=["whole_brain", *maps.labels["name"]])
+    return pd.concat([keys, values], axis=1)
+
+
+def volume_pad_correlation(
+    roi_pad: pd.DataFrame, volumes: pd.DataFrame, names: list[str], control_group: str
+) -> pd.DataFrame:
+    """Pearson r between ROI tissue volume and ROI brain-PAD in the healthy controls.
+
+    Controls of the calibration set are left out (the voxelwise correction was fitted on
+    them). Each ROI's volume is that of its main tissue (the largest mean volume among
+    GM, WM and CSF over the controls): grey matter for the cortex and deep nuclei, CSF for
+    the ventricles.
+    """
+    keep = (roi_pad["group"] == control_group) & (roi_pad["role"] != "calibration")
+    controls = baseline_scans(roi_pad[keep]).merge(volumes, on="scan_id")
+    rows = []
+    for name in names:
+        tissue = max(TISSUES, key=lambda t: controls.get(f"{t}_{name}", pd.Series([0])).mean())
+        pad, volume = controls[name].to_numpy(), controls[f"{tissue}_{name}"].to_numpy()
+        ok = np.isfinite(pad) & np.isfinite(volume)
+        r, p = sps.pearsonr(volume[ok], pad[ok]) if ok.sum() > 2 else (np.nan, np.nan)
+        rows.append({"roi": name, "tissue": tissue, "n": int(ok.sum()), "r": r, "p": p})
+    table = pd.DataFrame(rows)
+    table["p_bonferroni"] = bonferroni(table["p"].fillna(1.0))
+    return table
+
+
+def comparison_pairs(people: pd.DataFrame, control_group: str) -> list[tuple[str, str]]:
+    """Each patient group vs the controls, then the patient groups pairwise."""
+    patients = [g for g in people["group"].unique() if g != control_group]
+    pairs = [(g, control_group) for g in patients]
+    pairs += [(a, b) for i, a in enumerate(patients) for b in patients[i + 1 :]]
+    return pairs
+
+
+def roi_comparisons(
+    roi_pad: pd.DataFrame, names: list[str], pairs: list[tuple[str, str]]
+) -> pd.DataFrame:
+    """Welch t, df, p, Cohen's d per ROI and comparison; Bonferroni over the whole table."""
+    frames = [compare_groups(roi_pad, name, pairs=pairs).assign(roi=name) for name in names]
+    table = pd.concat(frames, ignore_index=True)
+    table["p_bonferroni"] = bonferroni(table["p"])
+    return table[["roi", *COMPARISON_COLUMNS]]
+
+
+def group_moments(people: pd.DataFrame, maps: MapSet) -> dict[str, RunningMoments]:
+    """Running moments of the corrected brain-PAD maps per group (each map read once)."""
+    acc: dict[str, RunningMoments] = {}
+    for row in people.itertuples():
+        acc.setdefault(row.group, RunningMoments()).add(maps.read(row.participant_id, row.scan_id))
+    return acc
+
+
+def voxel_comparisons(
+    groups: dict[str, RunningMoments],
+    pairs: list[tuple[str, str]],
+    maps: MapSet,
+    out_dir: Path,
+) -> pd.DataFrame:
+    """t and d maps (NIfTI) per comparison and a summary row each.
+
+    Bonferroni is over the brain voxels of one comparison: a voxel is significant when
+    p · n_voxels < 0.05.
+    """
+    rows = []
+    n_voxels = int(maps.brain.sum())
+    for first, second in pairs:
+        a, b = groups.get(first, RunningMoments()), groups.get(second, RunningMoments())
+        if a.n < 2 or b.n < 2:
+            continue
+        result = welch_maps(a, b)
+        name = f"group-{first}_vs_{second}"
+        for stat in ("t", "d"):
+            maps.save(result[stat], statmap_path(out_dir, name, stat))
+        p, d, t = (result[k][maps.brain] for k in ("p", "d", "t"))
+        rows.append(
+            {
+                "first": first,
+                "second": second,
+                "n_first": a.n,
+                "n_second": b.n,
+                "voxels": n_voxels,
+                "significant_bonferroni": int(np.sum(np.nan_to_num(p, nan=1.0) * n_voxels < 0.05)),
+                "median_d": float(np.nanmedian(d)),
+                "max_abs_t": float(np.nanmax(np.abs(t))),
+                "max_abs_d": float(np.nanmax(np.abs(d))),
+            }
+        )
+    columns = ["first", "second", "n_first", "n_second", "voxels", "significant_bonferroni"]
+    return pd.DataFrame(rows, columns=[*columns, "median_d", "max_abs_t", "max_abs_d"])
+
+
+def icc_tables(scans: pd.DataFrame, maps: MapSet, out_dir: Path) -> pd.DataFrame:
+    """ICC(2,1) maps of the corrected brain-PAD over test–retest and between-site pairs."""
+    pairs = repeat_pairs(scans)
+    participant = scans.set_index("scan_id")["participant_id"]
+    rows = []
+    for kind in ("test-retest", "between-site"):
+        chosen = pairs[pairs["kind"] == kind]
+        if len(chosen) < 2:
+            log.warning("ICC %s: %d pair(s); at least 2 are needed, skipped", kind, len(chosen))
+            rows.append({"kind": kind, "pairs": len(chosen)})
+            continue
+        icc = icc_map(chosen, lambda scan_id: maps.read(participant[scan_id], scan_id))
+        maps.save(icc, statmap_path(out_dir, f"icc-{kind}", "icc"))
+        rows.append({"kind": kind, "pairs": len(chosen), **summarise_map(icc, maps.brain)})
+    return pd.DataFrame(rows)
+
+
+def local_accuracy(scans: pd.DataFrame, maps: MapSet, truth: pd.DataFrame | None) -> pd.DataFrame:
+    """Healthy-test accuracy of the local model (raw brain-age maps, one scan each).
+
+    ``median_voxel_mae``: per participant the mean |brain age − age| over brain voxels,
+    then the median across participants (study 1 reports 9.5 y); ``global_mae``: MAE of
+    the map means (the global local-model brain age); ``floor_mae`` (simulated data): what
+    a perfect model would score on the same participants.
+    """
+    test = baseline_scans(scans[scans["role"] == "test"])
+    voxel_mae, global_age = [], []
+    for row in test.itertuples():
+        brain_age = maps.read(row.participant_id, row.scan_id, "brainage")[maps.brain]
+        voxel_mae.append(float(np.nanmean(np.abs(brain_age - row.age))))
+        global_age.append(float(np.nanmean(brain_age)))
+    age = test["age"].to_numpy(dtype=float)
+    global_age = np.asarray(global_age)
+    result = {
+        "n": len(test),
+        "median_voxel_mae": float(np.median(voxel_mae)) if voxel_mae else np.nan,
+        "global_mae": float(np.abs(global_age - age).mean()) if len(age) else np.nan,
+        "global_r": float(sps.pearsonr(age, global_age)[0]) if len(age) > 2 else np.nan,
+    }
+    if truth is not None and len(test):
+        true_age = truth.loc[test["participant_id"], "true_brain_age"].to_numpy()
+        result["floor_mae"] = float(np.abs(true_age - age).mean())
+    return pd.DataFrame([result])
+
+
+def local_statistics(
+    folds: pd.DataFrame,
+    maps: MapSet,
+    volumes: pd.DataFrame,
+    control_group: str,
+    control_min_age: float,
+    out_dir: str | Path,
+    truth: pd.DataFrame | None = None,
+) -> dict[str, pd.DataFrame]:
+    """Run the whole analysis; write the NIfTI maps to ``out_dir`` and return the tables.
+
+    Returns
+    -------
+    dict
+        ``roi_brain_pad``, ``roi_volume_correlation``, ``global_group_comparison``,
+        ``roi_group_comparison``,
+        ``voxel_group_comparison``, ``icc`` and ``accuracy`` (with the floor MAE when
+        the simulation's ``truth`` subjects table, indexed by participant, is given).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scans = scans_with_maps(folds, maps.maps_dir)
+    names = maps.labels["name"].tolist()
+    roi_pad = roi_table(scans, maps)
+    people = comparison_people(scans, control_group, control_min_age)
+    pairs = comparison_pairs(people, control_group)
+    log.info("group comparisons: %s", ", ".join(f"{a} vs {b}" for a, b in pairs))
+    roi_people = roi_pad[roi_pad["scan_id"].isin(people["scan_id"])]
+    groups = group_moments(people, maps)
+    for group, acc in groups.items():
+        maps.save(acc.mean, statmap_path(out_dir, f"group-{group}", "meanbrainPAD"))
+    tables = {
+        "roi_brain_pad": roi_pad,
+        "roi_volume_correlation": volume_pad_correlation(roi_pad, volumes, names, control_group),
+        "global_group_comparison": compare_groups(roi_people, "whole_brain", pairs=pairs),
+        "roi_group_comparison": roi_comparisons(roi_people, names, pairs),
+        "voxel_group_comparison": voxel_comparisons(groups, pairs, maps, out_dir),
+        "icc": icc_tables(scans, maps, out_dir),
+    }
+    tables["accuracy"] = local_accuracy(scans, maps, truth)
+    for name, table in tables.items():
+        log.info("%s:\n%s", name, table.head(10).to_string())
+    return tables
+
+
+def truth_validation(
+    mean_maps: dict[str, np.ndarray],
+    roi_tests: pd.DataFrame,
+    brain: nib.Nifti1Image,
+    truth_dir: str | Path,
+    control_group: str,
+    top: int = 5,
+) -> pd.DataFrame:
+    """Compare the recovered group maps and ROI effects with the simulation's truth.
+
+    Per patient group: Pearson r over the brain between its mean corrected brain-PAD map
+    and its true local brain-PAD map (study 1's goal for AD: r ≥ 0.8), and how many of
+    the ``top`` ROIs with the largest |Cohen's d| against the controls are truly affected,
+    i.e. accelerated beyond the brain-wide common rate (the median over regions).
+
+    Parameters
+    ----------
+    mean_maps : dict
+        Group → mean corrected brain-PAD map on the grid of ``brain``.
+    roi_tests : DataFrame
+        ROI group comparisons (:func:`roi_comparisons`).
+    brain : Nifti1Image
+        The template brain mask (grid and voxels of the comparison).
+    truth_dir : path
+        The simulation's truth folder (``regions.tsv``, ``group-*_..._truelocalbrainPAD``).
+    control_group : str
+        Label of the controls (no true map to compare with: theirs is zero).
+    top : int
+        How many leading ROIs to check.
+    """
+    truth_dir = Path(truth_dir)
+    regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t").set_index("name")
+    inside = np.asarray(brain.dataobj) > 0
+    rows = []
+    for group, mean_map in mean_maps.items():
+        column = f"acceleration_{group}"
+        true_map = read_true_map(truth_dir, group, brain)
+        if group == control_group or true_map is None or column not in regions:
+            continue
+        acceleration = regions[column]
+        affected = acceleration > acceleration.median()
+        tests = roi_tests[(roi_tests["first"] == group) & (roi_tests["second"] == control_group)]
+        leaders = tests.loc[tests["d"].abs().sort_values(ascending=False).index].head(top)
+        hits = [name for name in leaders["roi"] if affected.get(name, False)]
+        rows.append(
+            {
+                "group": group,
+                "map_vs_truth_r": spatial_correlation(mean_map, true_map, inside),
+                f"top{top}_rois": ", ".join(leaders["roi"]),
+                f"top{top}_truly_affected": len(hits),
+                "affected_rois": int(affected.sum()),
+                "rois": len(affected),
+            }
+        )
+    columns = ["group", "map_vs_truth_r", f"top{top}_rois", f"top{top}_truly_affected"]
+    return pd.DataFrame(rows, columns=[*columns, "affected_rois", "rois"])
+
+
+def read_true_map(
+    truth_dir: str | Path, group: str, reference: nib.Nifti1Image
+) -> np.ndarray | None:
+    """A group's simulated true local brain-PAD map on the grid of ``reference`` (or None).
+
+    The simulation's grid is the template's with a wider field of view; nearest-neighbour
+    resampling only re-indexes it.
+    """
+    from nilearn.image import resample_to_img
+
+    path = Path(truth_dir) / f"group-{group}_space-MNI_desc-truelocalbrainPAD.nii.gz"
+    if not path.is_file():
+        return None
+    image = resample_to_img(
+        nib.load(path), reference, interpolation="nearest", copy_header=True, force_resample=True
+    )
+    return image.get_fdata()
+
+
+def read_mean_maps(statmaps_dir: str | Path) -> dict[str, np.ndarray]:
+    """The per-group mean corrected brain-PAD maps written by :func:`local_statistics`."""
+    suffix = "_stat-meanbrainPAD_map.nii.gz"
+    return {
+        path.name.removeprefix("group-").removesuffix(suffix): np.asarray(
+            nib.load(path).dataobj, dtype=np.float64
+        )
+        for path in sorted(Path(statmaps_dir).glob(f"group-*{suffix}"))
+    }
+
+
+def write_tables(tables: dict[str, pd.DataFrame], out_dir: str | Path) -> None:
+    """Each table as ``<out_dir>/<name>.tsv`` (written atomically)."""
+    for name, table in tables.items():
+        write_table_atomic(table, Path(out_dir) / f"{name}.tsv")

@@ -1,0 +1,227 @@
+"""Study 1's analysis of local brain-PAD maps: ROI tables, group maps, ICC, truth check."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+
+from brainpad.cli import main
+from brainpad.local_analysis import (
+    MapSet,
+    local_statistics,
+    read_mean_maps,
+    statmap_path,
+    truth_validation,
+)
+from brainpad.maps import map_paths
+from brainpad.stats import cohens_d, icc_2_1
+
+
+@pytest.fixture(scope="module")
+def analysed(local_maps_cohort, tmp_path_factory):
+    """The tables and map set of the planted cohort (one run shared by the tests)."""
+    c = local_maps_cohort
+    maps = MapSet.load(c["maps"], c["mask"], c["atlas"], c["labels"])
+    folds = pd.read_csv(c["folds"], sep="\t")
+    truth = pd.read_csv(c["truth"] / "subjects.tsv", sep="\t").set_index("participant_id")
+    out = tmp_path_factory.mktemp("statmaps")
+    volumes = pd.read_csv(c["roi_volumes"], sep="\t")
+    tables = local_statistics(folds, maps, volumes, "HC", 60.0, out, truth)
+    return tables, maps, folds, out
+
+
+def stacked(maps, folds, group, min_age=0.0):
+    """Corrected maps of a group's first scans (the test's reference computation)."""
+    people = folds.sort_values("scan_id").drop_duplicates("participant_id")
+    people = people[(people["group"] == group) & (people["age"] >= min_age)]
+    return np.stack(
+        [maps.read(p, s) for p, s in zip(people.participant_id, people.scan_id, strict=True)]
+    )
+
+
+def test_roi_brain_pad_is_the_mean_of_the_map_inside_each_region(analysed):
+    tables, maps, folds, _ = analysed
+    roi = tables["roi_brain_pad"].set_index("scan_id")
+    row = folds.iloc[5]
+    values = maps.read(row.participant_id, row.scan_id)
+    assert roi.loc[row.scan_id, "whole_brain"] == pytest.approx(values[maps.brain].mean())
+    for label, name in zip(maps.labels["label"], maps.labels["name"], strict=True):
+        assert roi.loc[row.scan_id, name] == pytest.approx(values[maps.atlas == label].mean())
+
+
+def test_voxel_t_and_d_maps_equal_scipy_on_the_stacked_maps(analysed):
+    _, maps, folds, out = analysed
+    ad, hc = stacked(maps, folds, "AD"), stacked(maps, folds, "HC", 60.0)
+    d = nib.load(statmap_path(out, "group-AD_vs_HC", "d")).get_fdata()
+    t = nib.load(statmap_path(out, "group-AD_vs_HC", "t")).get_fdata()
+    expected_t = sps.ttest_ind(ad, hc, axis=0, equal_var=False).statistic
+    np.testing.assert_allclose(d[maps.brain], cohens_d(ad, hc, axis=0)[maps.brain], rtol=1e-5)
+    np.testing.assert_allclose(t[maps.brain], expected_t[maps.brain], rtol=1e-5)
+    assert np.isnan(d[~maps.brain]).all()
+
+
+def test_group_comparisons_find_the_planted_region(analysed):
+    tables, *_ = analysed
+    roi = tables["roi_group_comparison"]
+    ad = roi[(roi["first"] == "AD") & (roi["second"] == "HC")].set_index("roi")
+    assert ad["d"].idxmax() == "Left_Hippocampus"
+    assert ad.loc["Left_Hippocampus", "p_bonferroni"] < 0.01
+    assert (roi["p_bonferroni"] >= roi["p"]).all()
+    pairs = set(zip(roi["first"], roi["second"], strict=True))
+    assert pairs == {("AD", "HC"), ("MCI", "HC"), ("AD", "MCI")}
+    voxels = tables["voxel_group_comparison"].set_index(["first", "second"])
+    assert voxels.loc[("AD", "HC"), "significant_bonferroni"] > 0
+    glob = tables["global_group_comparison"]
+    assert set(glob["first"]) == {"AD", "MCI"} and (glob["d"].abs() < 5).all()
+
+
+def test_controls_under_the_age_limit_stay_out_of_the_comparisons(analysed):
+    tables, *_ = analysed
+    row = tables["roi_group_comparison"].query("first == 'AD' and second == 'HC'").iloc[0]
+    n_old = 30 - int(np.sum(np.linspace(22, 84, 30).round(1) < 60))
+    assert row["n_second"] == n_old and row["n_first"] == 8
+
+
+def test_icc_maps_rank_test_retest_above_between_site(analysed):
+    tables, maps, folds, out = analysed
+    icc = tables["icc"].set_index("kind")
+    assert icc.loc["test-retest", "pairs"] == 4 and icc.loc["between-site", "pairs"] == 4
+    assert icc.loc["test-retest", "median"] > 0.9 > icc.loc["between-site", "median"]
+    assert icc.loc["test-retest", "p2.5"] <= icc.loc["test-retest", "median"]
+    # one voxel of the map equals ICC(2,1) of that voxel's ratings
+    image = nib.load(statmap_path(out, "icc-test-retest", "icc")).get_fdata()
+    repeat = folds[folds["scan_id"].str.endswith("ses-2") & (folds["site"] == "s1")]
+    ratings = np.array(
+        [
+            [maps.read(p, f"{p}_ses-1")[3, 3, 2], maps.read(p, f"{p}_ses-2")[3, 3, 2]]
+            for p in repeat["participant_id"]
+        ]
+    )
+    assert image[3, 3, 2] == pytest.approx(float(icc_2_1(ratings)), rel=1e-5)
+
+
+def test_roi_volume_correlates_negatively_with_its_brain_pad(analysed):
+    tables, *_ = analysed
+    r = tables["roi_volume_correlation"].set_index("roi")
+    assert r.loc["Left_Hippocampus", "r"] < -0.8
+    assert r.loc["Left_Hippocampus", "tissue"] == "GM"
+    # calibration controls are out; one scan each: 8 test + 16 train
+    assert r.loc["Left_Hippocampus", "n"] == 24
+
+
+def test_local_accuracy_uses_raw_maps_of_the_healthy_test_set(analysed, local_maps_cohort):
+    tables, maps, folds, _ = analysed
+    test = folds[folds["role"] == "test"]
+    errors = [
+        np.nanmean(np.abs(maps.read(p, s, "brainage")[maps.brain] - age))
+        for p, s, age in zip(test.participant_id, test.scan_id, test.age, strict=True)
+    ]
+    acc = tables["accuracy"].iloc[0]
+    assert acc["n"] == 8
+    assert acc["median_voxel_mae"] == pytest.approx(np.median(errors))
+    assert acc["floor_mae"] == pytest.approx(1.0)
+
+
+def test_truth_validation_recovers_the_planted_map(analysed, local_maps_cohort):
+    tables, _maps, _, out = analysed
+    mean_maps = read_mean_maps(out)
+    assert set(mean_maps) == {"HC", "AD", "MCI"}
+    table = truth_validation(
+        mean_maps,
+        tables["roi_group_comparison"],
+        nib.load(local_maps_cohort["mask"]),
+        local_maps_cohort["truth"],
+        "HC",
+    ).set_index("group")
+    assert list(table.index) == ["AD"]  # MCI has no true map; HC is the reference
+    assert table.loc["AD", "map_vs_truth_r"] > 0.8
+    assert table.loc["AD", "top5_rois"].startswith("Left_Hippocampus")
+    assert table.loc["AD", "top5_truly_affected"] == 1
+    assert table.loc["AD", "affected_rois"] == 1
+
+
+def test_truth_validation_finds_no_pattern_in_noise(analysed, local_maps_cohort):
+    tables, maps, _, _ = analysed
+    rng = np.random.default_rng(0)
+    noise = {"AD": np.where(maps.brain, rng.normal(0, 1, maps.brain.shape), np.nan)}
+    table = truth_validation(
+        noise,
+        tables["roi_group_comparison"],
+        nib.load(local_maps_cohort["mask"]),
+        local_maps_cohort["truth"],
+        "HC",
+    )
+    assert abs(table.loc[0, "map_vs_truth_r"]) < 0.4
+
+
+def test_local_commands_write_tables_maps_and_figure(local_maps_cohort, tmp_path):
+    c = local_maps_cohort
+    statmaps, tables = tmp_path / "statmaps", tmp_path / "stats"
+    common = ["--mask", str(c["mask"]), "--control-group", "HC"]
+    assert (
+        main(
+            [
+                "local-stats",
+                "--folds", str(c["folds"]),
+                "--maps-dir", str(c["maps"]),
+                "--atlas", str(c["atlas"]),
+                "--labels", str(c["labels"]),
+                "--roi-volumes", str(c["roi_volumes"]),
+                "--truth", str(c["truth"] / "subjects.tsv"),
+                "--statmaps-dir", str(statmaps),
+                "--out-dir", str(tables),
+                *common,
+            ]
+        )
+        == 0
+    )  # fmt: skip
+    names = {p.stem for p in tables.glob("*.tsv")}
+    assert names == {
+        "roi_brain_pad",
+        "roi_volume_correlation",
+        "global_group_comparison",
+        "roi_group_comparison",
+        "voxel_group_comparison",
+        "icc",
+        "accuracy",
+    }
+    truth_table = tmp_path / "truth.tsv"
+    assert (
+        main(
+            [
+                "local-truth",
+                "--statmaps-dir", str(statmaps),
+                "--roi-comparison", str(tables / "roi_group_comparison.tsv"),
+                "--truth-dir", str(c["truth"]),
+                "--out", str(truth_table),
+                *common,
+            ]
+        )
+        == 0
+    )  # fmt: skip
+    assert pd.read_csv(truth_table, sep="\t")["group"].tolist() == ["AD"]
+    figure = tmp_path / "local.png"
+    args = ["local-figure", "--statmaps-dir", str(statmaps), "--out", str(figure), *common]
+    assert main([*args, "--truth-dir", str(c["truth"])]) == 0
+    assert figure.stat().st_size > 10_000
+
+
+def test_a_mask_on_another_grid_is_refused(local_maps_cohort, tmp_path):
+    c = local_maps_cohort
+    other = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((5, 5, 5), np.uint8), np.eye(4)), other)
+    with pytest.raises(ValueError, match=r"atlas grid .* differs from the brain mask"):
+        MapSet.load(c["maps"], other, c["atlas"], c["labels"])
+
+
+def test_scans_without_maps_are_left_out(local_maps_cohort, tmp_path):
+    from brainpad.local_analysis import scans_with_maps
+
+    folds = pd.read_csv(local_maps_cohort["folds"], sep="\t")
+    extra = folds.iloc[:1].assign(scan_id="sub-999_ses-1", participant_id="sub-999")
+    kept = scans_with_maps(pd.concat([folds, extra]), local_maps_cohort["maps"])
+    assert "sub-999_ses-1" not in set(kept["scan_id"]) and len(kept) == len(folds)
+    assert map_paths(local_maps_cohort["maps"], "sub-000", "sub-000_ses-1")["brainage"].is_file()
