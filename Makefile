@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 CORES  ?= 2
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean slurm-deps
 
 install: $(STAMP)
 
@@ -26,6 +26,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
+
+# Debian packages for the localhost SLURM cluster of tests/test_slurm.py (needs root);
+# without them that test is skipped and says why.
+SLURM_BINARIES := /usr/sbin/slurmctld /usr/sbin/slurmd /usr/bin/sbatch /usr/sbin/munged
+slurm-deps:
+	@if ls $(SLURM_BINARIES) >/dev/null 2>&1; then echo "SLURM and munge are installed"; \
+	else DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	     slurmctld slurmd slurm-client munge; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

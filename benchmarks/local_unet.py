@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from brainpad.local import Standardised, crop_slices, sample_blocks
+from brainpad.local import Standardised, crop_slices, predict_map, sample_blocks
 from brainpad.models.unet_local import LocalUNet, block_geometry
 
 
@@ -35,6 +35,9 @@ def main() -> None:
     parser.add_argument("--report", type=int, default=200, help="iterations per line")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--standardise", action="store_true", help="voxelwise z-scores")
+    parser.add_argument(
+        "--evaluate", type=int, default=0, help="map this many fold-0 scans at each report"
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -45,6 +48,8 @@ def main() -> None:
     mask_path = next((results / "templates").glob("*desc-brain_mask.nii.gz"))
     mask = np.asarray(nib.load(mask_path).dataobj)[crop_slices(index)] > 0
     train = folds[(folds["role"] == "train") & (folds["fold"] != 0)]
+    held = folds[(folds["role"] == "train") & (folds["fold"] == 0)].head(args.evaluate)
+    held_rows = held["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
     rows = train["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
     ages = train["age"].to_numpy(dtype=float)
     mean, sd = ages.mean(), ages.std()
@@ -72,11 +77,17 @@ def main() -> None:
         optimiser.step()
         errors.append(float(loss.detach()) * sd)
         if (it + 1) % args.report == 0:
-            print(
-                f"iteration {it + 1}: training voxel MAE {np.mean(errors[-args.report :]):.2f} y"
-                f" ({time.perf_counter() - start:.0f} s)",
-                flush=True,
-            )
+            line = f"iteration {it + 1}: training voxel MAE {np.mean(errors[-args.report :]):.2f} y"
+            if len(held):
+                global_age = [
+                    np.nanmean(predict_map(net, volumes[r], mask, size_in, size_out, 2, 16,
+                                           "cpu", mean, sd)[mask])
+                    for r in held_rows
+                ]  # fmt: skip
+                error = np.abs(np.array(global_age) - held["age"].to_numpy()).mean()
+                line += f", global MAE of {len(held)} out-of-fold scans {error:.2f} y"
+                net.train()
+            print(f"{line} ({time.perf_counter() - start:.0f} s)", flush=True)
 
 
 if __name__ == "__main__":

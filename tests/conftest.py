@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,6 +13,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from brainpad.simulate import Settings, simulate_cohort
 
@@ -22,6 +26,60 @@ TINY = {
     "n_between_site": 1,
     "modalities": ["T1w", "FLAIR"],
 }
+
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+TINY_CONFIG = {
+    "bids_dir": "simulated",
+    "modalities": ["T1w", "FLAIR"],
+    "simulation": {"n_subjects": 12, "voxel_size": 4.0, "n_test_retest": 1, "n_between_site": 1},
+    "preprocess": {"voxel_size": 4.0, "syn_iterations": [30, 10]},
+    "folds": {"k": 2},
+    "models": {
+        "names": ["ridge_roi", "vgg3d", "local_unet"],
+        "vgg3d": {"widths": [4, 8], "dense": [8], "downsample": 2, "max_epochs": 2},
+        "local_unet": {  # 28^3 -> 12^3 blocks: few tiles, a quick inference
+            "width": 4,
+            "bottleneck": 8,
+            "batch_size": 4,
+            "iterations_per_epoch": 3,
+            "max_epochs": 2,
+            "validation_blocks": 2,
+            "tile_overlap": 0,
+        },
+    },
+}
+N_SCANS = 14  # 12 subjects + a test-retest and a between-site repeat
+
+
+def snakemake(
+    workdir: Path, config: dict, *args: str, timeout: int = 900
+) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with ``config`` (written to its config.yaml)."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    command = [
+        *SNAKEMAKE,
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        "--cores",
+        "2",
+        *args,
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
+    # `timeout -k` kills Snakemake and its jobs, so a hang fails the test instead of CI
+    command = ["timeout", "-k", "10", str(timeout), *command]
+    return subprocess.run(command, capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny simulated workflow run locally to the end (shared by the workflow tests)."""
+    workdir = tmp_path_factory.mktemp("workflow")
+    result = snakemake(workdir, TINY_CONFIG)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return workdir
 
 
 @pytest.fixture(scope="session")

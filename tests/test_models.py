@@ -195,6 +195,8 @@ LOCAL_PARAMS = {
     "validation_fraction": 0.125,
     "validation_blocks": 2,
     "tile_overlap": 0.5,
+    "standardise": True,
+    "heldout_models": "one",
 }
 
 
@@ -222,3 +224,22 @@ def test_train_fold_local_unet_writes_maps_whose_mean_is_the_global_age(syntheti
     )
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     assert state["block"] == [18, 2] and len(state["history"]) == 2
+    assert state["input_mean"].shape == state["input_sd"].shape == (2, 10, 12, 10)
+    sets = fold_sets(pd.read_csv(synthetic_inputs["folds"], sep="\t"), 0)
+    assert (sets == "oof").sum() < len(table) < (sets != "").sum() - (sets == "train").sum()
+
+
+def test_each_heldout_participant_is_mapped_by_one_fold_model_when_asked(synthetic_folds):
+    from brainpad.local import scans_to_map
+
+    folds = synthetic_folds
+    sets = [fold_sets(folds, f) for f in range(3)]
+    heldout = sets[0] == "heldout"
+    one = [scans_to_map(folds, sets[f], f, "one") for f in range(3)]
+    assert (sum(m[heldout].astype(int) for m in one) == 1).all()
+    for f, mapped in enumerate(one):
+        assert mapped[sets[f] == "oof"].all() and not mapped[sets[f] == "train"].any()
+        people = set(folds.loc[mapped & heldout, "participant_id"])
+        assert mapped[heldout & folds["participant_id"].isin(people)].all()  # repeats follow
+    everything = scans_to_map(folds, sets[1], 1, "all")
+    assert everything[heldout].all() and everything[sets[1] == "oof"].all()

@@ -6,65 +6,15 @@ import json
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from conftest import REPO
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
-TINY_CONFIG = {
-    "bids_dir": "simulated",
-    "modalities": ["T1w", "FLAIR"],
-    "simulation": {"n_subjects": 12, "voxel_size": 4.0, "n_test_retest": 1, "n_between_site": 1},
-    "preprocess": {"voxel_size": 4.0, "syn_iterations": [30, 10]},
-    "folds": {"k": 2},
-    "models": {
-        "names": ["ridge_roi", "vgg3d", "local_unet"],
-        "vgg3d": {"widths": [4, 8], "dense": [8], "downsample": 2, "max_epochs": 2},
-        "local_unet": {  # 28^3 -> 12^3 blocks: few tiles, a quick inference
-            "width": 4,
-            "bottleneck": 8,
-            "batch_size": 4,
-            "iterations_per_epoch": 3,
-            "max_epochs": 2,
-            "validation_blocks": 2,
-            "tile_overlap": 0,
-        },
-    },
-}
-N_SCANS = 14  # 12 subjects + a test-retest and a between-site repeat
+from conftest import N_SCANS, REPO, SNAKEMAKE, TINY_CONFIG, snakemake
 
 pytestmark = pytest.mark.workflow
-
-
-def snakemake(workdir: Path, config: dict, *args: str) -> subprocess.CompletedProcess:
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [
-        *SNAKEMAKE,
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *args,
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
-    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory) -> Path:
-    workdir = tmp_path_factory.mktemp("workflow")
-    result = snakemake(workdir, TINY_CONFIG)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return workdir
 
 
 def test_lint_is_clean():

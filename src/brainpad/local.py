@@ -195,6 +195,26 @@ def predict_map(
     return stitch(predict, np.asarray(volume), mask, size_in, size_out, overlap, batch_size)
 
 
+def scans_to_map(
+    folds: pd.DataFrame, sets: pd.Series, fold: int, heldout_models: str = "all"
+) -> pd.Series:
+    """Which scans the fold model maps: its out-of-fold scans, and the held-out scans.
+
+    With ``heldout_models="all"`` every fold model maps every held-out scan (their maps are
+    averaged, like the other models' predictions). ``"one"`` gives each held-out
+    participant to one fold model, round-robin by participant id, so inference costs K
+    times less (for CPU runs); a participant's repeat scans share their model, which keeps
+    the ICC free of between-model variance.
+    """
+    mapped = sets == "oof"
+    heldout = sets == "heldout"
+    if heldout_models == "all":
+        return mapped | heldout
+    k = int(folds.loc[folds["role"] == "train", "fold"].max()) + 1
+    people = np.sort(folds.loc[heldout, "participant_id"].unique())
+    return mapped | (heldout & folds["participant_id"].isin(people[fold::k]))
+
+
 def train_local(
     folds: pd.DataFrame,
     sets: pd.Series,
@@ -215,6 +235,7 @@ def train_local(
     (the global local-model brain age).
     """
     import nibabel as nib
+    import torch
 
     from brainpad.epochs import network_fold
 
@@ -254,7 +275,7 @@ def train_local(
         size_out,
     )
     net.load_state_dict(best)
-    use = sets.isin(["oof", "heldout"]).to_numpy()
+    use = scans_to_map(folds, sets, fold, params["heldout_models"]).to_numpy()
     overlap = round(params["tile_overlap"] * size_out)
     tmp = Path(maps_path).with_suffix(".partial.npy")
     maps = np.lib.format.open_memmap(
@@ -293,5 +314,6 @@ def train_local(
         "history": history,
     }
     if isinstance(volumes, Standardised):
-        state["input_mean"], state["input_sd"] = volumes.mean, volumes.scale
+        state["input_mean"] = torch.from_numpy(volumes.mean)
+        state["input_sd"] = torch.from_numpy(volumes.scale)
     return table, state

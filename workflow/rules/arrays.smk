@@ -16,7 +16,7 @@ rule build_arrays:
         benchmark_path("build_arrays")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=memory(2000),
         runtime=30,
     conda:
         "../../envs/preprocess.yaml"

@@ -112,6 +112,15 @@ def log_path(name):
     return f"results/logs/{name}.log"
 
 
+def memory(mb):
+    """A rule's ``mem_mb``: ``mb`` on the first attempt, twice that on the first retry, ...
+
+    With ``retries`` (the SLURM profile), a job killed for exceeding its memory is
+    resubmitted with more.
+    """
+    return lambda wildcards, attempt: mb * attempt
+
+
 def benchmark_path(name):
     """Benchmark TSV of a rule (or rule + wildcards)."""
     return f"results/benchmarks/{name}.tsv"

@@ -15,7 +15,7 @@ rule ensemble:
         log_path("ensemble"),
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=memory(1000),
         runtime=10,
     conda:
         "../../envs/train.yaml"

@@ -17,7 +17,7 @@ rule make_folds:
         log_path("make_folds"),
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=memory(1000),
         runtime=5,
     conda:
         "../../envs/inputs.yaml"

@@ -21,7 +21,7 @@ rule validate_inputs:
         log_path("validate_inputs"),
     threads: 2
     resources:
-        mem_mb=2000,
+        mem_mb=memory(2000),
         runtime=30,
     conda:
         "../../envs/inputs.yaml"

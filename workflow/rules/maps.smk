@@ -28,7 +28,7 @@ rule local_maps:
         benchmark_path("local_maps")
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=memory(4000),
         runtime=60,
     conda:
         "../../envs/train.yaml"
@@ -76,7 +76,7 @@ rule local_stats:
         benchmark_path("local_stats")
     threads: 1
     resources:
-        mem_mb=4000,
+        mem_mb=memory(4000),
         runtime=60,
     conda:
         "../../envs/report.yaml"
@@ -109,7 +109,7 @@ rule local_truth:
         log_path("local_truth"),
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=memory(2000),
         runtime=10,
     conda:
         "../../envs/report.yaml"

@@ -12,7 +12,7 @@ rule mni_templates:
         log_path("mni_templates"),
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=memory(3000),
         runtime=10,
     conda:
         "../../envs/preprocess.yaml"
@@ -43,7 +43,7 @@ rule preprocess_t1w:
         benchmark_path("preprocess/{subject}/{scan}")
     threads: 1
     resources:
-        mem_mb=3000,
+        mem_mb=memory(3000),
         runtime=30,
     conda:
         "../../envs/preprocess.yaml"
@@ -65,7 +65,7 @@ rule qc_summary:
         log_path("qc_summary"),
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=memory(1000),
         runtime=10,
     conda:
         "../../envs/preprocess.yaml"

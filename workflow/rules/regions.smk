@@ -17,7 +17,7 @@ rule roi_volumes:
         benchmark_path("roi_volumes")
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=memory(2000),
         runtime=30,
     conda:
         "../../envs/preprocess.yaml"

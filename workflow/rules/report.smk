@@ -43,7 +43,7 @@ rule report_figures:
         log_path("report_figures"),
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=memory(1000),
         runtime=10,
     conda:
         "../../envs/report.yaml"
@@ -76,7 +76,7 @@ rule local_figure:
         log_path("local_figure"),
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=memory(1000),
         runtime=10,
     conda:
         "../../envs/report.yaml"

@@ -16,7 +16,7 @@ rule simulate_cohort:
         benchmark_path("simulate_cohort")
     threads: 4
     resources:
-        mem_mb=4000,
+        mem_mb=memory(4000),
         runtime=60,
     conda:
         "../../envs/simulate.yaml"

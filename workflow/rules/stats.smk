@@ -34,7 +34,7 @@ rule stats:
         log_path("stats"),
     threads: 1
     resources:
-        mem_mb=1000,
+        mem_mb=memory(1000),
         runtime=10,
     conda:
         "../../envs/report.yaml"

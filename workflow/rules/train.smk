@@ -21,7 +21,7 @@ rule train:
         benchmark_path("train/{model}/fold-{fold}")
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=memory(4000),
         runtime=120,
         gpu=is_network,
     conda:
@@ -50,7 +50,7 @@ rule train_voxel:
         benchmark_path("train/{model}/fold-{fold}")
     threads: 2
     resources:
-        mem_mb=4000,
+        mem_mb=memory(4000),
         runtime=240,
         gpu=1,
     conda:
