@@ -23,7 +23,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from brainpad.preprocess import PreprocessOptions, output_paths, preprocess_scan
+from brainpad.layout import output_paths
+from brainpad.preprocess import PreprocessOptions, preprocess_scan
 from brainpad.preprocess.registration import load_canonical
 from brainpad.simulate import TEMPLATE_PAD_MM, Settings, anatomy, plan_cohort, simulate_cohort
 from brainpad.templates import (

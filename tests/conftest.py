@@ -203,7 +203,7 @@ def synthetic_inputs(
     synthetic_truth: pd.DataFrame,
 ) -> dict[str, Path]:
     """folds.tsv, an ROI table and a tiny volume array whose anatomy shrinks with age."""
-    from brainpad.arrays import array_files
+    from brainpad.layout import array_files
 
     root = tmp_path_factory.mktemp("synthetic")
     folds = synthetic_folds
@@ -250,7 +250,7 @@ def local_maps_cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
     Left_Hippocampus grey-matter volume shrinks as its brain-PAD grows. The truth folder
     holds an AD map accelerated 8 in label 1 and 3 elsewhere, on a grid 2 voxels wider.
     """
-    from brainpad.maps import map_paths
+    from brainpad.layout import map_paths
 
     root = tmp_path_factory.mktemp("local_maps")
     rng = np.random.default_rng(11)

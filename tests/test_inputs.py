@@ -16,9 +16,9 @@ from brainpad.inputs import (
     ValidationOptions,
     build_manifest,
     check_image,
-    discover_scans,
     validate_dataset,
 )
+from brainpad.layout import discover_scans
 from conftest import brain_like, write_image
 
 OPTIONS = ValidationOptions()

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats as sps
 
 from brainpad.cli import main
+from brainpad.layout import map_paths
 from brainpad.local_analysis import (
     MapSet,
     local_statistics,
@@ -16,7 +17,6 @@ from brainpad.local_analysis import (
     statmap_path,
     truth_validation,
 )
-from brainpad.maps import map_paths
 from brainpad.stats import cohens_d, icc_2_1
 
 

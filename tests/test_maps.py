@@ -8,7 +8,8 @@ import pandas as pd
 from scipy import stats
 
 from brainpad.debias import age_bin_edges
-from brainpad.maps import FoldMaps, map_paths, voxel_age_correlation, write_local_maps
+from brainpad.layout import map_paths
+from brainpad.maps import FoldMaps, voxel_age_correlation, write_local_maps
 from brainpad.train import fold_sets
 
 

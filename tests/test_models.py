@@ -197,6 +197,7 @@ LOCAL_PARAMS = {
     "tile_overlap": 0.5,
     "standardise": True,
     "heldout_models": "one",
+    "lr_decay": "cosine",
 }
 
 
@@ -243,3 +244,12 @@ def test_each_heldout_participant_is_mapped_by_one_fold_model_when_asked(synthet
         assert mapped[heldout & folds["participant_id"].isin(people)].all()  # repeats follow
     everything = scans_to_map(folds, sets[1], 1, "all")
     assert everything[heldout].all() and everything[sets[1] == "oof"].all()
+
+
+def test_cosine_learning_rate_decays_from_base_to_zero():
+    from brainpad.local import learning_rate
+
+    assert learning_rate(0.002, 0, 100, "cosine") == pytest.approx(0.002)
+    assert learning_rate(0.002, 50, 100, "cosine") == pytest.approx(0.001)
+    assert learning_rate(0.002, 100, 100, "cosine") == pytest.approx(0.0, abs=1e-12)
+    assert learning_rate(0.002, 70, 100, "none") == 0.002

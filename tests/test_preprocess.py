@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from brainpad.cli import main
-from brainpad.preprocess import PreprocessOptions, output_paths, preprocess_scan
+from brainpad.layout import output_paths
+from brainpad.preprocess import PreprocessOptions, preprocess_scan
 from brainpad.preprocess.qc import qc_metrics, summarise
 from brainpad.preprocess.registration import to_ants
 from brainpad.preprocess.segmentation import modulate_and_smooth

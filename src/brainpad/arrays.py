@@ -23,16 +23,6 @@ BRAIN_THRESHOLD = 0.05  # modulated GM + WM fraction counted as brain
 CHANNELS = ("GM", "WM")
 
 
-def array_files(out_dir: str | Path) -> dict[str, Path]:
-    """The files written by :func:`build_arrays` in ``out_dir``."""
-    out = Path(out_dir)
-    return {
-        "volumes": out / "volumes.npy",
-        "slices": out / "slices.npy",
-        "index": out / "index.tsv",
-    }
-
-
 def _load(path: str | Path) -> np.ndarray:
     return np.asarray(nib.load(path).dataobj, dtype=np.float32)
 

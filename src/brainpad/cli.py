@@ -121,7 +121,7 @@ def _scan_maps(folds_path: str, preproc_dir: str, tissues: tuple[str, ...]) -> p
     """The scans of folds.tsv with the paths of their modulated maps, one column per tissue."""
     import pandas as pd
 
-    from brainpad.preprocess import output_paths
+    from brainpad.layout import output_paths
 
     scans = pd.read_csv(folds_path, sep="\t")[["scan_id", "participant_id"]]
     for tissue in tissues:
@@ -133,7 +133,8 @@ def _scan_maps(folds_path: str, preproc_dir: str, tissues: tuple[str, ...]) -> p
 
 
 def _cmd_arrays(args: argparse.Namespace) -> None:
-    from brainpad.arrays import CHANNELS, array_files, build_arrays
+    from brainpad.arrays import CHANNELS, build_arrays
+    from brainpad.layout import array_files
 
     scans = _scan_maps(args.folds, args.preproc_dir, CHANNELS)
     files = array_files(args.out_dir)

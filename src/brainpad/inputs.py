@@ -11,8 +11,7 @@ import json
 import logging
 import math
 import os
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from brainpad.layout import discover_scans
+
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUPS = ("HC", "sMCI", "pMCI", "AD")
@@ -31,13 +32,6 @@ SEX_CODES = {"m": "M", "male": "M", "f": "F", "female": "F"}
 MAX_LISTED_PROBLEMS = 25
 SCHEMA_PATH = (
     Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "participants.schema.yaml"
-)
-SCAN_PATTERN = re.compile(
-    r"^(?P<subject>sub-[A-Za-z0-9]+)"
-    r"(?:_ses-(?P<session>[A-Za-z0-9]+))?"
-    r"(?P<other>(?:_(?:task|acq|ce|rec)-[A-Za-z0-9]+)*)"
-    r"(?:_run-(?P<run>[0-9]+))?"
-    r"_(?P<modality>[A-Za-z0-9]+)\.nii(?:\.gz)?$"
 )
 MANIFEST_COLUMNS = [
     "scan_id",
@@ -101,46 +95,6 @@ def check_bids_root(bids_dir: str | Path) -> Path:
         )
         raise InputError(msg)
     return root
-
-
-def describe_scan(path: str | Path) -> dict | None:
-    """BIDS entities of a scan file name, or None if it is not ``sub-*_<suffix>.nii[.gz]``.
-
-    ``scan_id`` is the file name without the modality suffix and extension, e.g.
-    ``sub-01_ses-1_run-2``.
-    """
-    name = Path(path).name
-    match = SCAN_PATTERN.match(name)
-    if not match:
-        return None
-    return {
-        "scan_id": name[: name.rindex("_" + match["modality"])],
-        "participant_id": match["subject"],
-        "session": match["session"] or "",
-        "run": match["run"] or "",
-        "modality": match["modality"],
-        "path": str(path),
-    }
-
-
-def discover_scans(bids_dir: str | Path, modalities: Iterable[str]) -> pd.DataFrame:
-    """Find ``sub-*/[ses-*/]anat/*_<modality>.nii[.gz]`` files from their names only.
-
-    Returns
-    -------
-    DataFrame
-        ``scan_id, participant_id, session, run, modality, path`` sorted by path.
-    """
-    root = Path(bids_dir)
-    wanted = set(modalities)
-    rows = []
-    for anat in sorted([*root.glob("sub-*/anat"), *root.glob("sub-*/ses-*/anat")]):
-        for path in sorted(anat.iterdir()):
-            scan = describe_scan(path)
-            if scan and scan["modality"] in wanted:
-                rows.append(scan)
-    columns = ["scan_id", "participant_id", "session", "run", "modality", "path"]
-    return pd.DataFrame(rows, columns=columns)
 
 
 # --------------------------------------------------------------------------- participants

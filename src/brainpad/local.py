@@ -20,6 +20,7 @@ model so new scans are standardised the same way.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,14 @@ def sample_blocks(volumes, rows, mask, size_in, size_out, rng):
     return x, m.astype(np.float32)
 
 
+def learning_rate(base: float, step: int, total: int, decay: str = "none") -> float:
+    """The learning rate at training step ``step`` of ``total``: constant, or cosine decay
+    from ``base`` to 0 (steadier final epochs when training is short)."""
+    if decay == "cosine" and total > 0:
+        return base * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    return base
+
+
 def fit_local_unet(
     net,
     volumes,
@@ -125,8 +134,10 @@ def fit_local_unet(
 
     rows, ages = train
     age_mean, age_sd = float(ages.mean()), float(ages.std()) or 1.0
-    optimiser = torch.optim.Adam(net.parameters(), lr=params["learning_rate"])
+    base_lr = params["learning_rate"]
+    optimiser = torch.optim.Adam(net.parameters(), lr=base_lr)
     batch, per_epoch = params["batch_size"], params["iterations_per_epoch"]
+    total_steps = params["max_epochs"] * per_epoch
     weights, decay = params["aux_weights"], params["aux_decay_iterations"]
 
     def tensors(x, m, age):
@@ -139,6 +150,9 @@ def fit_local_unet(
     def train_epoch(epoch: int) -> float:
         total = 0.0
         for it in range(per_epoch):
+            step = epoch * per_epoch + it
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(base_lr, step, total_steps, params["lr_decay"])
             rng = np.random.default_rng([seed, epoch, it])
             pick = rng.integers(0, len(rows), batch)
             x, m, y = tensors(
@@ -146,7 +160,7 @@ def fit_local_unet(
             )
             out, aux = net(x)
             loss = voxel_l1(out, m, y)
-            fade = max(0.0, 1.0 - (epoch * per_epoch + it) / decay) if decay else 0.0
+            fade = max(0.0, 1.0 - step / decay) if decay else 0.0
             total += float(loss.detach())
             if fade > 0:
                 loss = loss + fade * sum(

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from brainpad.inputs import write_table_atomic
+from brainpad.layout import map_paths
 from brainpad.local_stats import (
     RunningMoments,
     icc_map,
@@ -37,7 +38,6 @@ from brainpad.local_stats import (
     summarise_map,
     welch_maps,
 )
-from brainpad.maps import map_paths
 from brainpad.regions import roi_brain_pad
 from brainpad.stats import (
     COMPARISON_COLUMNS,

@@ -22,17 +22,12 @@ import numpy as np
 import pandas as pd
 
 from brainpad.debias import LinearBias, VoxelBias
+from brainpad.layout import MAP_KINDS, map_paths
 from brainpad.local import crop_slices
 from brainpad.stats import baseline_scans
 
 log = logging.getLogger(__name__)
-KINDS = ("brainage", "brainPAD", "brainPADcorrected")
-
-
-def map_paths(out_dir: str | Path, participant: str, scan_id: str) -> dict[str, Path]:
-    """The three NIfTI maps of one scan (BIDS-derivatives style names)."""
-    folder = Path(out_dir) / participant
-    return {k: folder / f"{scan_id}_space-MNI_desc-{k}_map.nii.gz" for k in KINDS}
+KINDS = MAP_KINDS
 
 
 class FoldMaps:

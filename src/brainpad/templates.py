@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage
 
+from brainpad.layout import template_files
+
 NILEARN_FILES = {
     "t1": "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz",
     "gm": "mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz",
@@ -300,22 +302,6 @@ def harvard_oxford_atlas(
 
 
 TEMPLATE_FILE_KEYS = ("t1", "gm", "wm", "csf", "mask", "atlas", "labels")
-
-
-def template_files(directory: str | Path, voxel_size: float) -> dict[str, Path]:
-    """Names of the template files written by :func:`write_template_files`."""
-    res = f"{voxel_size:g}".replace(".", "p")
-    stem = f"tpl-MNI152NLin2009aSym_res-{res}mm"
-    names = {
-        "t1": f"{stem}_T1w.nii.gz",
-        "gm": f"{stem}_label-GM_probseg.nii.gz",
-        "wm": f"{stem}_label-WM_probseg.nii.gz",
-        "csf": f"{stem}_label-CSF_probseg.nii.gz",
-        "mask": f"{stem}_desc-brain_mask.nii.gz",
-        "atlas": f"{stem}_atlas-HarvardOxford_dseg.nii.gz",
-        "labels": f"{stem}_atlas-HarvardOxford_dseg.tsv",
-    }
-    return {k: Path(directory) / v for k, v in names.items()}
 
 
 def write_template_files(directory: str | Path, voxel_size: float, threshold: float = 25.0) -> None:

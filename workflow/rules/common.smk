@@ -8,12 +8,14 @@ from snakemake.settings.types import DeploymentMethod
 
 import pandas as pd
 
-from brainpad.arrays import array_files
-from brainpad.inputs import describe_scan, discover_scans
+from brainpad.layout import (
+    array_files,
+    describe_scan,
+    discover_scans,
+    output_paths,
+    template_files,
+)
 from brainpad.models import get_spec
-from brainpad.preprocess import output_paths
-from brainpad.simulate import Settings, expected_outputs
-from brainpad.templates import template_files
 
 SIMULATED = config["bids_dir"] == "simulated"
 BIDS_DIR = "results/simulated" if SIMULATED else config["bids_dir"]
@@ -53,10 +55,12 @@ TRUTH_REGIONS = f"{BIDS_DIR}/derivatives/simulation/regions.tsv"
 MODELS = config["models"]["names"]
 FOLD_IDS = list(range(config["folds"]["k"]))
 ARRAYS = {key: str(path) for key, path in array_files("results/arrays").items()}
+TEMPLATES_DIR = "results/templates"
 TEMPLATES = {
     key: str(path)
-    for key, path in template_files("results/templates", config["preprocess"]["voxel_size"]).items()
+    for key, path in template_files(TEMPLATES_DIR, config["preprocess"]["voxel_size"]).items()
 }
+PREPROC_DIR = "results/preproc"
 SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 
 # Rules call `brainpad <command>`. In a conda env it runs from this checkout's src/;
@@ -81,11 +85,15 @@ wildcard_constraints:
 
 def simulation_settings():
     """The simulated cohort's settings (config `simulation` + `seed`)."""
+    from brainpad.simulate.cohort import Settings
+
     return Settings.from_config(config)
 
 
 def simulated_files(descriptions=True):
     """Files the simulate_cohort rule writes (optionally without dataset_description.json)."""
+    from brainpad.simulate import expected_outputs
+
     files = [f"{BIDS_DIR}/{rel}" for rel in expected_outputs(simulation_settings())]
     return [f for f in files if descriptions or Path(f).name != "dataset_description.json"]
 
@@ -143,12 +151,18 @@ def t1w_scans():
     return table.set_index("scan_id")
 
 
+def preproc_dir(subject):
+    """One participant's preprocessing folder (a wildcard pattern or a concrete name)."""
+    return f"{PREPROC_DIR}/{subject}"
+
+
 def preproc_files(subject, scan):
     """Outputs of one scan's preprocessing (wildcard patterns or concrete names)."""
-    return {k: str(v) for k, v in output_paths(f"results/preproc/{subject}", scan).items()}
+    return {k: str(v) for k, v in output_paths(preproc_dir(subject), scan).items()}
 
 
 T1W_SCANS = t1w_scans()
+T1W_PATHS = T1W_SCANS["path"].to_dict()  # scan_id -> file, looked up once per job
 
 
 def modulated_maps(tissues=("gm", "wm")):

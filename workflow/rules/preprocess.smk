@@ -23,13 +23,15 @@ rule mni_templates:
 
 rule preprocess_t1w:
     input:
-        scan=lambda wildcards: T1W_SCANS.loc[wildcards.scan, "path"],
+        scan=lambda wildcards: T1W_PATHS[wildcards.scan],
         templates=[TEMPLATES[k] for k in ("t1", "gm", "wm", "csf", "mask")],
     output:
         **preproc_files("{subject}", "{scan}"),
     params:
         templates_dir=lambda wildcards, input: Path(input.templates[0]).parent,
-        out_dir=lambda wildcards, output: Path(output.qc).parent,
+        # a pattern, not a function: a job per scan, and each function costs Snakemake a
+        # signature inspection per job when planning (10,000 scans)
+        out_dir=preproc_dir("{subject}"),
         voxel=config["preprocess"]["voxel_size"],
         fwhm=config["preprocess"]["fwhm_mm"],
         syn=config["preprocess"]["syn_iterations"],

@@ -17,6 +17,7 @@ import ants
 import nibabel as nib
 import numpy as np
 
+from brainpad.layout import output_paths, template_files
 from brainpad.preprocess import qc
 from brainpad.preprocess.registration import (
     bias_correct,
@@ -25,28 +26,8 @@ from brainpad.preprocess.registration import (
     register,
 )
 from brainpad.preprocess.segmentation import TISSUES, modulate_and_smooth, segment
-from brainpad.templates import template_files
 
 log = logging.getLogger(__name__)
-
-
-def output_paths(out_dir: str | Path, scan_id: str) -> dict[str, Path]:
-    """Every file written for one scan (BIDS-derivatives style names)."""
-    base = Path(out_dir) / scan_id
-    paths = {
-        f"{tissue.lower()}": Path(f"{base}_space-MNI_label-{tissue}_desc-modulated_probseg.nii.gz")
-        for tissue in TISSUES
-    }
-    paths.update(
-        t1=Path(f"{base}_space-MNI_desc-preproc_T1w.nii.gz"),
-        mask=Path(f"{base}_desc-brain_mask.nii.gz"),
-        affine=Path(f"{base}_from-T1w_to-MNI_mode-image_xfm.mat"),
-        warp=Path(f"{base}_from-T1w_to-MNI_mode-image_warp.nii.gz"),
-        inverse_warp=Path(f"{base}_from-MNI_to-T1w_mode-image_warp.nii.gz"),
-        qc=Path(f"{base}_desc-qc.json"),
-        montage=Path(f"{base}_desc-qc.png"),
-    )
-    return paths
 
 
 @dataclass(frozen=True)

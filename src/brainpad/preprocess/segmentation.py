@@ -5,7 +5,8 @@ from __future__ import annotations
 import ants
 import numpy as np
 
-TISSUES = ("CSF", "GM", "WM")
+from brainpad.layout import TISSUES
+
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 
 

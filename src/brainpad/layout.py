@@ -1,0 +1,115 @@
+"""Where brainpad's inputs and outputs live: BIDS scan names and every derived path.
+
+Only names, no image libraries: the workflow's planning (``workflow/rules/common.smk``)
+imports this module for every run, so it must load in milliseconds even when a cohort
+has 10,000 scans (``benchmarks/plan_scale.py``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+SCAN_PATTERN = re.compile(
+    r"^(?P<subject>sub-[A-Za-z0-9]+)"
+    r"(?:_ses-(?P<session>[A-Za-z0-9]+))?"
+    r"(?P<other>(?:_(?:task|acq|ce|rec)-[A-Za-z0-9]+)*)"
+    r"(?:_run-(?P<run>[0-9]+))?"
+    r"_(?P<modality>[A-Za-z0-9]+)\.nii(?:\.gz)?$"
+)
+TISSUES = ("CSF", "GM", "WM")
+MAP_KINDS = ("brainage", "brainPAD", "brainPADcorrected")
+
+
+def describe_scan(path: str | Path) -> dict | None:
+    """BIDS entities of a scan file name, or None if it is not ``sub-*_<suffix>.nii[.gz]``.
+
+    ``scan_id`` is the file name without the modality suffix and extension, e.g.
+    ``sub-01_ses-1_run-2``.
+    """
+    name = Path(path).name
+    match = SCAN_PATTERN.match(name)
+    if not match:
+        return None
+    return {
+        "scan_id": name[: name.rindex("_" + match["modality"])],
+        "participant_id": match["subject"],
+        "session": match["session"] or "",
+        "run": match["run"] or "",
+        "modality": match["modality"],
+        "path": str(path),
+    }
+
+
+def discover_scans(bids_dir: str | Path, modalities: Iterable[str]) -> pd.DataFrame:
+    """Find ``sub-*/[ses-*/]anat/*_<modality>.nii[.gz]`` files from their names only.
+
+    Returns
+    -------
+    DataFrame
+        ``scan_id, participant_id, session, run, modality, path`` sorted by path.
+    """
+    root = Path(bids_dir)
+    wanted = set(modalities)
+    rows = []
+    for anat in sorted([*root.glob("sub-*/anat"), *root.glob("sub-*/ses-*/anat")]):
+        for path in sorted(anat.iterdir()):
+            scan = describe_scan(path)
+            if scan and scan["modality"] in wanted:
+                rows.append(scan)
+    columns = ["scan_id", "participant_id", "session", "run", "modality", "path"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def template_files(directory: str | Path, voxel_size: float) -> dict[str, Path]:
+    """Names of the template files written by :func:`brainpad.templates.write_template_files`."""
+    res = f"{voxel_size:g}".replace(".", "p")
+    stem = f"tpl-MNI152NLin2009aSym_res-{res}mm"
+    names = {
+        "t1": f"{stem}_T1w.nii.gz",
+        "gm": f"{stem}_label-GM_probseg.nii.gz",
+        "wm": f"{stem}_label-WM_probseg.nii.gz",
+        "csf": f"{stem}_label-CSF_probseg.nii.gz",
+        "mask": f"{stem}_desc-brain_mask.nii.gz",
+        "atlas": f"{stem}_atlas-HarvardOxford_dseg.nii.gz",
+        "labels": f"{stem}_atlas-HarvardOxford_dseg.tsv",
+    }
+    return {k: Path(directory) / v for k, v in names.items()}
+
+
+def output_paths(out_dir: str | Path, scan_id: str) -> dict[str, Path]:
+    """Every file :func:`brainpad.preprocess.preprocess_scan` writes for one scan."""
+    base = Path(out_dir) / scan_id
+    paths = {
+        f"{tissue.lower()}": Path(f"{base}_space-MNI_label-{tissue}_desc-modulated_probseg.nii.gz")
+        for tissue in TISSUES
+    }
+    paths.update(
+        t1=Path(f"{base}_space-MNI_desc-preproc_T1w.nii.gz"),
+        mask=Path(f"{base}_desc-brain_mask.nii.gz"),
+        affine=Path(f"{base}_from-T1w_to-MNI_mode-image_xfm.mat"),
+        warp=Path(f"{base}_from-T1w_to-MNI_mode-image_warp.nii.gz"),
+        inverse_warp=Path(f"{base}_from-MNI_to-T1w_mode-image_warp.nii.gz"),
+        qc=Path(f"{base}_desc-qc.json"),
+        montage=Path(f"{base}_desc-qc.png"),
+    )
+    return paths
+
+
+def array_files(out_dir: str | Path) -> dict[str, Path]:
+    """The files written by :func:`brainpad.arrays.build_arrays` in ``out_dir``."""
+    out = Path(out_dir)
+    return {
+        "volumes": out / "volumes.npy",
+        "slices": out / "slices.npy",
+        "index": out / "index.tsv",
+    }
+
+
+def map_paths(out_dir: str | Path, participant: str, scan_id: str) -> dict[str, Path]:
+    """The three local-map NIfTIs of one scan (BIDS-derivatives style names)."""
+    folder = Path(out_dir) / participant
+    return {k: folder / f"{scan_id}_space-MNI_desc-{k}_map.nii.gz" for k in MAP_KINDS}
