@@ -1,7 +1,8 @@
 """The SLURM profile against a real single-node SLURM cluster on localhost.
 
 Skipped, with the reason, where the cluster cannot start (no Debian SLURM/munge packages:
-``make slurm-deps``; not root; a foreign /etc/slurm/slurm.conf). The run goes through
+``make slurm-deps``; not root; a foreign /etc/slurm/slurm.conf; daemons that fail to
+start or whose node never becomes idle). The run goes through
 ``--profile profiles/slurm`` with the test overlay ``tests/slurm_overlay`` as workflow
 profile (no accounting, a 2-CPU node without GPU).
 """
@@ -9,6 +10,7 @@ profile (no accounting, a 2-CPU node without GPU).
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -31,8 +33,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     reason = missing_requirements()
     if reason:
         pytest.skip(f"no local SLURM cluster: {reason}")
-    with LocalSlurm(tmp_path_factory.mktemp("slurm")) as running:
-        yield running
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        cluster.start()
+    except (RuntimeError, OSError, subprocess.CalledProcessError) as err:
+        cluster.stop()
+        pytest.skip(f"the local SLURM cluster did not start: {err}")
+    yield cluster
+    cluster.stop()
 
 
 def job_counts(output: str) -> dict[str, int]:
