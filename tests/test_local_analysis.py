@@ -125,17 +125,17 @@ def test_local_accuracy_uses_raw_maps_of_the_healthy_test_set(analysed, local_ma
     assert acc["floor_mae"] == pytest.approx(1.0)
 
 
+def validate(mean_maps, tables, cohort):
+    """:func:`truth_validation` of ``mean_maps`` against the planted cohort's truth."""
+    mask = nib.load(cohort["mask"])
+    return truth_validation(mean_maps, tables["roi_group_comparison"], mask, cohort["truth"], "HC")
+
+
 def test_truth_validation_recovers_the_planted_map(analysed, local_maps_cohort):
     tables, _maps, _, out = analysed
     mean_maps = read_mean_maps(out)
     assert set(mean_maps) == {"HC", "AD", "MCI"}
-    table = truth_validation(
-        mean_maps,
-        tables["roi_group_comparison"],
-        nib.load(local_maps_cohort["mask"]),
-        local_maps_cohort["truth"],
-        "HC",
-    ).set_index("group")
+    table = validate(mean_maps, tables, local_maps_cohort).set_index("group")
     assert list(table.index) == ["AD"]  # MCI has no true map; HC is the reference
     assert table.loc["AD", "map_vs_truth_r"] > 0.8
     assert table.loc["AD", "top5_rois"].startswith("Left_Hippocampus")
@@ -147,13 +147,7 @@ def test_truth_validation_finds_no_pattern_in_noise(analysed, local_maps_cohort)
     tables, maps, _, _ = analysed
     rng = np.random.default_rng(0)
     noise = {"AD": np.where(maps.brain, rng.normal(0, 1, maps.brain.shape), np.nan)}
-    table = truth_validation(
-        noise,
-        tables["roi_group_comparison"],
-        nib.load(local_maps_cohort["mask"]),
-        local_maps_cohort["truth"],
-        "HC",
-    )
+    table = validate(noise, tables, local_maps_cohort)
     assert abs(table.loc[0, "map_vs_truth_r"]) < 0.4
 
 

@@ -141,3 +141,8 @@ def scan_roles(
     roles = assign_roles(people, control_group, n_folds, calibration_fraction, test_fraction, seed)
     columns = ["scan_id", "participant_id", "session", "age", "sex", "site", "group", "qc_passed"]
     return scans[columns].merge(roles, on="participant_id", validate="many_to_one")
+
+
+def fold_count(folds: pd.DataFrame) -> int:
+    """K, the number of cross-validation folds in a folds.tsv table."""
+    return int(folds.loc[folds["role"] == "train", "fold"].max()) + 1

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from brainpad.blocks import read_block, sample_corners, stitch
+from brainpad.folds import fold_count
 from brainpad.models.unet_local import block_geometry, build, geometry_for_voxel
 
 log = logging.getLogger(__name__)
@@ -84,9 +85,6 @@ class Standardised:
         _row, *window = key
         values = np.asarray(self.volumes[key], dtype=np.float32)
         return (values - self.mean[tuple(window)]) / self.scale[tuple(window)]
-
-    def __len__(self) -> int:
-        return len(self.volumes)
 
 
 def sample_blocks(volumes, rows, mask, size_in, size_out, rng):
@@ -224,7 +222,7 @@ def scans_to_map(
     heldout = sets == "heldout"
     if heldout_models == "all":
         return mapped | heldout
-    k = int(folds.loc[folds["role"] == "train", "fold"].max()) + 1
+    k = fold_count(folds)
     people = np.sort(folds.loc[heldout, "participant_id"].unique())
     return mapped | (heldout & folds["participant_id"].isin(people[fold::k]))
 

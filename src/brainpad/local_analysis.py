@@ -44,6 +44,7 @@ from brainpad.stats import (
     baseline_scans,
     bonferroni,
     compare_groups,
+    comparison_pairs,
     comparison_people,
 )
 
@@ -101,17 +102,31 @@ def scans_with_maps(folds: pd.DataFrame, maps_dir: str | Path) -> pd.DataFrame:
     return folds[np.asarray(have, dtype=bool)].reset_index(drop=True)
 
 
-def roi_table(scans: pd.DataFrame, maps: MapSet) -> pd.DataFrame:
-    """Corrected brain-PAD of every scan: identifying columns, ``whole_brain`` (the mean
-    over brain voxels), then one column per ROI."""
-    rows = []
+def summarise_scans(
+    scans: pd.DataFrame, people: pd.DataFrame, maps: MapSet
+) -> tuple[pd.DataFrame, dict[str, RunningMoments]]:
+    """Read every scan's corrected brain-PAD map once and reduce it.
+
+    Returns
+    -------
+    roi_pad : DataFrame
+        Per scan: identifying columns, ``whole_brain`` (the mean over brain voxels), then
+        one column per ROI.
+    groups : dict
+        Running moments of the maps per group, over the scans of ``people`` (the group
+        comparisons' participants).
+    """
+    compared = set(people["scan_id"])
+    rows, groups = [], {}
     for row in scans.itertuples():
         pad_map = maps.read(row.participant_id, row.scan_id)
         pad = roi_brain_pad(pad_map, maps.atlas, maps.labels, 0.0)
         rows.append([float(np.nanmean(pad_map[maps.brain])), *pad.to_numpy()])
+        if row.scan_id in compared:
+            groups.setdefault(row.group, RunningMoments()).add(pad_map)
     keys = scans[["scan_id", "participant_id", "group", "age", "role"]].reset_index(drop=True)
     values = pd.DataFrame(rows, columns=["whole_brain", *maps.labels["name"]])
-    return pd.concat([keys, values], axis=1)
+    return pd.concat([keys, values], axis=1), groups
 
 
 def volume_pad_correlation(
@@ -138,14 +153,6 @@ def volume_pad_correlation(
     return table
 
 
-def comparison_pairs(people: pd.DataFrame, control_group: str) -> list[tuple[str, str]]:
-    """Each patient group vs the controls, then the patient groups pairwise."""
-    patients = [g for g in people["group"].unique() if g != control_group]
-    pairs = [(g, control_group) for g in patients]
-    pairs += [(a, b) for i, a in enumerate(patients) for b in patients[i + 1 :]]
-    return pairs
-
-
 def roi_comparisons(
     roi_pad: pd.DataFrame, names: list[str], pairs: list[tuple[str, str]]
 ) -> pd.DataFrame:
@@ -154,14 +161,6 @@ def roi_comparisons(
     table = pd.concat(frames, ignore_index=True)
     table["p_bonferroni"] = bonferroni(table["p"])
     return table[["roi", *COMPARISON_COLUMNS]]
-
-
-def group_moments(people: pd.DataFrame, maps: MapSet) -> dict[str, RunningMoments]:
-    """Running moments of the corrected brain-PAD maps per group (each map read once)."""
-    acc: dict[str, RunningMoments] = {}
-    for row in people.itertuples():
-        acc.setdefault(row.group, RunningMoments()).add(maps.read(row.participant_id, row.scan_id))
-    return acc
 
 
 def voxel_comparisons(
@@ -271,12 +270,11 @@ def local_statistics(
     out_dir.mkdir(parents=True, exist_ok=True)
     scans = scans_with_maps(folds, maps.maps_dir)
     names = maps.labels["name"].tolist()
-    roi_pad = roi_table(scans, maps)
     people = comparison_people(scans, control_group, control_min_age)
     pairs = comparison_pairs(people, control_group)
     log.info("group comparisons: %s", ", ".join(f"{a} vs {b}" for a, b in pairs))
+    roi_pad, groups = summarise_scans(scans, people, maps)
     roi_people = roi_pad[roi_pad["scan_id"].isin(people["scan_id"])]
-    groups = group_moments(people, maps)
     for group, acc in groups.items():
         maps.save(acc.mean, statmap_path(out_dir, f"group-{group}", "meanbrainPAD"))
     tables = {

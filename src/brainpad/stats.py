@@ -179,9 +179,13 @@ def group_tables(
         true_pad = truth.loc[people["participant_id"], "true_brain_pad"].to_numpy()
         means = pd.Series(true_pad, index=people.index).groupby(people["group"]).mean()
         summary["true_mean"] = summary["group"].map(means)
+    return summary, compare_groups(people, value, pairs=comparison_pairs(people, control_group))
+
+
+def comparison_pairs(people: pd.DataFrame, control_group: str) -> list[tuple[str, str]]:
+    """Each patient group vs the controls, then the patient groups pairwise."""
     patients = [g for g in people["group"].unique() if g != control_group]
-    pairs = [(g, control_group) for g in patients] + list(combinations(patients, 2))
-    return summary, compare_groups(people, value, pairs=pairs)
+    return [(g, control_group) for g in patients] + list(combinations(patients, 2))
 
 
 def icc_2_1(ratings: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from brainpad.epochs import network_fold, run_epochs, save_atomic
+from brainpad.folds import fold_count
 from brainpad.inputs import write_table_atomic
 from brainpad.models import get_spec, ridge_roi
 
@@ -47,7 +48,7 @@ def fold_sets(folds: pd.DataFrame, fold: int, validation_fraction: float = 0.0) 
         Indexed like ``folds``: ``train``, ``validation``, ``oof``, ``heldout`` or ``""``
         (not used: failed QC or excluded).
     """
-    k = int(folds.loc[folds["role"] == "train", "fold"].max()) + 1
+    k = fold_count(folds)
     if not 0 <= fold < k:
         msg = f"fold {fold} does not exist: folds.tsv has folds 0..{k - 1}"
         raise ValueError(msg)
