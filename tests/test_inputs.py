@@ -18,7 +18,7 @@ from brainpad.inputs import (
     check_image,
     validate_dataset,
 )
-from brainpad.layout import discover_scans
+from brainpad.layout import discover_scans, participant_of, scan_batches
 from conftest import brain_like, write_image
 
 OPTIONS = ValidationOptions()
@@ -83,6 +83,18 @@ def test_discovery_parses_entities(tmp_path):
         "2",
     ]
     assert len(scans) == 1
+
+
+def test_scan_batches_are_stable_when_the_cohort_changes():
+    scans = [f"sub-{i:04d}" for i in range(1, 1001)] + ["sub-0001_ses-2"]
+    batches = scan_batches(scans, 20)
+    assert len(batches) == 20 and list(batches)[:2] == ["batch-000", "batch-001"]
+    assert sorted(s for b in batches.values() for s in b) == sorted(scans)
+    assert max(len(b) for b in batches.values()) < 2 * len(scans) / 20
+    grown = scan_batches([*scans, "sub-a1"], 20)  # one new scan: one batch changes
+    assert sum(grown[name] != batches[name] for name in batches) == 1
+    assert {len(name) for name in scan_batches(scans, 5000)} == {len("batch-0000")}
+    assert participant_of("sub-0001_ses-2") == participant_of("sub-0001") == "sub-0001"
 
 
 def test_missing_bids_dir(tmp_path):

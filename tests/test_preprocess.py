@@ -10,7 +10,7 @@ import pytest
 
 from brainpad.cli import main
 from brainpad.layout import output_paths
-from brainpad.preprocess import PreprocessOptions, preprocess_scan
+from brainpad.preprocess import PreprocessOptions, preprocess_batch, preprocess_scan
 from brainpad.preprocess.qc import qc_metrics, summarise
 from brainpad.preprocess.registration import to_ants
 from brainpad.preprocess.segmentation import modulate_and_smooth
@@ -43,6 +43,22 @@ def test_outputs_and_qc(preprocessed):
         assert json.loads(paths["qc"].read_text()) == qc
         assert qc["passed"], qc["reasons"]
         assert qc["similarity"] > 0.8
+
+
+def test_a_batch_writes_what_single_scans_write(preprocessed, tiny_cohort, templates_4mm, tmp_path):
+    out, results = preprocessed
+    scans = [tiny_cohort / row.path for row, _ in results.values()]
+    table = tmp_path / "batches/batch-000_qc.tsv"
+    preprocess_batch(scans, list(results), templates_4mm, tmp_path, OPTIONS, table)
+    for scan_id in results:
+        batch_gm = output_paths(tmp_path / scan_id.split("_")[0], scan_id)["gm"]
+        assert batch_gm.read_bytes() == output_paths(out, scan_id)["gm"].read_bytes()
+    single = summarise([output_paths(out, s)["qc"] for s in results])
+    from_table = summarise([table])
+    columns = ["scan_id", "passed", "reasons", "similarity", "tiv_ml"]
+    pd.testing.assert_frame_equal(from_table[columns], single[columns])
+    with pytest.raises(ValueError, match="2 scans but 1 scan ids"):
+        preprocess_batch(scans, list(results)[:1], templates_4mm, tmp_path, OPTIONS, table)
 
 
 def test_preprocessing_repeats_exactly(preprocessed, tiny_cohort, templates_4mm, tmp_path):
@@ -127,3 +143,7 @@ def test_qc_summary_cli_lists_failures(tmp_path, caplog):
     assert table["passed"].tolist() == [True, False]
     assert "QC failed for sub-01: TIV 10 ml" in caplog.text
     assert len(summarise(files)) == 2
+    # a batch's table (what qc-summary wrote) mixes with single scans' qc.json files
+    mixed = summarise([str(tmp_path / "qc.tsv"), *files])
+    assert mixed["scan_id"].tolist() == ["sub-00", "sub-00", "sub-01", "sub-01"]
+    assert mixed["reasons"].tolist()[::2] == ["", "TIV 10 ml"]

@@ -29,6 +29,16 @@ def test_dry_run_shows_the_dag(tmp_path):
     assert "simulate_cohort" in result.stdout and "validate_inputs" in result.stdout
 
 
+def test_dry_run_with_preprocessing_batches(tmp_path):
+    config = {**TINY_CONFIG, "preprocess": {**TINY_CONFIG["preprocess"], "batches": 3}}
+    result = snakemake(tmp_path, config, "-n", "-p")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^preprocess_batch\s+3$", result.stdout, flags=re.MULTILINE)
+    assert "preprocess_t1w" not in result.stdout
+    assert "brainpad preprocess-batch --scans" in result.stdout
+    assert "results/preproc/batches/batch-000_qc.tsv" in result.stdout
+
+
 def test_tiny_workflow_makes_a_validated_manifest(tiny_run):
     manifest = pd.read_csv(tiny_run / "results/manifest.tsv", sep="\t")
     assert len(manifest) == 2 * N_SCANS  # T1w and FLAIR

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from brainpad.preprocess import PreprocessOptions
+
 from brainpad import __version__
 from brainpad.cli_results import add_result_commands
 from brainpad.inputs import SCHEMA_PATH, InputError, ValidationOptions, validate_dataset
@@ -68,10 +70,10 @@ def _cmd_templates(args: argparse.Namespace) -> None:
     write_template_files(args.out_dir, args.voxel_size, args.atlas_threshold)
 
 
-def _cmd_preprocess(args: argparse.Namespace) -> None:
-    from brainpad.preprocess import PreprocessOptions, preprocess_scan
+def _preprocess_options(args: argparse.Namespace) -> PreprocessOptions:
+    from brainpad.preprocess import PreprocessOptions
 
-    options = PreprocessOptions(
+    return PreprocessOptions(
         voxel_size=args.voxel_size,
         fwhm_mm=args.fwhm,
         syn_iterations=tuple(args.syn_iterations),
@@ -80,7 +82,34 @@ def _cmd_preprocess(args: argparse.Namespace) -> None:
         tiv_range_ml=tuple(args.tiv_range),
         seed=args.seed,
     )
+
+
+def _cmd_preprocess(args: argparse.Namespace) -> None:
+    from brainpad.preprocess import preprocess_scan
+
+    options = _preprocess_options(args)
     preprocess_scan(args.scan, args.scan_id, args.templates_dir, args.out_dir, options)
+
+
+def _cmd_preprocess_batch(args: argparse.Namespace) -> None:
+    from brainpad.preprocess import preprocess_batch
+
+    options = _preprocess_options(args)
+    preprocess_batch(
+        args.scans, args.scan_ids, args.templates_dir, args.preproc_dir, options, args.qc_table
+    )
+
+
+def _add_preprocess_options(parser: argparse.ArgumentParser) -> None:
+    """The options ``preprocess`` and ``preprocess-batch`` share."""
+    parser.add_argument("--templates-dir", required=True)
+    parser.add_argument("--voxel-size", type=float, required=True, help="working voxel (mm)")
+    parser.add_argument("--fwhm", type=float, default=4.0, help="smoothing FWHM (mm), 0 = none")
+    parser.add_argument("--syn-iterations", type=int, nargs="+", default=[40, 20, 10])
+    parser.add_argument("--prior-weight", type=float, default=0.25)
+    parser.add_argument("--min-similarity", type=float, default=0.7)
+    parser.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0], help="ml")
+    parser.add_argument("--seed", type=int, default=42, help="ANTs random seed")
 
 
 def _cmd_qc_summary(args: argparse.Namespace) -> None:
@@ -212,16 +241,17 @@ def build_parser() -> argparse.ArgumentParser:
     pre = sub.add_parser("preprocess", help="one T1w scan to modulated tissue maps in MNI")
     pre.add_argument("--scan", required=True, help="input T1w NIfTI")
     pre.add_argument("--scan-id", required=True, help="output name stem, e.g. sub-01_ses-1")
-    pre.add_argument("--templates-dir", required=True)
     pre.add_argument("--out-dir", required=True)
-    pre.add_argument("--voxel-size", type=float, required=True, help="working voxel (mm)")
-    pre.add_argument("--fwhm", type=float, default=4.0, help="smoothing FWHM (mm), 0 = none")
-    pre.add_argument("--syn-iterations", type=int, nargs="+", default=[40, 20, 10])
-    pre.add_argument("--prior-weight", type=float, default=0.25)
-    pre.add_argument("--min-similarity", type=float, default=0.7)
-    pre.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0], help="ml")
-    pre.add_argument("--seed", type=int, default=42, help="ANTs random seed")
+    _add_preprocess_options(pre)
     pre.set_defaults(func=_cmd_preprocess)
+
+    bat = sub.add_parser("preprocess-batch", help="several T1w scans, then their QC table")
+    bat.add_argument("--scans", nargs="+", required=True, help="input T1w NIfTIs")
+    bat.add_argument("--scan-ids", nargs="+", required=True, help="one output stem per scan")
+    bat.add_argument("--preproc-dir", required=True, help="each scan goes to <dir>/<sub-*>/")
+    bat.add_argument("--qc-table", required=True, help="output TSV, written last")
+    _add_preprocess_options(bat)
+    bat.set_defaults(func=_cmd_preprocess_batch)
 
     qcs = sub.add_parser("qc-summary", help="collect per-scan QC into one table")
     qcs.add_argument("--out", required=True)

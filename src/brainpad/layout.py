@@ -8,6 +8,7 @@ has 10,000 scans (``benchmarks/plan_scale.py``).
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,6 +22,9 @@ SCAN_PATTERN = re.compile(
     r"_(?P<modality>[A-Za-z0-9]+)\.nii(?:\.gz)?$"
 )
 TISSUES = ("CSF", "GM", "WM")
+# what the cohort-level rules read of a scan's preprocessing; the other files
+# (:func:`output_paths`) are written beside them but not declared to Snakemake
+CONSUMED = ("gm", "wm", "csf", "qc")
 MAP_KINDS = ("brainage", "brainPAD", "brainPADcorrected")
 
 
@@ -97,6 +101,30 @@ def output_paths(out_dir: str | Path, scan_id: str) -> dict[str, Path]:
         montage=Path(f"{base}_desc-qc.png"),
     )
     return paths
+
+
+def scan_batches(scan_ids: Iterable[str], batches: int) -> dict[str, list[str]]:
+    """Scans split into at most ``batches`` preprocessing batches, by a hash of their id.
+
+    A scan's batch depends on its own id and ``batches`` only, so adding, removing or
+    changing a scan changes one batch and the others keep their scans (and their
+    results). Batches are named ``batch-000``, ``batch-001``, ...; empty ones are left out.
+
+    Returns
+    -------
+    dict
+        Batch name -> sorted scan ids.
+    """
+    width = max(3, len(str(batches - 1)))
+    found: dict[int, list[str]] = {}
+    for scan_id in sorted(scan_ids):
+        found.setdefault(zlib.crc32(scan_id.encode()) % batches, []).append(scan_id)
+    return {f"batch-{i:0{width}d}": found[i] for i in sorted(found)}
+
+
+def participant_of(scan_id: str) -> str:
+    """The ``sub-<label>`` a scan id (``sub-01_ses-1_run-2``) belongs to."""
+    return scan_id.split("_", 1)[0]
 
 
 def array_files(out_dir: str | Path) -> dict[str, Path]:

@@ -17,7 +17,7 @@ import ants
 import nibabel as nib
 import numpy as np
 
-from brainpad.layout import output_paths, template_files
+from brainpad.layout import output_paths, participant_of, template_files
 from brainpad.preprocess import qc
 from brainpad.preprocess.registration import (
     bias_correct,
@@ -113,6 +113,35 @@ def preprocess_scan(
         metrics["passed"],
     )
     return metrics
+
+
+def preprocess_batch(
+    scans: list[str | Path],
+    scan_ids: list[str],
+    template_dir: str | Path,
+    preproc_dir: str | Path,
+    options: PreprocessOptions,
+    qc_table: str | Path,
+) -> None:
+    """Preprocess several scans one after the other, then write their QC table.
+
+    Each scan's files land where :func:`preprocess_scan` puts them for a single scan
+    (``<preproc_dir>/<participant>/``); ``qc_table`` (the rows of
+    :func:`brainpad.preprocess.qc.summarise`) is written last, so it exists only when
+    every scan of the batch is done.
+    """
+    from brainpad.inputs import write_table_atomic
+
+    if len(scans) != len(scan_ids):
+        message = f"{len(scans)} scans but {len(scan_ids)} scan ids: give one id per scan"
+        raise ValueError(message)
+    qc_files = []
+    for number, (scan, scan_id) in enumerate(zip(scans, scan_ids, strict=True), start=1):
+        out_dir = Path(preproc_dir) / participant_of(scan_id)
+        log.info("scan %d of %d: %s", number, len(scans), scan_id)
+        preprocess_scan(scan, scan_id, template_dir, out_dir, options)
+        qc_files.append(output_paths(out_dir, scan_id)["qc"])
+    write_table_atomic(qc.summarise(qc_files), qc_table)
 
 
 def load_map(path: str | Path) -> np.ndarray:
