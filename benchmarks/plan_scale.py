@@ -2,10 +2,16 @@
 
 Builds a synthetic BIDS tree of N subjects (one T1w each, as empty files: planning never
 opens them) with a valid participants.tsv, then times ``snakemake -n`` on it and counts
-the jobs. With ``--slurm`` it also counts the SLURM submissions the profile's grouping
-gives (``groups``/``group-components`` of profiles/slurm/config.yaml).
+the jobs and the SLURM submissions the profile's grouping gives
+(``groups``/``group-components`` of profiles/slurm/config.yaml). Each cohort is planned
+twice: one preprocessing job per scan (config ``preprocess.batches: 0``, the default) and
+in batches of about ``--batch-size`` scans (``preprocess.batches: N / batch size``).
 
-Usage: python benchmarks/plan_scale.py [--subjects 1000 10000] [--work /tmp/plan_scale]
+The time is the wall clock of the whole ``snakemake -n --quiet rules`` process (start-up,
+parsing, DAG, the dry-run's job listing, which ``--quiet rules`` keeps off the terminal).
+
+Usage: python benchmarks/plan_scale.py [--subjects 1000 10000] [--batch-size 50]
+       [--work /tmp/brainpad_plan_scale]
 """
 
 from __future__ import annotations
@@ -44,14 +50,18 @@ def build_dataset(root: Path, n: int) -> None:
     marker.touch()
 
 
-def plan(workdir: Path, bids: Path, extra: list[str]) -> tuple[float, dict[str, int]]:
+def plan(workdir: Path, bids: Path, batches: int) -> tuple[float, dict[str, int]]:
     """Seconds of ``snakemake -n`` and its job counts per rule."""
-    config = {"bids_dir": str(bids), "modalities": ["T1w"], "preprocess": {"voxel_size": 2.0}}
+    config = {
+        "bids_dir": str(bids),
+        "modalities": ["T1w"],
+        "preprocess": {"voxel_size": 2.0, "batches": batches},
+    }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     command = [
         sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-        "-n", "--quiet", "rules", *extra,
+        "-n", "--quiet", "rules",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
     start = time.perf_counter()
@@ -80,23 +90,25 @@ def slurm_jobs(counts: dict[str, int]) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--work", type=Path, default=Path("/tmp/brainpad_plan_scale"))
     args = parser.parse_args()
-    print("subjects  jobs  plan_s  slurm_jobs(ungrouped -> grouped)")
+    print("subjects  batches   jobs  plan_s  slurm_jobs(ungrouped -> grouped)")
     for n in args.subjects:
         bids = args.work / f"bids-{n}"
         t0 = time.perf_counter()
         build_dataset(bids, n)
         built = time.perf_counter() - t0
-        workdir = args.work / f"run-{n}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        seconds, counts = plan(workdir, bids, [])
-        ungrouped, grouped = slurm_jobs(counts)
-        print(
-            f"{n:8d}  {counts['total']:5d}  {seconds:6.1f}  {ungrouped} -> {grouped}"
-            f"   (dataset built in {built:.1f} s)",
-            flush=True,
-        )
+        for batches in (0, math.ceil(n / args.batch_size)):
+            workdir = args.work / f"run-{n}-{batches}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            seconds, counts = plan(workdir, bids, batches)
+            ungrouped, grouped = slurm_jobs(counts)
+            print(
+                f"{n:8d}  {batches:7d}  {counts['total']:5d}  {seconds:6.1f}"
+                f"  {ungrouped} -> {grouped}   (dataset built in {built:.1f} s)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

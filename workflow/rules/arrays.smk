@@ -4,7 +4,7 @@
 rule build_arrays:
     input:
         folds=FOLDS,
-        maps=modulated_maps(("gm", "wm")),
+        maps=preprocessed(("gm", "wm")),
     output:
         **ARRAYS,
     params:

@@ -9,10 +9,12 @@ from snakemake.settings.types import DeploymentMethod
 import pandas as pd
 
 from brainpad.layout import (
+    CONSUMED,
     array_files,
     describe_scan,
     discover_scans,
     output_paths,
+    scan_batches,
     template_files,
 )
 from brainpad.models import get_spec
@@ -81,6 +83,7 @@ wildcard_constraints:
     modality=r"[A-Za-z0-9]+",
     model=r"[a-z0-9_]+",
     fold=r"[0-9]+",
+    batch=r"batch-[0-9]+",
 
 
 def simulation_settings():
@@ -157,16 +160,40 @@ def preproc_dir(subject):
 
 
 def preproc_files(subject, scan):
-    """Outputs of one scan's preprocessing (wildcard patterns or concrete names)."""
-    return {k: str(v) for k, v in output_paths(preproc_dir(subject), scan).items()}
+    """Declared outputs of one scan's preprocessing (wildcard patterns or concrete names).
+
+    Only the files the cohort-level rules read: every declared output costs Snakemake
+    planning time per scan. The transforms, the preprocessed T1w, its brain mask and the
+    QC montage are written beside them (brainpad.layout.output_paths).
+    """
+    paths = output_paths(preproc_dir(subject), scan)
+    return {k: str(paths[k]) for k in CONSUMED}
 
 
 T1W_SCANS = t1w_scans()
 T1W_PATHS = T1W_SCANS["path"].to_dict()  # scan_id -> file, looked up once per job
+# config preprocess.batches > 0: that many preprocessing jobs instead of one per scan
+BATCHES = (
+    scan_batches(T1W_SCANS.index, config["preprocess"]["batches"])
+    if config["preprocess"]["batches"]
+    else {}
+)
 
 
-def modulated_maps(tissues=("gm", "wm")):
-    """Modulated maps of every T1w scan, for the cohort-level rules."""
+def batch_qc_table(batch):
+    """The QC table a preprocessing batch writes last (a wildcard pattern or a name)."""
+    return f"{PREPROC_DIR}/batches/{batch}_qc.tsv"
+
+
+def preprocessed(tissues=("gm", "wm")):
+    """What the cohort-level steps wait for (each scan's maps, or each batch's QC table).
+
+    The rules read the maps from PREPROC_DIR (two levels above either kind of file);
+    with batches, a batch's QC table is written after all its scans' maps, so it stands
+    for them.
+    """
+    if BATCHES:
+        return [batch_qc_table(b) for b in BATCHES]
     return [
         preproc_files(subject, scan)[tissue]
         for scan, subject in T1W_SCANS["participant_id"].items()

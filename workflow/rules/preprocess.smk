@@ -1,4 +1,5 @@
-# Per-scan preprocessing: MNI templates once, then one job per T1w scan, then the QC table.
+# Per-scan preprocessing: MNI templates once, then one job per T1w scan (or, with config
+# preprocess.batches, one job per batch of scans), then the QC table.
 
 
 rule mni_templates:
@@ -21,6 +22,19 @@ rule mni_templates:
         " --atlas-threshold {params.threshold} > {log} 2>&1"
 
 
+# the parameters preprocess_t1w and preprocess_batch share
+PREPROCESS_PARAMS = dict(
+    templates_dir=lambda wildcards, input: Path(input.templates[0]).parent,
+    voxel=config["preprocess"]["voxel_size"],
+    fwhm=config["preprocess"]["fwhm_mm"],
+    syn=config["preprocess"]["syn_iterations"],
+    prior_weight=config["preprocess"]["prior_weight"],
+    min_similarity=config["qc"]["min_similarity"],
+    tiv_range=config["qc"]["tiv_range_ml"],
+    seed=config["seed"],
+)
+
+
 rule preprocess_t1w:
     input:
         scan=lambda wildcards: T1W_PATHS[wildcards.scan],
@@ -28,17 +42,10 @@ rule preprocess_t1w:
     output:
         **preproc_files("{subject}", "{scan}"),
     params:
-        templates_dir=lambda wildcards, input: Path(input.templates[0]).parent,
         # a pattern, not a function: a job per scan, and each function costs Snakemake a
         # signature inspection per job when planning (10,000 scans)
         out_dir=preproc_dir("{subject}"),
-        voxel=config["preprocess"]["voxel_size"],
-        fwhm=config["preprocess"]["fwhm_mm"],
-        syn=config["preprocess"]["syn_iterations"],
-        prior_weight=config["preprocess"]["prior_weight"],
-        min_similarity=config["qc"]["min_similarity"],
-        tiv_range=config["qc"]["tiv_range_ml"],
-        seed=config["seed"],
+        **PREPROCESS_PARAMS,
     log:
         log_path("preprocess/{subject}/{scan}"),
     benchmark:
@@ -52,7 +59,39 @@ rule preprocess_t1w:
     shell:
         "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads}"
         " brainpad preprocess --scan {input.scan:q} --scan-id {wildcards.scan}"
-        " --templates-dir {params.templates_dir} --out-dir {params.out_dir}"
+        " --out-dir {params.out_dir} --templates-dir {params.templates_dir}"
+        " --voxel-size {params.voxel} --fwhm {params.fwhm} --syn-iterations {params.syn}"
+        " --prior-weight {params.prior_weight} --min-similarity {params.min_similarity}"
+        " --tiv-range {params.tiv_range} --seed {params.seed} > {log} 2>&1"
+
+
+rule preprocess_batch:
+    input:
+        scans=lambda wildcards: [T1W_PATHS[scan] for scan in BATCHES[wildcards.batch]],
+        templates=[TEMPLATES[k] for k in ("t1", "gm", "wm", "csf", "mask")],
+    output:
+        batch_qc_table("{batch}"),
+    params:
+        scan_ids=lambda wildcards: BATCHES[wildcards.batch],
+        # results/preproc/batches/<batch>_qc.tsv -> results/preproc
+        preproc_dir=lambda wildcards, output: Path(output[0]).parent.parent,
+        **PREPROCESS_PARAMS,
+    log:
+        log_path("preprocess/batches/{batch}"),
+    benchmark:
+        benchmark_path("preprocess/batches/{batch}")
+    threads: 1
+    resources:
+        mem_mb=memory(3000),
+        # minutes: 20 per scan (what profiles/slurm gives one scan), one scan after another
+        runtime=lambda wildcards: 20 * len(BATCHES[wildcards.batch]),
+    conda:
+        "../../envs/preprocess.yaml"
+    shell:
+        "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads}"
+        " brainpad preprocess-batch --scans {input.scans:q} --scan-ids {params.scan_ids}"
+        " --preproc-dir {params.preproc_dir} --qc-table {output}"
+        " --templates-dir {params.templates_dir}"
         " --voxel-size {params.voxel} --fwhm {params.fwhm} --syn-iterations {params.syn}"
         " --prior-weight {params.prior_weight} --min-similarity {params.min_similarity}"
         " --tiv-range {params.tiv_range} --seed {params.seed} > {log} 2>&1"
@@ -60,7 +99,9 @@ rule preprocess_t1w:
 
 rule qc_summary:
     input:
-        [preproc_files(s, scan)["qc"] for scan, s in T1W_SCANS["participant_id"].items()],
+        [batch_qc_table(b) for b in BATCHES]
+        if BATCHES
+        else [preproc_files(s, scan)["qc"] for scan, s in T1W_SCANS["participant_id"].items()],
     output:
         QC_TABLE,
     log:

@@ -4,7 +4,7 @@
 rule roi_volumes:
     input:
         folds=FOLDS,
-        maps=modulated_maps(("gm", "wm", "csf")),
+        maps=preprocessed(("gm", "wm", "csf")),
         atlas=TEMPLATES["atlas"],
         labels=TEMPLATES["labels"],
     output:
