@@ -248,7 +248,8 @@ def local_maps_cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
     MCI 1.5 y; each participant has a global offset. Eight controls have a second scan:
     four on the same site (noise SD 0.3 y), four on another site (noise SD 1.5 y). The
     Left_Hippocampus grey-matter volume shrinks as its brain-PAD grows. The truth folder
-    holds an AD map accelerated 8 in label 1 and 3 elsewhere, on a grid 2 voxels wider.
+    holds an AD map accelerated 8 in label 1 and 3 elsewhere, on a grid 2 voxels wider, with
+    the region map and exact regional volumes (1 % anatomical noise) that go with it.
     """
     from brainpad.layout import map_paths
 
@@ -329,8 +330,19 @@ def local_maps_cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
         nib.Nifti1Image(true_map, wider),
         truth / "group-AD_space-MNI_desc-truelocalbrainPAD.nii.gz",
     )
-    subjects = people.assign(true_brain_age=people["age"] + 1.0)
+    region_map = np.zeros_like(true_map, dtype=np.int16)
+    region_map[2:10, 2:10, 2:8] = np.where(mask > 0, atlas, 0)
+    nib.save(nib.Nifti1Image(region_map, wider), truth / "space-MNI_desc-regions_dseg.nii.gz")
+    head_scale = rng.normal(1.0, 0.02, len(people))
+    subjects = people.assign(true_brain_age=people["age"] + 1.0, head_scale=head_scale)
     subjects.to_csv(truth / "subjects.tsv", sep="\t", index=False)
+    # exact regional volumes: ageing rate x local age, head size, 1 % individual anatomy
+    local_age = people["age"].to_numpy()[:, None] + np.outer(people["group"] == "AD", [8, 3, 3])
+    log_volume = np.log(4000.0) - 0.005 * local_age + 3 * np.log(head_scale)[:, None]
+    log_volume += rng.normal(0, 0.01, log_volume.shape)
+    true_volumes = pd.DataFrame(np.exp(log_volume), columns=LOCAL_REGIONS)
+    true_volumes.insert(0, "participant_id", people["participant_id"])
+    true_volumes.to_csv(truth / "roi_volumes.tsv", sep="\t", index=False)
     return {
         "root": root,
         "folds": root / "folds.tsv",

@@ -15,8 +15,8 @@ from brainpad.local_analysis import (
     local_statistics,
     read_mean_maps,
     statmap_path,
-    truth_validation,
 )
+from brainpad.recovery import regional_excess_age, truth_validation
 from brainpad.stats import cohens_d, icc_2_1
 
 
@@ -138,9 +138,35 @@ def test_truth_validation_recovers_the_planted_map(analysed, local_maps_cohort):
     table = validate(mean_maps, tables, local_maps_cohort).set_index("group")
     assert list(table.index) == ["AD"]  # MCI has no true map; HC is the reference
     assert table.loc["AD", "map_vs_truth_r"] > 0.8
+    # exact volumes with 1 % anatomical noise: the ceiling is near 1
+    assert table.loc["AD", "volumetric_ceiling_r"] > 0.95
     assert table.loc["AD", "top5_rois"].startswith("Left_Hippocampus")
     assert table.loc["AD", "top5_truly_affected"] == 1
     assert table.loc["AD", "affected_rois"] == 1
+
+
+def test_regional_excess_age_recovers_the_acceleration_despite_head_size():
+    """Noise-free volumes: the excess age is the acceleration, though patients' heads are
+    smaller (which unadjusted would look like ageing everywhere); a region that does not
+    age is left out."""
+    rng = np.random.default_rng(3)
+    people = pd.DataFrame(
+        {
+            "age": rng.uniform(20, 90, 40),
+            "group": ["HC"] * 30 + ["AD"] * 10,
+            "head_scale": np.r_[rng.normal(1.0, 0.03, 30), rng.normal(0.96, 0.03, 10)],
+        }
+    )
+    acceleration = np.array([8.0, 3.0, 0.0])
+    rates = np.array([-0.005, -0.002, 0.0])
+    local_age = people["age"].to_numpy()[:, None] + np.outer(people["group"] == "AD", acceleration)
+    log_volume = (
+        np.log(3000.0) + rates * local_age + 3 * np.log(people["head_scale"].to_numpy())[:, None]
+    )
+    volumes = pd.DataFrame(np.exp(log_volume), columns=["a", "b", "static"])
+    excess = regional_excess_age(volumes, people, "AD", "HC")
+    assert list(excess.index) == ["a", "b"]
+    np.testing.assert_allclose(excess.to_numpy(), acceleration[:2], atol=1e-6)
 
 
 def test_truth_validation_finds_no_pattern_in_noise(analysed, local_maps_cohort):

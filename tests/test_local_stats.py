@@ -54,3 +54,5 @@ def test_map_summaries():
     summary = summarise_map(values, brain)
     assert summary["voxels"] == 99 and summary["median"] == pytest.approx(50.0)
     assert spatial_correlation(values, 2 * values + 1, brain) == pytest.approx(1.0)
+    assert np.isnan(spatial_correlation(np.full_like(values, np.nan), values, brain))
+    assert np.isnan(spatial_correlation(np.ones_like(values), values, brain))  # constant

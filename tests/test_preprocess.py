@@ -91,6 +91,26 @@ def test_modulated_maps_hold_tissue_volume(preprocessed):
         assert total_ml == pytest.approx(qc["gm_ml"], rel=0.03)  # smoothing keeps the total
 
 
+def test_nonlinear_modulation_divides_out_head_size(
+    preprocessed, tiny_cohort, templates_4mm, tmp_path
+):
+    """'nonlinear' maps are the full maps over the affine's determinant; QC is unchanged."""
+    import dataclasses
+
+    import nibabel as nib
+
+    out, results = preprocessed
+    scan_id, (row, full_qc) = next(iter(results.items()))
+    options = dataclasses.replace(OPTIONS, modulation="nonlinear")
+    qc = preprocess_scan(tiny_cohort / row.path, scan_id, templates_4mm, tmp_path, options)
+    assert qc["tiv_ml"] == full_qc["tiv_ml"]
+    assert abs(np.log(qc["affine_determinant"])) > 0.01  # the test scan is not MNI-sized
+    for tissue in ("gm", "wm"):
+        full = nib.load(output_paths(out, scan_id)[tissue]).get_fdata()
+        nonlinear = nib.load(output_paths(tmp_path, scan_id)[tissue]).get_fdata()
+        np.testing.assert_allclose(nonlinear * qc["affine_determinant"], full, rtol=1e-4, atol=1e-6)
+
+
 def test_smoothing_preserves_total():
     rng = np.random.default_rng(0)
     prob = {"GM": rng.uniform(0, 1, (20, 20, 20)).astype(np.float32)}
@@ -147,3 +167,24 @@ def test_qc_summary_cli_lists_failures(tmp_path, caplog):
     mixed = summarise([str(tmp_path / "qc.tsv"), *files])
     assert mixed["scan_id"].tolist() == ["sub-00", "sub-00", "sub-01", "sub-01"]
     assert mixed["reasons"].tolist()[::2] == ["", "TIV 10 ml"]
+
+
+def test_qc_summary_reads_the_manifest_scans(tmp_path):
+    """With --manifest the T1w scans' qc.json are found in their participant folders."""
+    rows = []
+    for k in range(2):
+        scan_id, pid = f"sub-0{k}_ses-1", f"sub-0{k}"
+        path = output_paths(tmp_path / "preproc" / pid, scan_id)["qc"]
+        path.parent.mkdir(parents=True)
+        qc = {"scan_id": scan_id, "passed": True, "reasons": [], "similarity": 0.9}
+        qc |= {"gm_ml": 1, "wm_ml": 1, "csf_ml": 1, "tiv_ml": 3, "affine_determinant": 1}
+        path.write_text(json.dumps(qc | {"seconds": 1, "source": "x"}))
+        rows += [(scan_id, pid, "T1w"), (scan_id, pid, "FLAIR")]
+    manifest = tmp_path / "manifest.tsv"
+    pd.DataFrame(rows, columns=["scan_id", "participant_id", "modality"]).to_csv(
+        manifest, sep="\t", index=False
+    )
+    out = tmp_path / "qc.tsv"
+    args = ["--manifest", str(manifest), "--preproc-dir", str(tmp_path / "preproc")]
+    assert main(["qc-summary", "--out", str(out), *args]) == 0
+    assert pd.read_csv(out, sep="\t")["scan_id"].tolist() == ["sub-00_ses-1", "sub-01_ses-1"]

@@ -78,6 +78,7 @@ def _preprocess_options(args: argparse.Namespace) -> PreprocessOptions:
         fwhm_mm=args.fwhm,
         syn_iterations=tuple(args.syn_iterations),
         prior_weight=args.prior_weight,
+        modulation=args.modulation,
         min_similarity=args.min_similarity,
         tiv_range_ml=tuple(args.tiv_range),
         seed=args.seed,
@@ -107,6 +108,12 @@ def _add_preprocess_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fwhm", type=float, default=4.0, help="smoothing FWHM (mm), 0 = none")
     parser.add_argument("--syn-iterations", type=int, nargs="+", default=[40, 20, 10])
     parser.add_argument("--prior-weight", type=float, default=0.25)
+    parser.add_argument(
+        "--modulation",
+        choices=["full", "nonlinear"],
+        default="full",
+        help="Jacobian modulation: total (tissue volume) or nonlinear only (head-size free)",
+    )
     parser.add_argument("--min-similarity", type=float, default=0.7)
     parser.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0], help="ml")
     parser.add_argument("--seed", type=int, default=42, help="ANTs random seed")
@@ -114,9 +121,15 @@ def _add_preprocess_options(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_qc_summary(args: argparse.Namespace) -> None:
     from brainpad.inputs import write_table_atomic
-    from brainpad.preprocess.qc import summarise
+    from brainpad.preprocess.qc import manifest_qc_files, summarise
 
-    table = summarise(args.qc_files)
+    files = list(args.qc_files)
+    if args.manifest:
+        files += manifest_qc_files(args.manifest, args.preproc_dir)
+    if not files:
+        msg = "qc-summary: no QC files; name them, or give --manifest and --preproc-dir"
+        raise SystemExit(msg)
+    table = summarise(files)
     write_table_atomic(table, args.out)
     failed = table[~table["passed"]]
     for row in failed.itertuples():
@@ -255,7 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     qcs = sub.add_parser("qc-summary", help="collect per-scan QC into one table")
     qcs.add_argument("--out", required=True)
-    qcs.add_argument("qc_files", nargs="+")
+    qcs.add_argument("qc_files", nargs="*", help="qc.json files or batch QC tables")
+    qcs.add_argument(
+        "--manifest",
+        help="also every T1w scan of this manifest (its qc.json under --preproc-dir): keeps "
+        "the command short for cohorts of thousands",
+    )
+    qcs.add_argument("--preproc-dir", default="results/preproc")
     qcs.set_defaults(func=_cmd_qc_summary)
 
     fol = sub.add_parser("folds", help="roles (train/calibration/test/clinical) and CV folds")

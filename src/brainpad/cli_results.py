@@ -115,7 +115,8 @@ def _cmd_local_truth(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from brainpad.inputs import write_table_atomic
-    from brainpad.local_analysis import read_mean_maps, truth_validation
+    from brainpad.local_analysis import read_mean_maps
+    from brainpad.recovery import truth_validation
 
     table = truth_validation(
         read_mean_maps(args.statmaps_dir),

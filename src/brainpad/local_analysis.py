@@ -10,9 +10,7 @@ From the per-scan maps written by :func:`brainpad.maps.write_local_maps`:
 - ICC(2,1) maps of the test–retest and between-site pairs, summarised by median and
   95 % range;
 - the local model's accuracy on the healthy test set (median voxel MAE, global MAE);
-- on simulated data, the validation against the truth: each patient group's mean map vs
-  its true local brain-PAD map, and whether the ROIs with the largest effects are the
-  truly affected ones.
+- (the validation against the simulated truth is in :mod:`brainpad.recovery`).
 
 Maps are read one scan at a time; group maps are reduced to running moments.
 """
@@ -34,7 +32,6 @@ from brainpad.local_stats import (
     RunningMoments,
     icc_map,
     repeat_pairs,
-    spatial_correlation,
     summarise_map,
     welch_maps,
 )
@@ -289,83 +286,6 @@ def local_statistics(
     for name, table in tables.items():
         log.info("%s:\n%s", name, table.head(10).to_string())
     return tables
-
-
-def truth_validation(
-    mean_maps: dict[str, np.ndarray],
-    roi_tests: pd.DataFrame,
-    brain: nib.Nifti1Image,
-    truth_dir: str | Path,
-    control_group: str,
-    top: int = 5,
-) -> pd.DataFrame:
-    """Compare the recovered group maps and ROI effects with the simulation's truth.
-
-    Per patient group: Pearson r over the brain between its mean corrected brain-PAD map
-    and its true local brain-PAD map (study 1's goal for AD: r ≥ 0.8), and how many of
-    the ``top`` ROIs with the largest |Cohen's d| against the controls are truly affected,
-    i.e. accelerated beyond the brain-wide common rate (the median over regions).
-
-    Parameters
-    ----------
-    mean_maps : dict
-        Group → mean corrected brain-PAD map on the grid of ``brain``.
-    roi_tests : DataFrame
-        ROI group comparisons (:func:`roi_comparisons`).
-    brain : Nifti1Image
-        The template brain mask (grid and voxels of the comparison).
-    truth_dir : path
-        The simulation's truth folder (``regions.tsv``, ``group-*_..._truelocalbrainPAD``).
-    control_group : str
-        Label of the controls (no true map to compare with: theirs is zero).
-    top : int
-        How many leading ROIs to check.
-    """
-    truth_dir = Path(truth_dir)
-    regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t").set_index("name")
-    inside = np.asarray(brain.dataobj) > 0
-    rows = []
-    for group, mean_map in mean_maps.items():
-        column = f"acceleration_{group}"
-        true_map = read_true_map(truth_dir, group, brain)
-        if group == control_group or true_map is None or column not in regions:
-            continue
-        acceleration = regions[column]
-        affected = acceleration > acceleration.median()
-        tests = roi_tests[(roi_tests["first"] == group) & (roi_tests["second"] == control_group)]
-        leaders = tests.loc[tests["d"].abs().sort_values(ascending=False).index].head(top)
-        hits = [name for name in leaders["roi"] if affected.get(name, False)]
-        rows.append(
-            {
-                "group": group,
-                "map_vs_truth_r": spatial_correlation(mean_map, true_map, inside),
-                f"top{top}_rois": ", ".join(leaders["roi"]),
-                f"top{top}_truly_affected": len(hits),
-                "affected_rois": int(affected.sum()),
-                "rois": len(affected),
-            }
-        )
-    columns = ["group", "map_vs_truth_r", f"top{top}_rois", f"top{top}_truly_affected"]
-    return pd.DataFrame(rows, columns=[*columns, "affected_rois", "rois"])
-
-
-def read_true_map(
-    truth_dir: str | Path, group: str, reference: nib.Nifti1Image
-) -> np.ndarray | None:
-    """A group's simulated true local brain-PAD map on the grid of ``reference`` (or None).
-
-    The simulation's grid is the template's with a wider field of view; nearest-neighbour
-    resampling only re-indexes it.
-    """
-    from nilearn.image import resample_to_img
-
-    path = Path(truth_dir) / f"group-{group}_space-MNI_desc-truelocalbrainPAD.nii.gz"
-    if not path.is_file():
-        return None
-    image = resample_to_img(
-        nib.load(path), reference, interpolation="nearest", copy_header=True, force_resample=True
-    )
-    return image.get_fdata()
 
 
 def read_mean_maps(statmaps_dir: str | Path) -> dict[str, np.ndarray]:

@@ -104,6 +104,9 @@ def summarise_map(values: np.ndarray, brain: np.ndarray) -> dict[str, float]:
 
 
 def spatial_correlation(a: np.ndarray, b: np.ndarray, brain: np.ndarray) -> float:
-    """Pearson r between two maps over the brain voxels where both are finite."""
+    """Pearson r between two maps over the brain voxels where both are finite (NaN when
+    fewer than 3 such voxels, or a map is constant there)."""
     keep = brain & np.isfinite(a) & np.isfinite(b)
+    if keep.sum() < 3 or np.ptp(a[keep]) == 0 or np.ptp(b[keep]) == 0:
+        return float("nan")
     return float(stats.pearsonr(a[keep], b[keep])[0])

@@ -152,7 +152,8 @@ def local_maps_figure(
     """
     import nibabel as nib
 
-    from brainpad.local_analysis import read_mean_maps, read_true_map, statmap_path
+    from brainpad.local_analysis import read_mean_maps, statmap_path
+    from brainpad.recovery import read_true_map
 
     mask = nib.load(mask_path)
     brain = np.asarray(mask.dataobj) > 0

@@ -29,6 +29,7 @@ PREPROCESS_PARAMS = dict(
     fwhm=config["preprocess"]["fwhm_mm"],
     syn=config["preprocess"]["syn_iterations"],
     prior_weight=config["preprocess"]["prior_weight"],
+    modulation=config["preprocess"]["modulation"],
     min_similarity=config["qc"]["min_similarity"],
     tiv_range=config["qc"]["tiv_range_ml"],
     seed=config["seed"],
@@ -61,7 +62,8 @@ rule preprocess_t1w:
         " brainpad preprocess --scan {input.scan:q} --scan-id {wildcards.scan}"
         " --out-dir {params.out_dir} --templates-dir {params.templates_dir}"
         " --voxel-size {params.voxel} --fwhm {params.fwhm} --syn-iterations {params.syn}"
-        " --prior-weight {params.prior_weight} --min-similarity {params.min_similarity}"
+        " --prior-weight {params.prior_weight} --modulation {params.modulation}"
+        " --min-similarity {params.min_similarity}"
         " --tiv-range {params.tiv_range} --seed {params.seed} > {log} 2>&1"
 
 
@@ -93,17 +95,21 @@ rule preprocess_batch:
         " --preproc-dir {params.preproc_dir} --qc-table {output}"
         " --templates-dir {params.templates_dir}"
         " --voxel-size {params.voxel} --fwhm {params.fwhm} --syn-iterations {params.syn}"
-        " --prior-weight {params.prior_weight} --min-similarity {params.min_similarity}"
+        " --prior-weight {params.prior_weight} --modulation {params.modulation}"
+        " --min-similarity {params.min_similarity}"
         " --tiv-range {params.tiv_range} --seed {params.seed} > {log} 2>&1"
 
 
 rule qc_summary:
     input:
-        [batch_qc_table(b) for b in BATCHES]
+        manifest=MANIFEST,
+        qc=[batch_qc_table(b) for b in BATCHES]
         if BATCHES
         else [preproc_files(s, scan)["qc"] for scan, s in T1W_SCANS["participant_id"].items()],
     output:
         QC_TABLE,
+    params:
+        preproc_dir=lambda wildcards, output: Path(output[0]).parent,  # QC_TABLE's folder
     log:
         log_path("qc_summary"),
     threads: 1
@@ -113,4 +119,6 @@ rule qc_summary:
     conda:
         "../../envs/preprocess.yaml"
     shell:
-        "brainpad qc-summary --out {output} {input} > {log} 2>&1"
+        # the scans come from the manifest: 10,000 file names would overflow the command
+        "brainpad qc-summary --manifest {input.manifest} --preproc-dir {params.preproc_dir}"
+        " --out {output} > {log} 2>&1"

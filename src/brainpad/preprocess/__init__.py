@@ -2,8 +2,8 @@
 
 Steps: reorient to RAS → N4 → affine to MNI on the head → template brain mask carried back
 (brain extraction) → SyN on the brain → 3-class Atropos segmentation in MNI space with the
-template priors → Jacobian modulation (affine × nonlinear, so voxels hold tissue volume) →
-optional smoothing → QC metrics and montage.
+template priors → Jacobian modulation (affine × nonlinear, so voxels hold tissue volume;
+or nonlinear only, free of head size) → optional smoothing → QC metrics and montage.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ class PreprocessOptions:
     fwhm_mm: float = 4.0
     syn_iterations: tuple[int, ...] = (40, 20, 10)
     prior_weight: float = 0.25
+    modulation: str = "full"
     min_similarity: float = 0.7
     tiv_range_ml: tuple[float, float] = (900.0, 2600.0)
     seed: int = 42
@@ -70,10 +71,12 @@ def preprocess_scan(
         log.info("%s: registration done (%.1f s)", scan_id, time.perf_counter() - start)
         tissues = segment(reg.warped, priors, mask, options.prior_weight)
         log.info("%s: segmentation done (%.1f s)", scan_id, time.perf_counter() - start)
-        jacobian = jacobian_determinant(reg, template)
+        nonlinear = jacobian_determinant(reg, template, affine=False)
+        jacobian = nonlinear * reg.affine_determinant()
         voxel_ml = float(np.prod(template.spacing)) / 1000.0
         volumes = {t: float((p * jacobian).sum() * voxel_ml) for t, p in tissues.items()}
-        maps = modulate_and_smooth(tissues, jacobian, template, options.fwhm_mm)
+        modulation = jacobian if options.modulation == "full" else nonlinear
+        maps = modulate_and_smooth(tissues, modulation, template, options.fwhm_mm)
         for tissue, data in maps.items():
             ants.image_write(template.new_image_like(data), str(paths[tissue.lower()]))
         ants.image_write(reg.warped, str(paths["t1"]))

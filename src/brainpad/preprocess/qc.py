@@ -94,6 +94,20 @@ def montage(
     plt.close(fig)
 
 
+def manifest_qc_files(manifest: str | Path, preproc_dir: str | Path) -> list[Path]:
+    """The qc.json of every T1w scan in ``manifest`` (``<preproc_dir>/<sub>/...``)."""
+    import pandas as pd
+
+    from brainpad.layout import output_paths
+
+    scans = pd.read_csv(manifest, sep="\t", dtype=str)
+    t1w = scans[scans["modality"] == "T1w"]
+    return [
+        output_paths(Path(preproc_dir) / pid, scan_id)["qc"]
+        for scan_id, pid in zip(t1w["scan_id"], t1w["participant_id"], strict=True)
+    ]
+
+
 def summarise(qc_files: list[str | Path]) -> pd.DataFrame:
     """One row per scan from its qc.json files (the cohort QC table).
 

@@ -197,10 +197,15 @@ def register(
     )
 
 
-def jacobian_determinant(registration: Registration, template: ants.ANTsImage) -> np.ndarray:
-    """Total |J| of the template → scan map per template voxel (affine × nonlinear).
+def jacobian_determinant(
+    registration: Registration, template: ants.ANTsImage, affine: bool = True
+) -> np.ndarray:
+    """|J| of the template → scan map per template voxel.
 
-    Multiplying a warped tissue map by it gives tissue *volume* per template voxel.
+    With ``affine`` (default) the total, affine × nonlinear: multiplying a warped tissue
+    map by it gives tissue *volume* per template voxel. Without, the nonlinear part only
+    (SPM's "modulated, non-linear only"): volumes relative to head size.
     """
     nonlinear = ants.create_jacobian_determinant_image(template, registration.forward[0]).numpy()
-    return np.clip(nonlinear, 0.0, None) * registration.affine_determinant()
+    nonlinear = np.clip(nonlinear, 0.0, None)
+    return nonlinear * registration.affine_determinant() if affine else nonlinear

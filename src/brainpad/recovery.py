@@ -1,0 +1,169 @@
+"""Validation of the local brain-PAD maps against the simulated truth (``brainpad local-truth``).
+
+Per patient group: does the group's mean corrected brain-PAD map look like the group's
+true local brain-PAD map, and are the ROIs with the largest effects the truly affected
+ones? A correlation alone does not say whether a miss is the model's fault or the
+cohort's: with a few dozen patients, individual anatomy hides part of any regional
+pattern. :func:`volumetric_ceiling` measures that limit from the simulation's own
+records (true regional volumes, ages and head sizes): the map correlation an estimator
+that knew every region's exact volume would reach on the same participants.
+
+Reads only the truth folder's files; shares no code with the simulation.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+
+from brainpad.local_stats import spatial_correlation
+
+log = logging.getLogger(__name__)
+
+TRUE_MAP = "group-{group}_space-MNI_desc-truelocalbrainPAD.nii.gz"
+REGION_MAP = "space-MNI_desc-regions_dseg.nii.gz"
+
+
+def truth_validation(
+    mean_maps: dict[str, np.ndarray],
+    roi_tests: pd.DataFrame,
+    brain: nib.Nifti1Image,
+    truth_dir: str | Path,
+    control_group: str,
+    top: int = 5,
+) -> pd.DataFrame:
+    """Compare the recovered group maps and ROI effects with the simulation's truth.
+
+    Per patient group: Pearson r over the brain between its mean corrected brain-PAD map
+    and its true local brain-PAD map (study 1's goal for AD: r ≥ 0.8), the same r for
+    the exact-volume estimator of :func:`volumetric_ceiling` (what this cohort allows),
+    and how many of the ``top`` ROIs with the largest |Cohen's d| against the controls
+    are truly affected, i.e. accelerated beyond the brain-wide common rate (the median
+    over regions).
+
+    Parameters
+    ----------
+    mean_maps : dict
+        Group → mean corrected brain-PAD map on the grid of ``brain``.
+    roi_tests : DataFrame
+        ROI group comparisons (:func:`brainpad.local_analysis.roi_comparisons`).
+    brain : Nifti1Image
+        The template brain mask (grid and voxels of the comparison).
+    truth_dir : path
+        The simulation's truth folder (``regions.tsv``, ``group-*_..._truelocalbrainPAD``;
+        ``subjects.tsv``, ``roi_volumes.tsv`` and the region map for the ceiling).
+    control_group : str
+        Label of the controls (no true map to compare with: theirs is zero).
+    top : int
+        How many leading ROIs to check.
+    """
+    truth_dir = Path(truth_dir)
+    regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t").set_index("name")
+    inside = np.asarray(brain.dataobj) > 0
+    rows = []
+    for group, mean_map in mean_maps.items():
+        column = f"acceleration_{group}"
+        true_map = read_true_map(truth_dir, group, brain)
+        if group == control_group or true_map is None or column not in regions:
+            continue
+        acceleration = regions[column]
+        affected = acceleration > acceleration.median()
+        tests = roi_tests[(roi_tests["first"] == group) & (roi_tests["second"] == control_group)]
+        leaders = tests.loc[tests["d"].abs().sort_values(ascending=False).index].head(top)
+        hits = [name for name in leaders["roi"] if affected.get(name, False)]
+        ceiling = volumetric_ceiling(truth_dir, group, control_group, brain)
+        rows.append(
+            {
+                "group": group,
+                "map_vs_truth_r": spatial_correlation(mean_map, true_map, inside),
+                "volumetric_ceiling_r": spatial_correlation(ceiling, true_map, inside),
+                f"top{top}_rois": ", ".join(leaders["roi"]),
+                f"top{top}_truly_affected": len(hits),
+                "affected_rois": int(affected.sum()),
+                "rois": len(affected),
+            }
+        )
+    columns = ["group", "map_vs_truth_r", "volumetric_ceiling_r"]
+    columns += [f"top{top}_rois", f"top{top}_truly_affected", "affected_rois", "rois"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def regional_excess_age(
+    volumes: pd.DataFrame, people: pd.DataFrame, group: str, control_group: str
+) -> pd.Series:
+    """Mean extra years of ageing of ``group`` per region, from exact regional volumes.
+
+    Per region, ordinary least squares of log volume on age and log head volume
+    (3 · log head scale) in the controls; a patient's excess age is its residual over the
+    age slope, and the group's is their mean. Regions whose volume does not change with
+    age (|t| of the slope < 2) carry no age information and are left out.
+
+    Parameters
+    ----------
+    volumes : DataFrame
+        Region volumes, one column per region, indexed like ``people``.
+    people : DataFrame
+        ``age``, ``group`` and ``head_scale`` per participant.
+    """
+    controls = (people["group"] == control_group).to_numpy()
+    patients = (people["group"] == group).to_numpy()
+    design = sm.add_constant(
+        np.column_stack([people["age"], 3 * np.log(people["head_scale"])]).astype(float)
+    )
+    excess = {}
+    for name in volumes.columns:
+        log_volume = np.log(volumes[name].to_numpy(dtype=float))
+        fit = sm.OLS(log_volume[controls], design[controls]).fit()
+        if not abs(fit.tvalues[1]) >= 2:  # also a slope of exactly 0 (t NaN)
+            continue
+        residual = log_volume[patients] - fit.predict(design[patients])
+        excess[name] = float(residual.mean() / fit.params[1])
+    return pd.Series(excess, dtype=float)
+
+
+def volumetric_ceiling(
+    truth_dir: str | Path, group: str, control_group: str, reference: nib.Nifti1Image
+) -> np.ndarray:
+    """The exact-volume estimator's local brain-PAD map of ``group`` (NaN: no estimate).
+
+    :func:`regional_excess_age` from the simulation's true regional volumes, painted on
+    its region map and put on the grid of ``reference``. The estimator knows every
+    participant's exact regional volumes and head size, so only individual anatomy and
+    the group's size limit it: its correlation with the true map bounds what a model
+    working from the images of the same participants can reach.
+    """
+    truth_dir = Path(truth_dir)
+    people = pd.read_csv(truth_dir / "subjects.tsv", sep="\t").set_index("participant_id")
+    volumes = pd.read_csv(truth_dir / "roi_volumes.tsv", sep="\t").set_index("participant_id")
+    regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t").set_index("name")
+    excess = regional_excess_age(volumes.loc[people.index], people, group, control_group)
+    lookup = np.full(int(regions["region"].max()) + 1, np.nan)
+    lookup[regions.loc[excess.index, "region"].to_numpy()] = excess.to_numpy()
+    labels = _on_grid(nib.load(truth_dir / REGION_MAP), reference).astype(np.int64)
+    return np.where(labels > 0, lookup[labels], np.nan)
+
+
+def read_true_map(
+    truth_dir: str | Path, group: str, reference: nib.Nifti1Image
+) -> np.ndarray | None:
+    """A group's simulated true local brain-PAD map on the grid of ``reference`` (or None)."""
+    path = Path(truth_dir) / TRUE_MAP.format(group=group)
+    if not path.is_file():
+        return None
+    return _on_grid(nib.load(path), reference)
+
+
+def _on_grid(image: nib.Nifti1Image, reference: nib.Nifti1Image) -> np.ndarray:
+    """``image`` on the grid of ``reference``. The simulation's grid is the template's with
+    a wider field of view, so nearest-neighbour resampling only re-indexes it."""
+    from nilearn.image import resample_to_img
+
+    resampled = resample_to_img(
+        image, reference, interpolation="nearest", copy_header=True, force_resample=True
+    )
+    return resampled.get_fdata()
