@@ -54,7 +54,7 @@ def test_a_batch_writes_what_single_scans_write(preprocessed, tiny_cohort, templ
         batch_gm = output_paths(tmp_path / scan_id.split("_")[0], scan_id)["gm"]
         assert batch_gm.read_bytes() == output_paths(out, scan_id)["gm"].read_bytes()
     single = summarise([output_paths(out, s)["qc"] for s in results])
-    from_table = summarise([table])
+    from_table = pd.read_csv(table, sep="\t", na_values=["n/a"], keep_default_na=False)
     columns = ["scan_id", "passed", "reasons", "similarity", "tiv_ml"]
     pd.testing.assert_frame_equal(from_table[columns], single[columns])
     with pytest.raises(ValueError, match="2 scans but 1 scan ids"):
@@ -163,10 +163,6 @@ def test_qc_summary_cli_lists_failures(tmp_path, caplog):
     assert table["passed"].tolist() == [True, False]
     assert "QC failed for sub-01: TIV 10 ml" in caplog.text
     assert len(summarise(files)) == 2
-    # a batch's table (what qc-summary wrote) mixes with single scans' qc.json files
-    mixed = summarise([str(tmp_path / "qc.tsv"), *files])
-    assert mixed["scan_id"].tolist() == ["sub-00", "sub-00", "sub-01", "sub-01"]
-    assert mixed["reasons"].tolist()[::2] == ["", "TIV 10 ml"]
 
 
 def test_qc_summary_reads_the_manifest_scans(tmp_path):

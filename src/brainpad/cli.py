@@ -268,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     qcs = sub.add_parser("qc-summary", help="collect per-scan QC into one table")
     qcs.add_argument("--out", required=True)
-    qcs.add_argument("qc_files", nargs="*", help="qc.json files or batch QC tables")
+    qcs.add_argument("qc_files", nargs="*", help="qc.json files")
     qcs.add_argument(
         "--manifest",
         help="also every T1w scan of this manifest (its qc.json under --preproc-dir): keeps "

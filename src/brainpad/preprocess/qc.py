@@ -109,19 +109,11 @@ def manifest_qc_files(manifest: str | Path, preproc_dir: str | Path) -> list[Pat
 
 
 def summarise(qc_files: list[str | Path]) -> pd.DataFrame:
-    """One row per scan from its qc.json files (the cohort QC table).
-
-    ``qc_files`` may also name ``.tsv`` tables this function made before (one per
-    preprocessing batch); their rows are taken as they are.
-    """
+    """One row per scan from its qc.json files (the cohort QC table)."""
     import pandas as pd
 
     rows = []
-    tables = []
     for path in qc_files:
-        if str(path).endswith(".tsv"):  # a preprocessing batch's table (already summarised)
-            tables.append(pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False))
-            continue
         data = json.loads(Path(path).read_text())
         data["reasons"] = "; ".join(data.get("reasons", []))
         rows.append(data)
@@ -138,6 +130,4 @@ def summarise(qc_files: list[str | Path]) -> pd.DataFrame:
         "seconds",
         "source",
     ]
-    frames = [pd.DataFrame(rows)[columns]] if rows else []
-    table = pd.concat([*frames, *(t[columns] for t in tables)], ignore_index=True)
-    return table.sort_values("scan_id", ignore_index=True)
+    return pd.DataFrame(rows)[columns].sort_values("scan_id", ignore_index=True)
