@@ -163,12 +163,12 @@ def _scan_maps(folds_path: str, preproc_dir: str, tissues: tuple[str, ...]) -> p
     """The scans of folds.tsv with the paths of their modulated maps, one column per tissue."""
     import pandas as pd
 
-    from brainpad.layout import output_paths
+    from brainpad.layout import preproc_paths
 
     scans = pd.read_csv(folds_path, sep="\t")[["scan_id", "participant_id"]]
     for tissue in tissues:
         scans[tissue] = [
-            output_paths(f"{preproc_dir}/{pid}", scan_id)[tissue.lower()]
+            preproc_paths(preproc_dir, pid, scan_id)[tissue.lower()]
             for scan_id, pid in zip(scans["scan_id"], scans["participant_id"], strict=True)
         ]
     return scans

@@ -103,6 +103,11 @@ def output_paths(out_dir: str | Path, scan_id: str) -> dict[str, Path]:
     return paths
 
 
+def preproc_paths(preproc_dir: str | Path, participant: str, scan_id: str) -> dict[str, Path]:
+    """:func:`output_paths` of one scan in its participant's folder under ``preproc_dir``."""
+    return output_paths(Path(preproc_dir) / participant, scan_id)
+
+
 def scan_batches(scan_ids: Iterable[str], batches: int) -> dict[str, list[str]]:
     """Scans split into at most ``batches`` preprocessing batches, by a hash of their id.
 

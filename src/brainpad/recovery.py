@@ -65,23 +65,24 @@ def truth_validation(
     truth_dir = Path(truth_dir)
     regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t").set_index("name")
     inside = np.asarray(brain.dataobj) > 0
+    patients = [g for g in mean_maps if g != control_group and f"acceleration_{g}" in regions]
+    ceilings = volumetric_ceiling(truth_dir, patients, control_group, brain)
     rows = []
-    for group, mean_map in mean_maps.items():
+    for group in patients:
         column = f"acceleration_{group}"
         true_map = read_true_map(truth_dir, group, brain)
-        if group == control_group or true_map is None or column not in regions:
+        if true_map is None:
             continue
         acceleration = regions[column]
         affected = acceleration > acceleration.median()
         tests = roi_tests[(roi_tests["first"] == group) & (roi_tests["second"] == control_group)]
         leaders = tests.loc[tests["d"].abs().sort_values(ascending=False).index].head(top)
         hits = [name for name in leaders["roi"] if affected.get(name, False)]
-        ceiling = volumetric_ceiling(truth_dir, group, control_group, brain)
         rows.append(
             {
                 "group": group,
-                "map_vs_truth_r": spatial_correlation(mean_map, true_map, inside),
-                "volumetric_ceiling_r": spatial_correlation(ceiling, true_map, inside),
+                "map_vs_truth_r": spatial_correlation(mean_maps[group], true_map, inside),
+                "volumetric_ceiling_r": spatial_correlation(ceilings[group], true_map, inside),
                 f"top{top}_rois": ", ".join(leaders["roi"]),
                 f"top{top}_truly_affected": len(hits),
                 "affected_rois": int(affected.sum()),
@@ -127,9 +128,10 @@ def regional_excess_age(
 
 
 def volumetric_ceiling(
-    truth_dir: str | Path, group: str, control_group: str, reference: nib.Nifti1Image
-) -> np.ndarray:
-    """The exact-volume estimator's local brain-PAD map of ``group`` (NaN: no estimate).
+    truth_dir: str | Path, groups: list[str], control_group: str, reference: nib.Nifti1Image
+) -> dict[str, np.ndarray]:
+    """The exact-volume estimator's local brain-PAD map of each of ``groups`` (NaN: no
+    estimate).
 
     :func:`regional_excess_age` from the simulation's true regional volumes, painted on
     its region map and put on the grid of ``reference``. The estimator knows every
@@ -140,12 +142,16 @@ def volumetric_ceiling(
     truth_dir = Path(truth_dir)
     people = pd.read_csv(truth_dir / "subjects.tsv", sep="\t").set_index("participant_id")
     volumes = pd.read_csv(truth_dir / "roi_volumes.tsv", sep="\t").set_index("participant_id")
+    volumes = volumes.loc[people.index]
     regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t").set_index("name")
-    excess = regional_excess_age(volumes.loc[people.index], people, group, control_group)
-    lookup = np.full(int(regions["region"].max()) + 1, np.nan)
-    lookup[regions.loc[excess.index, "region"].to_numpy()] = excess.to_numpy()
     labels = _on_grid(nib.load(truth_dir / REGION_MAP), reference).astype(np.int64)
-    return np.where(labels > 0, lookup[labels], np.nan)
+    maps = {}
+    for group in groups:
+        excess = regional_excess_age(volumes, people, group, control_group)
+        lookup = np.full(int(regions["region"].max()) + 1, np.nan)
+        lookup[regions.loc[excess.index, "region"].to_numpy()] = excess.to_numpy()
+        maps[group] = np.where(labels > 0, lookup[labels], np.nan)
+    return maps
 
 
 def read_true_map(

@@ -17,12 +17,12 @@ import ants
 import nibabel as nib
 import numpy as np
 
-from brainpad.layout import output_paths, participant_of, template_files
+from brainpad.layout import output_paths, participant_of, preproc_paths, template_files
 from brainpad.preprocess import qc
 from brainpad.preprocess.registration import (
     bias_correct,
-    jacobian_determinant,
     load_canonical,
+    nonlinear_jacobian,
     register,
 )
 from brainpad.preprocess.segmentation import TISSUES, modulate_and_smooth, segment
@@ -71,7 +71,7 @@ def preprocess_scan(
         log.info("%s: registration done (%.1f s)", scan_id, time.perf_counter() - start)
         tissues = segment(reg.warped, priors, mask, options.prior_weight)
         log.info("%s: segmentation done (%.1f s)", scan_id, time.perf_counter() - start)
-        nonlinear = jacobian_determinant(reg, template, affine=False)
+        nonlinear = nonlinear_jacobian(reg, template)
         jacobian = nonlinear * reg.affine_determinant()
         voxel_ml = float(np.prod(template.spacing)) / 1000.0
         volumes = {t: float((p * jacobian).sum() * voxel_ml) for t, p in tissues.items()}
@@ -140,10 +140,10 @@ def preprocess_batch(
         raise ValueError(message)
     qc_files = []
     for number, (scan, scan_id) in enumerate(zip(scans, scan_ids, strict=True), start=1):
-        out_dir = Path(preproc_dir) / participant_of(scan_id)
+        paths = preproc_paths(preproc_dir, participant_of(scan_id), scan_id)
         log.info("scan %d of %d: %s", number, len(scans), scan_id)
-        preprocess_scan(scan, scan_id, template_dir, out_dir, options)
-        qc_files.append(output_paths(out_dir, scan_id)["qc"])
+        preprocess_scan(scan, scan_id, template_dir, paths["qc"].parent, options)
+        qc_files.append(paths["qc"])
     write_table_atomic(qc.summarise(qc_files), qc_table)
 
 

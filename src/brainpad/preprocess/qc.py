@@ -98,12 +98,12 @@ def manifest_qc_files(manifest: str | Path, preproc_dir: str | Path) -> list[Pat
     """The qc.json of every T1w scan in ``manifest`` (``<preproc_dir>/<sub>/...``)."""
     import pandas as pd
 
-    from brainpad.layout import output_paths
+    from brainpad.layout import preproc_paths
 
     scans = pd.read_csv(manifest, sep="\t", dtype=str)
     t1w = scans[scans["modality"] == "T1w"]
     return [
-        output_paths(Path(preproc_dir) / pid, scan_id)["qc"]
+        preproc_paths(preproc_dir, pid, scan_id)["qc"]
         for scan_id, pid in zip(t1w["scan_id"], t1w["participant_id"], strict=True)
     ]
 

@@ -197,15 +197,12 @@ def register(
     )
 
 
-def jacobian_determinant(
-    registration: Registration, template: ants.ANTsImage, affine: bool = True
-) -> np.ndarray:
-    """|J| of the template → scan map per template voxel.
+def nonlinear_jacobian(registration: Registration, template: ants.ANTsImage) -> np.ndarray:
+    """|J| of the nonlinear part of the template → scan map per template voxel.
 
-    With ``affine`` (default) the total, affine × nonlinear: multiplying a warped tissue
-    map by it gives tissue *volume* per template voxel. Without, the nonlinear part only
-    (SPM's "modulated, non-linear only"): volumes relative to head size.
+    Times :meth:`Registration.affine_determinant` it is the total |J|: multiplying a warped
+    tissue map by the total gives tissue *volume* per template voxel, by the nonlinear part
+    alone volume relative to head size (SPM's "modulated, non-linear only").
     """
     nonlinear = ants.create_jacobian_determinant_image(template, registration.forward[0]).numpy()
-    nonlinear = np.clip(nonlinear, 0.0, None)
-    return nonlinear * registration.affine_determinant() if affine else nonlinear
+    return np.clip(nonlinear, 0.0, None)
