@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ from brainpad.layout import output_paths
 from brainpad.preprocess import PreprocessOptions, preprocess_batch, preprocess_scan
 from brainpad.preprocess.qc import qc_metrics, summarise
 from brainpad.preprocess.registration import to_ants
-from brainpad.preprocess.segmentation import modulate_and_smooth
+from brainpad.preprocess.segmentation import modulate_and_smooth, segment
 
 OPTIONS = PreprocessOptions(voxel_size=4.0, syn_iterations=(30, 10))
 
@@ -121,6 +122,23 @@ def test_smoothing_preserves_total():
     assert np.allclose(raw, prob["GM"] * 1.5)
     assert smooth.std() < raw.std()
     assert smooth[5:-5, 5:-5, 5:-5].mean() == pytest.approx(raw[5:-5, 5:-5, 5:-5].mean(), rel=0.02)
+
+
+def test_segmentation_leaves_no_temporary_files(tmp_path, monkeypatch):
+    """ants.atropos writes its images under tempfile names and never deletes them."""
+    system_tmp = tmp_path / "tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    grid = np.indices((16, 16, 16)).sum(axis=0)
+    labels = np.digitize(grid, [15, 30])  # three slabs: CSF, GM, WM
+    rng = np.random.default_rng(0)
+    image = to_ants(labels * 100.0 + rng.normal(0, 10, labels.shape), np.eye(4))
+    priors = [image.new_image_like((labels == k).astype(np.float32)) for k in range(3)]
+    mask = image.new_image_like(np.ones(labels.shape, np.float32))
+    posteriors = segment(image, priors, mask)
+    assert posteriors["GM"][labels == 1].mean() > 0.9
+    assert list(system_tmp.iterdir()) == []
+    assert tempfile.tempdir == str(system_tmp)
 
 
 @pytest.mark.parametrize(
