@@ -185,7 +185,7 @@ def test_truth_files(tiny_cohort, tiny_settings):
     regions = nib.load(root / "space-MNI_desc-regions_dseg.nii.gz").get_fdata().astype(int)
     table = pd.read_csv(root / "regions.tsv", sep="\t").set_index("region")
     hippo = table.index[table.name == "Left_Hippocampus"][0]
-    assert ad[regions == hippo].mean() == pytest.approx(8.0)
+    assert ad[regions == hippo].mean() == pytest.approx(28.0)
     assert np.all(
         nib.load(root / "group-HC_space-MNI_desc-truelocalbrainPAD.nii.gz").get_fdata() == 0
     )
