@@ -5,11 +5,17 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 import pandas as pd
+import pytest
 from scipy import stats
 
 from brainpad.debias import age_bin_edges
 from brainpad.layout import map_paths
-from brainpad.maps import FoldMaps, voxel_age_correlation, write_local_maps
+from brainpad.maps import (
+    FoldMaps,
+    chance_median_abs_r,
+    voxel_age_correlation,
+    write_local_maps,
+)
 from brainpad.train import fold_sets
 
 
@@ -83,3 +89,14 @@ def test_local_maps_are_written_and_lose_their_age_dependence(synthetic_inputs, 
     r = table.set_index("correction")["median_abs_r"]
     assert r["raw"] > 0.5  # regression to the mean: brain-PAD falls with age
     assert r["voxelwise"] < r["raw"] / 2 and r["global"] < r["raw"] / 2
+
+
+@pytest.mark.parametrize("n", [5, 15, 40])
+def test_chance_median_abs_r_matches_noise(n):
+    rng = np.random.default_rng(n)
+    age = rng.uniform(20, 80, n)
+    noise = rng.normal(size=(n, 40_000))
+    observed = np.median(np.abs(voxel_age_correlation(age, noise)))
+    assert chance_median_abs_r(n) == pytest.approx(observed, abs=0.005)
+    assert chance_median_abs_r(15) == pytest.approx(0.19, abs=0.005)
+    assert np.isnan(chance_median_abs_r(2))
