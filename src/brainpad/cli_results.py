@@ -125,8 +125,33 @@ def _cmd_local_truth(args: argparse.Namespace) -> None:
         args.truth_dir,
         args.control_group,
     )
+    if args.planted:
+        planted = pd.read_csv(args.planted, sep="\t").drop(columns="scans")
+        table = table.merge(planted, on="group", how="left")
     write_table_atomic(table, args.out)
     log.info("validation against the simulated truth:\n%s", table.to_string())
+
+
+def _cmd_local_planted(args: argparse.Namespace) -> None:
+    import torch
+
+    from brainpad.inputs import write_table_atomic
+    from brainpad.planted import run_planted
+    from brainpad.predict import select_device
+
+    torch.set_num_threads(args.threads)
+    table = run_planted(
+        args.models,
+        args.volumes,
+        args.index,
+        args.folds,
+        args.mask,
+        args.truth_dir,
+        args.control_group,
+        select_device(args.device),
+    )
+    write_table_atomic(table, args.out)
+    log.info("planted atrophy, mean change of the maps vs the truth:\n%s", table.to_string())
 
 
 def _cmd_local_figure(args: argparse.Namespace) -> None:
@@ -199,8 +224,24 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
     ltr.add_argument("--mask", required=True, help="template brain mask")
     ltr.add_argument("--truth-dir", required=True, help="the simulation's truth folder")
     ltr.add_argument("--control-group", default="HC")
+    ltr.add_argument("--planted", help="from local-planted (adds its columns)")
     ltr.add_argument("--out", required=True, help="output TSV")
     ltr.set_defaults(func=_cmd_local_truth)
+
+    lpl = sub.add_parser(
+        "local-planted", help="plant the true atrophy into healthy scans: the model's specificity"
+    )
+    lpl.add_argument("--models", nargs="+", required=True, help="local_unet fold model.pt files")
+    lpl.add_argument("--volumes", required=True, help="cohort arrays volumes.npy")
+    lpl.add_argument("--index", required=True, help="cohort arrays index.tsv")
+    lpl.add_argument("--folds", required=True)
+    lpl.add_argument("--mask", required=True, help="template brain mask")
+    lpl.add_argument("--truth-dir", required=True, help="the simulation's truth folder")
+    lpl.add_argument("--control-group", default="HC")
+    lpl.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    lpl.add_argument("--threads", type=int, default=1, help="CPU threads of torch")
+    lpl.add_argument("--out", required=True, help="output TSV")
+    lpl.set_defaults(func=_cmd_local_planted)
 
     lfg = sub.add_parser("local-figure", help="slices of the group, effect-size and ICC maps")
     lfg.add_argument("--statmaps-dir", required=True, help="from local-stats")

@@ -144,7 +144,7 @@ def volumetric_ceiling(
     volumes = pd.read_csv(truth_dir / "roi_volumes.tsv", sep="\t").set_index("participant_id")
     volumes = volumes.loc[people.index]
     regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t").set_index("name")
-    labels = _on_grid(nib.load(truth_dir / REGION_MAP), reference).astype(np.int64)
+    labels = regions_on_grid(truth_dir / REGION_MAP, reference)
     maps = {}
     for group in groups:
         excess = regional_excess_age(volumes, people, group, control_group)
@@ -162,6 +162,11 @@ def read_true_map(
     if not path.is_file():
         return None
     return _on_grid(nib.load(path), reference)
+
+
+def regions_on_grid(path: str | Path, reference: nib.Nifti1Image) -> np.ndarray:
+    """The simulation's region map (``path``) as integer labels on ``reference``'s grid."""
+    return _on_grid(nib.load(path), reference).astype(np.int64)
 
 
 def _on_grid(image: nib.Nifti1Image, reference: nib.Nifti1Image) -> np.ndarray:

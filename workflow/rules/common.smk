@@ -51,6 +51,7 @@ LOCAL_STATS = {
     )
 }
 LOCAL_TRUTH = "results/maps/stats/truth_validation.tsv"
+LOCAL_PLANTED = "results/maps/stats/planted_response.tsv"
 LOCAL_FIGURE = "results/report/local_maps.png"
 TRUTH_SUBJECTS = f"{BIDS_DIR}/derivatives/simulation/subjects.tsv"
 TRUTH_REGIONS = f"{BIDS_DIR}/derivatives/simulation/regions.tsv"

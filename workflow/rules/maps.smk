@@ -88,6 +88,37 @@ rule local_stats:
         " > {log} 2>&1"
 
 
+rule local_planted:
+    input:
+        models=voxel_model_files("state"),
+        volumes=ARRAYS["volumes"],
+        index=ARRAYS["index"],
+        folds=FOLDS,
+        mask=TEMPLATES["mask"],
+        regions=TRUTH_REGIONS,
+        truth_maps=truth_maps(),
+    output:
+        LOCAL_PLANTED,
+    params:
+        control_group=config["control_group"],
+        truth_dir=lambda wildcards, input: Path(input.regions).parent,
+    log:
+        log_path("local_planted"),
+    benchmark:
+        benchmark_path("local_planted")
+    threads: 2
+    resources:
+        mem_mb=memory(3000),
+        runtime=60,
+    conda:
+        "../../envs/train.yaml"
+    shell:
+        "brainpad local-planted --models {input.models} --volumes {input.volumes}"
+        " --index {input.index} --folds {input.folds} --mask {input.mask}"
+        " --truth-dir {params.truth_dir} --control-group {params.control_group}"
+        " --threads {threads} --out {output} > {log} 2>&1"
+
+
 rule local_truth:
     input:
         statmaps=LOCAL_STATMAPS,
@@ -95,6 +126,7 @@ rule local_truth:
         mask=TEMPLATES["mask"],
         regions=TRUTH_REGIONS,
         truth_maps=truth_maps(),
+        planted=LOCAL_PLANTED,
     output:
         report(
             LOCAL_TRUTH,
@@ -117,4 +149,4 @@ rule local_truth:
         "brainpad local-truth --statmaps-dir {input.statmaps}"
         " --roi-comparison {input.roi_comparison} --mask {input.mask}"
         " --truth-dir {params.truth_dir} --control-group {params.control_group}"
-        " --out {output} > {log} 2>&1"
+        " --planted {input.planted} --out {output} > {log} 2>&1"

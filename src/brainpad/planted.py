@@ -1,0 +1,151 @@
+"""How much of a local effect the voxel model shows: planted atrophy (``brainpad local-planted``).
+
+The truth validation (:mod:`brainpad.recovery`) compares a patient group's mean map with
+its true map, and the volumetric ceiling says how much of that pattern the cohort's
+individual anatomy leaves visible. This module measures the third factor, the model's own
+spatial specificity, free of both: it plants a group's true regional atrophy into healthy
+test scans' modulated tissue maps (each region's GM and WM scaled by its simulated volume
+change ``exp(rate × acceleration)``), maps the scans with and without it, and compares the
+mean change with the true map. A model that saw only the tissue under each voxel would
+give r = 1 and a gain of 1 (the change equals the planted extra years); one that mixes a
+wide neighbourhood spreads a focal effect over it, which lowers both.
+
+The planted change is sharp at region borders where a real deformation is smooth, and it
+leaves the CSF maps alone (the model reads GM and WM); the comparison is therefore a
+slightly optimistic reading of the model, never a pessimistic one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import torch
+
+from brainpad.local import crop_slices, predict_map
+from brainpad.local_stats import spatial_correlation
+from brainpad.models.unet_local import build
+from brainpad.recovery import REGION_MAP, read_true_map, regions_on_grid
+from brainpad.stats import baseline_scans
+
+log = logging.getLogger(__name__)
+
+
+def planted_factor(truth_dir: str | Path, group: str, reference: nib.Nifti1Image) -> np.ndarray:
+    """Per-voxel volume ratio ``exp(rate × acceleration)`` of ``group`` on ``reference``'s grid
+    (1 outside the simulated regions)."""
+    truth_dir = Path(truth_dir)
+    regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t")
+    labels = regions_on_grid(truth_dir / REGION_MAP, reference)
+    log_change = np.zeros(int(regions["region"].max()) + 1)
+    log_change[regions["region"]] = regions["rate_per_year"] * regions[f"acceleration_{group}"]
+    return np.exp(log_change[labels])
+
+
+class VoxelModel:
+    """A trained ``local_unet`` fold model (its ``model.pt``), ready to map one scan."""
+
+    def __init__(self, path: str | Path, device: torch.device) -> None:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        self.net = build(state["in_channels"], {**state["params"], "levels": state["levels"]})
+        self.net.load_state_dict(state["state_dict"])
+        self.net.to(device)
+        self.size_in, self.size_out = state["block"]
+        self.overlap = round(state["params"]["tile_overlap"] * self.size_out)
+        self.batch = state["params"]["batch_size"]
+        self.age = (state["age_mean"], state["age_sd"])
+        self.mean = state["input_mean"].numpy() if "input_mean" in state else 0.0
+        self.scale = state["input_sd"].numpy() if "input_sd" in state else 1.0
+        self.device = device
+
+    def map(self, volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Brain-age map (years) of one scan's modulated maps (channels, x, y, z)."""
+        z = (volume - self.mean) / self.scale
+        return predict_map(
+            self.net, z.astype(np.float32), mask, self.size_in, self.size_out,
+            self.overlap, self.batch, self.device, *self.age,
+        )  # fmt: skip
+
+
+def planted_response(
+    models: Sequence[VoxelModel],
+    volumes: np.ndarray,
+    rows: Sequence[int],
+    factors: dict[str, np.ndarray],
+    mask: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Mean change of the maps when each group's atrophy is planted (group → map).
+
+    Scan ``i`` (array row ``rows[i]``) is mapped by model ``i mod K``, once as it is and
+    once per group with its maps multiplied by the group's factor.
+    """
+    changes = {group: np.zeros(mask.shape) for group in factors}
+    for i, row in enumerate(rows):
+        model = models[i % len(models)]
+        volume = np.asarray(volumes[row], dtype=np.float32)
+        before = model.map(volume, mask)
+        for group, factor in factors.items():
+            changes[group] += model.map(volume * factor[None].astype(np.float32), mask) - before
+        log.info("planted scan %d/%d", i + 1, len(rows))
+    return {group: total / len(rows) for group, total in changes.items()}
+
+
+def planted_table(
+    responses: dict[str, np.ndarray],
+    truth_dir: str | Path,
+    reference: nib.Nifti1Image,
+    crop: tuple[slice, ...],
+    mask: np.ndarray,
+    n_scans: int,
+) -> pd.DataFrame:
+    """Per group: r between mean change and true map, and the gain (least-squares slope of
+    change on truth: the fraction of a local effect the map shows)."""
+    rows = []
+    for group, change in responses.items():
+        true_map = read_true_map(truth_dir, group, reference)[crop]
+        keep = mask & np.isfinite(change)
+        slope = np.polyfit(true_map[keep], change[keep], 1)[0] if np.ptp(true_map[keep]) else np.nan
+        rows.append(
+            {
+                "group": group,
+                "planted_response_r": spatial_correlation(change, true_map, mask),
+                "planted_gain": float(slope),
+                "scans": n_scans,
+            }
+        )
+    return pd.DataFrame(rows, columns=["group", "planted_response_r", "planted_gain", "scans"])
+
+
+def run_planted(
+    model_paths: Sequence[str | Path],
+    volumes_path: str | Path,
+    index_path: str | Path,
+    folds_path: str | Path,
+    mask_path: str | Path,
+    truth_dir: str | Path,
+    control_group: str,
+    device: torch.device,
+) -> pd.DataFrame:
+    """Plant every patient group's true atrophy into the healthy test scans; see the module."""
+    index = pd.read_csv(index_path, sep="\t")
+    folds = pd.read_csv(folds_path, sep="\t")
+    reference = nib.load(mask_path)
+    crop = crop_slices(index)
+    mask = np.asarray(reference.dataobj)[crop] > 0
+    regions = pd.read_csv(Path(truth_dir) / "regions.tsv", sep="\t")
+    groups = [
+        c.removeprefix("acceleration_")
+        for c in regions.columns
+        if c.startswith("acceleration_") and c != f"acceleration_{control_group}"
+    ]
+    factors = {g: planted_factor(truth_dir, g, reference)[crop] for g in groups}
+    test = baseline_scans(folds[(folds["role"] == "test") & (folds["group"] == control_group)])
+    rows = index.set_index("scan_id").loc[test["scan_id"], "row"].to_numpy()
+    models = [VoxelModel(p, device) for p in model_paths]
+    volumes = np.load(volumes_path, mmap_mode="r")
+    responses = planted_response(models, volumes, rows, factors, mask)
+    return planted_table(responses, truth_dir, reference, crop, mask, len(rows))
