@@ -63,6 +63,12 @@ def test_planted_factor_is_the_simulated_volume_ratio(truth):
     factor = planted_factor(truth_dir, "AD", mask)
     np.testing.assert_allclose(factor, np.exp(RATES[regions] * ACCELERATION[regions]))
     assert np.all(planted_factor(truth_dir, "HC", mask) == 1.0)
+    # a region that grows with age (a ventricle) grows in CSF: its tissue stays as it is
+    table = pd.read_csv(truth_dir / "regions.tsv", sep="\t")
+    table.loc[table["region"] == 3, "rate_per_year"] = 0.015
+    table.to_csv(truth_dir / "regions.tsv", sep="\t", index=False)
+    factor = planted_factor(truth_dir, "AD", mask)
+    assert np.all(factor[regions == 3] == 1.0) and np.all(factor[regions == 1] < 1.0)
 
 
 def test_a_local_model_shows_the_planted_pattern_in_full(truth):
