@@ -83,6 +83,8 @@ def test_sampled_blocks_are_centred_in_the_brain():
 
 def test_geometry_follows_the_paper_and_scales_with_the_voxel():
     assert block_geometry(2, 6) == (52, 12)  # study 1 at 1.5 mm
+    assert block_geometry(1, 6, convs=1) == (18, 10)  # receptive field 9 voxels
+    assert geometry_for_voxel(3.0, convs=1)[0] == geometry_for_voxel(3.0)[0]
     assert geometry_for_voxel(1.5) == (2, 6)
     size_in, size_out = block_geometry(*geometry_for_voxel(3.0))
     assert abs(size_out * 3.0 - 18) <= 3 and size_in > size_out
@@ -99,3 +101,14 @@ def test_reading_a_block_from_the_array_matches_padding_the_scan():
     for corner in ([0, 0, 0], [9, 6, 8], [4, 3, 2]):
         expected = extract(source, np.array([corner]), 14)[0]
         np.testing.assert_array_equal(read_block(volumes, 1, np.array(corner), 14, 6), expected)
+
+
+@pytest.mark.parametrize(("levels", "convs"), [(1, 1), (1, 2), (2, 1)])
+def test_network_output_matches_the_block_geometry(levels, convs):
+    size_in, size_out = block_geometry(levels, 4, convs)
+    net = LocalUNet(2, width=2, levels=levels, convs=convs)
+    out, aux = net(torch.zeros(1, 2, size_in, size_in, size_in))
+    assert out.shape == (1, 1, size_out, size_out, size_out)
+    assert [a.shape for a in aux] == [(1,), (1,)]
+    convolutions = [m for m in net.modules() if isinstance(m, torch.nn.Conv3d)]
+    assert len(convolutions) == (2 * levels + 1) * convs + 1  # + the 1x1 output

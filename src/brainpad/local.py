@@ -42,10 +42,11 @@ def crop_slices(index: pd.DataFrame) -> tuple[slice, ...]:
 
 def geometry(params: dict, voxel_mm: float) -> tuple[int, int, int]:
     """(levels, input edge, output edge) from the config, ``null`` entries chosen by voxel."""
-    levels, bottleneck = geometry_for_voxel(voxel_mm)
+    convs = params.get("convs_per_scale", 2)
+    levels, bottleneck = geometry_for_voxel(voxel_mm, convs=convs)
     levels = params.get("levels") or levels
     bottleneck = params.get("bottleneck") or bottleneck
-    size_in, size_out = block_geometry(levels, bottleneck)
+    size_in, size_out = block_geometry(levels, bottleneck, convs)
     if size_out < 1:
         msg = f"local_unet: levels {levels} with bottleneck {bottleneck} leave no output voxels"
         raise ValueError(msg)
