@@ -6,8 +6,9 @@ import logging
 
 import numpy as np
 import pytest
+from scipy import stats
 
-from brainpad.debias import LinearBias, VoxelBias, age_bin_edges
+from brainpad.debias import LinearBias, VoxelBias, VoxelLinearBias, age_bin_edges, fit_voxel_bias
 
 
 def test_recovers_regression_to_the_mean():
@@ -62,3 +63,39 @@ def test_sparse_bins_are_merged_with_a_warning(caplog):
     assert bias.counts.min() >= 3 and bias.counts.sum() == 8
     with pytest.raises(ValueError, match="at least 3 calibration scans, got 2"):
         VoxelBias.fit(age[:2], delta[:2], [18, 25], min_per_bin=3)
+
+
+def test_voxel_linear_bias_fits_a_line_per_voxel_as_scipy_does():
+    rng = np.random.default_rng(1)
+    age = rng.uniform(20, 85, 12)
+    slope = rng.uniform(-0.6, 0.1, (3, 4, 5))
+    delta = slope * (age[:, None, None, None] - 50) + rng.normal(0, 2, (12, 3, 4, 5))
+    delta[:, 0, 0, 0] = np.nan  # outside the brain
+    delta[:4, 1, 1, 1] = np.nan  # a voxel some scans do not reach
+    delta[:10, 2, 2, 2] = np.nan  # too few scans for a line
+    bias = VoxelLinearBias.fit(age, delta)
+    for voxel in [(0, 1, 2), (1, 3, 4), (1, 1, 1), (2, 0, 0)]:
+        values = delta[(slice(None), *voxel)]
+        keep = np.isfinite(values)
+        fit = stats.linregress(age[keep], values[keep])
+        assert bias.alpha[voxel] == pytest.approx(fit.slope, rel=1e-5)
+        assert bias.beta[voxel] == pytest.approx(fit.intercept, rel=1e-5)
+    assert np.isnan(bias.alpha[0, 0, 0]) and np.isnan(bias.alpha[2, 2, 2])
+    corrected = np.stack([bias.correct(a, d) for a, d in zip(age, delta, strict=True)])
+    # the calibration scans' corrected maps no longer depend on age, voxel by voxel
+    r = stats.pearsonr(age, corrected[:, 1, 3, 4]).statistic
+    assert abs(r) < 1e-5
+    np.testing.assert_allclose(np.nanmean(corrected[:, 0, 1, 2]), 0, atol=1e-4)
+
+
+def test_voxel_methods_are_chosen_by_name_and_checked():
+    age = np.array([30.0, 40, 50, 60])
+    delta = np.zeros((4, 2, 2, 2))
+    assert isinstance(fit_voxel_bias("linear", age, delta, [18, 100], 3), VoxelLinearBias)
+    assert isinstance(fit_voxel_bias("bins", age, delta, [18, 100], 3), VoxelBias)
+    with pytest.raises(
+        ValueError, match=r"voxel_method 'median' is not one of bins, linear"
+    ):
+        fit_voxel_bias("median", age, delta, [18, 100], 3)
+    with pytest.raises(ValueError, match=r"at least 3 calibration scans of different ages, got 3"):
+        VoxelLinearBias.fit(np.array([50.0, 50, 50]), delta[:3])

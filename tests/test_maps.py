@@ -88,7 +88,18 @@ def test_local_maps_are_written_and_lose_their_age_dependence(synthetic_inputs, 
     np.testing.assert_allclose(brain_age[inside], expected[inside], rtol=1e-5)
     r = table.set_index("correction")["median_abs_r"]
     assert r["raw"] > 0.5  # regression to the mean: brain-PAD falls with age
-    assert r["voxelwise"] < r["raw"] / 2 and r["global"] < r["raw"] / 2
+    assert r["global"] < r["raw"] / 2
+    assert r["voxelwise_bins"] < r["raw"] / 2 and r["voxelwise_linear"] < r["raw"] / 2
+    assert table.loc[table["applied"], "correction"].tolist() == ["voxelwise_bins"]
+    # the linear correction's maps carry a line per voxel instead
+    linear_out = tmp_path / "linear"
+    write_local_maps(
+        dense, fold_maps, index, synthetic_inputs["mask"], linear_out, age_bin_edges(), 2, "linear"
+    )
+    linear = nib.load(
+        map_paths(linear_out, first["participant_id"], first["scan_id"])["brainPADcorrected"]
+    ).get_fdata()
+    assert not np.allclose(linear[mask], data[mask])
 
 
 @pytest.mark.parametrize("n", [5, 15, 40])

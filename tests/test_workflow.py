@@ -105,7 +105,13 @@ def test_local_brain_age_maps(tiny_run):
         brain_age = nib.load(folder / f"{row.scan_id}_space-MNI_desc-brainage_map.nii.gz")
         assert np.nanmean(brain_age.get_fdata()) == pytest.approx(row.pred_local_unet, rel=0.01)
     dependence = pd.read_csv(tiny_run / "results/maps/age_dependence.tsv", sep="\t")
-    assert dependence["correction"].tolist() == ["raw", "global", "voxelwise"]
+    assert dependence["correction"].tolist() == [
+        "raw",
+        "global",
+        "voxelwise_bins",
+        "voxelwise_linear",
+    ]
+    assert dependence.loc[dependence["applied"], "correction"].tolist() == ["voxelwise_linear"]
 
 
 def test_local_statistics_and_truth_check(tiny_run):

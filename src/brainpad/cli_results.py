@@ -70,6 +70,7 @@ def _cmd_local_maps(args: argparse.Namespace) -> None:
         args.out_dir,
         args.bin_edges,
         args.min_per_bin,
+        args.voxel_method,
     )
     write_table_atomic(table, args.age_dependence)
 
@@ -179,6 +180,12 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
     lmp.add_argument("--maps", nargs="+", required=True, help="per-fold maps (same order)")
     lmp.add_argument("--bin-edges", type=float, nargs="+", required=True, help="age bins")
     lmp.add_argument("--min-per-bin", type=int, default=3)
+    lmp.add_argument(
+        "--voxel-method",
+        choices=["bins", "linear"],
+        default="bins",
+        help="voxelwise correction of the corrected maps: age bins (study 1) or a line per voxel",
+    )
     lmp.add_argument("--out-dir", required=True, help="folder of the per-scan maps")
     lmp.add_argument("--age-dependence", required=True, help="output TSV")
     lmp.set_defaults(func=_cmd_local_maps)

@@ -154,6 +154,75 @@ class VoxelBias:
         return delta - self.maps[_bin_of(np.array([age]), self.edges)[0]]
 
 
+@dataclass
+class VoxelLinearBias:
+    """Voxelwise linear bias correction: Δᵥ = αᵥ·age + βᵥ fitted per voxel.
+
+    The global correction's regression, voxel by voxel, on the healthy calibration scans;
+    a scan is corrected by Δ̃ᵥ = Δᵥ − (αᵥ·age + βᵥ). Study 1's age bins need many
+    calibration scans per bin; with few (the demo holds 14), the bins are merged until a
+    bin spans decades, and the age dependence within a bin stays. The line uses every
+    calibration scan for every age. Voxels with fewer than 3 finite values are NaN.
+    """
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    n: int
+
+    @classmethod
+    def fit(cls, age: np.ndarray, delta: np.ndarray) -> VoxelLinearBias:
+        """Per-voxel ordinary least squares of brain-PAD on age.
+
+        Parameters
+        ----------
+        age : ndarray
+            Ages of the calibration scans.
+        delta : ndarray
+            Their brain-PAD maps, (scans, ...); NaN outside the brain.
+        """
+        age = np.asarray(age, dtype=float)
+        if age.size < 3 or np.ptp(age) == 0:
+            msg = (
+                f"voxelwise linear bias correction needs at least 3 calibration scans of "
+                f"different ages, got {age.size} (ages {sorted(set(age.tolist()))}); raise "
+                f"folds.calibration_fraction or add controls"
+            )
+            raise ValueError(msg)
+        finite = np.isfinite(delta)
+        ages = np.where(finite, age.reshape((-1,) + (1,) * (delta.ndim - 1)), 0.0)
+        values = np.where(finite, delta, 0.0)
+        n = finite.sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean_age = ages.sum(axis=0) / n
+            mean_delta = values.sum(axis=0) / n
+            centred = np.where(finite, ages - mean_age, 0.0)
+            sxx = (centred**2).sum(axis=0)
+            alpha = (centred * (values - mean_delta)).sum(axis=0) / sxx
+        valid = (n >= 3) & (sxx > 0)
+        alpha = np.where(valid, alpha, np.nan)
+        beta = np.where(valid, mean_delta - alpha * mean_age, np.nan)
+        return cls(alpha=alpha.astype(np.float32), beta=beta.astype(np.float32), n=age.size)
+
+    def correct(self, age: float, delta: np.ndarray) -> np.ndarray:
+        """The corrected brain-PAD map of one scan aged ``age``."""
+        return delta - (self.alpha * age + self.beta)
+
+
+VOXEL_METHODS = ("bins", "linear")
+
+
+def fit_voxel_bias(
+    method: str, age: np.ndarray, delta: np.ndarray, edges: list[float], min_per_bin: int
+) -> VoxelBias | VoxelLinearBias:
+    """The voxelwise correction ``method`` (``bins``: study 1's age bins; ``linear``)."""
+    if method == "bins":
+        return VoxelBias.fit(age, delta, edges, min_per_bin)
+    if method == "linear":
+        return VoxelLinearBias.fit(age, delta)
+    msg = f"debias.voxel_method {method!r} is not one of {', '.join(VOXEL_METHODS)}"
+    raise ValueError(msg)
+
+
 def _bin_of(age: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Bin index of each age (clipped to the first and last bin)."""
     return np.clip(np.searchsorted(edges, age, side="right") - 1, 0, len(edges) - 2)

@@ -2,13 +2,15 @@
 
 Each scan's map comes from the fold models that predicted it: its own fold's model for a
 training control (out-of-fold), the mean over the K fold models for held-out scans. The
-voxelwise bias correction (:class:`brainpad.debias.VoxelBias`) is fitted on the healthy
-calibration scans and applied to all. Maps are written one scan at a time (NIfTI on the
+voxelwise bias correction (``debias.voxel_method``: study 1's age bins,
+:class:`brainpad.debias.VoxelBias`, or a line per voxel,
+:class:`brainpad.debias.VoxelLinearBias`) is fitted on the healthy calibration scans and
+applied to all. Maps are written one scan at a time (NIfTI on the
 MNI working grid, NaN outside the brain), so memory does not grow with the cohort.
 
 The residual age dependence is measured on the healthy test set: per voxel, Pearson r
 between brain-PAD and age, summarised by its median |r| (study 1's goal: ≤ 0.05 after
-correction), raw, after the global linear correction, and after the voxelwise one. With
+correction), raw, after the global linear correction, and after each voxelwise one. With
 n test scans, maps with no age dependence at all still give a median |r| of
 :func:`chance_median_abs_r` (0.19 for n = 15): only a test set of ~180 scans can show 0.05.
 """
@@ -24,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from brainpad.debias import LinearBias, VoxelBias
+from brainpad.debias import VOXEL_METHODS, LinearBias, fit_voxel_bias
 from brainpad.layout import MAP_KINDS, map_paths
 from brainpad.local import crop_slices
 from brainpad.stats import baseline_scans
@@ -83,6 +85,7 @@ def write_local_maps(
     out_dir: str | Path,
     edges: Sequence[float],
     min_per_bin: int,
+    method: str = "bins",
 ) -> pd.DataFrame:
     """Write every scan's maps; return the residual age dependence on the healthy test set.
 
@@ -102,12 +105,16 @@ def write_local_maps(
         Age-bin edges of the voxelwise correction.
     min_per_bin : int
         Fewest calibration scans per bin (sparser bins are merged).
+    method : {"bins", "linear"}
+        The voxelwise correction the corrected maps carry; the other is fitted too, for
+        the age-dependence table only.
 
     Returns
     -------
     DataFrame
-        ``correction, median_abs_r, chance_median_abs_r, n`` for raw, global linear and
-        voxelwise brain-PAD.
+        ``correction, applied, median_abs_r, chance_median_abs_r, n`` for raw, global
+        linear, ``voxelwise_bins`` and ``voxelwise_linear`` brain-PAD; ``applied`` marks
+        the correction of the corrected maps.
     """
     mask_img = nib.load(mask_path)
     crop = crop_slices(index)
@@ -117,11 +124,20 @@ def write_local_maps(
     calibration = scans[scans["role"] == "calibration"]
     cal_maps = {row.scan_id: fold_maps.get(row.scan_id) for row in calibration.itertuples()}
     cal_deltas = np.stack([cal_maps[r.scan_id] - r.age for r in calibration.itertuples()])
-    voxel_bias = VoxelBias.fit(calibration["age"].to_numpy(), cal_deltas, edges, min_per_bin)
-    global_bias = LinearBias.fit(
-        calibration["age"].to_numpy(), np.nanmean(cal_deltas[:, brain], axis=1)
-    )
-    log.info("voxelwise correction: bins %s, scans per bin %s", voxel_bias.edges, voxel_bias.counts)
+    cal_age = calibration["age"].to_numpy()
+    voxel_bias = {method: fit_voxel_bias(method, cal_age, cal_deltas, edges, min_per_bin)}
+    for other in set(VOXEL_METHODS) - {method}:  # for comparison only
+        try:
+            voxel_bias[other] = fit_voxel_bias(other, cal_age, cal_deltas, edges, min_per_bin)
+        except ValueError as error:
+            log.warning("voxelwise correction %r not compared: %s", other, error)
+    global_bias = LinearBias.fit(cal_age, np.nanmean(cal_deltas[:, brain], axis=1))
+    if "bins" in voxel_bias:
+        bins = voxel_bias["bins"]
+        log.info(
+            "voxelwise correction by age bin: bins %s, scans per bin %s", bins.edges, bins.counts
+        )
+    log.info("the corrected maps carry the voxelwise %r correction", method)
 
     def full(values: np.ndarray) -> nib.Nifti1Image:
         grid = np.full(mask_img.shape, np.nan, np.float32)
@@ -129,13 +145,14 @@ def write_local_maps(
         return nib.Nifti1Image(grid, mask_img.affine)
 
     test_ids = set(baseline_scans(scans[scans["role"] == "test"])["scan_id"])
-    test = {"age": [], "raw": [], "global": [], "voxelwise": []}
+    names = ["raw", "global", *(f"voxelwise_{m}" for m in VOXEL_METHODS)]
+    test = {name: [] for name in ["age", *names]}
     for row in scans.itertuples():
         brain_age = cal_maps.get(row.scan_id)  # calibration maps are read once
         if brain_age is None:
             brain_age = fold_maps.get(row.scan_id)
         raw = brain_age - row.age
-        corrected = voxel_bias.correct(row.age, raw)
+        corrected = voxel_bias[method].correct(row.age, raw)
         paths = map_paths(out_dir, row.participant_id, row.scan_id)
         paths["brainage"].parent.mkdir(parents=True, exist_ok=True)
         for kind, values in zip(KINDS, (brain_age, raw, corrected), strict=True):
@@ -144,14 +161,17 @@ def write_local_maps(
             test["age"].append(row.age)
             test["raw"].append(raw[brain])
             test["global"].append(raw[brain] - (global_bias.alpha * row.age + global_bias.beta))
-            test["voxelwise"].append(corrected[brain])
+            for name, bias in voxel_bias.items():
+                test[f"voxelwise_{name}"].append(bias.correct(row.age, raw)[brain])
     age = np.asarray(test["age"])
     rows = []
-    for name in ("raw", "global", "voxelwise"):
-        r = voxel_age_correlation(age, np.stack(test[name])) if len(age) > 2 else np.nan
+    for name in names:
+        fitted = len(test[name]) == len(age) and len(age) > 2
+        r = voxel_age_correlation(age, np.stack(test[name])) if fitted else np.nan
         rows.append(
             {
                 "correction": name,
+                "applied": name == f"voxelwise_{method}",
                 "median_abs_r": float(np.nanmedian(np.abs(r))),
                 "chance_median_abs_r": chance_median_abs_r(len(age)),
                 "n": len(age),

@@ -22,6 +22,7 @@ rule local_maps:
     params:
         edges=config["debias"]["voxel_bin_edges"],
         min_per_bin=config["debias"]["min_per_bin"],
+        method=config["debias"]["voxel_method"],
     log:
         log_path("local_maps"),
     benchmark:
@@ -35,7 +36,8 @@ rule local_maps:
     shell:
         "brainpad local-maps --folds {input.folds} --index {input.index} --mask {input.mask}"
         " --predictions {input.predictions} --maps {input.maps} --bin-edges {params.edges}"
-        " --min-per-bin {params.min_per_bin} --out-dir {output.maps}"
+        " --min-per-bin {params.min_per_bin} --voxel-method {params.method}"
+        " --out-dir {output.maps}"
         " --age-dependence {output.age_dependence} > {log} 2>&1"
 
 
