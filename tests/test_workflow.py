@@ -111,7 +111,8 @@ def test_local_brain_age_maps(tiny_run):
         "voxelwise_bins",
         "voxelwise_linear",
     ]
-    assert dependence.loc[dependence["applied"], "correction"].tolist() == ["voxelwise_linear"]
+    # the schema default: study 1's age bins
+    assert dependence.loc[dependence["applied"], "correction"].tolist() == ["voxelwise_bins"]
 
 
 def test_local_statistics_and_truth_check(tiny_run):
