@@ -93,9 +93,7 @@ def test_voxel_methods_are_chosen_by_name_and_checked():
     delta = np.zeros((4, 2, 2, 2))
     assert isinstance(fit_voxel_bias("linear", age, delta, [18, 100], 3), VoxelLinearBias)
     assert isinstance(fit_voxel_bias("bins", age, delta, [18, 100], 3), VoxelBias)
-    with pytest.raises(
-        ValueError, match=r"voxel_method 'median' is not one of bins, linear"
-    ):
+    with pytest.raises(ValueError, match=r"voxel_method 'median' is not one of bins, linear"):
         fit_voxel_bias("median", age, delta, [18, 100], 3)
     with pytest.raises(ValueError, match=r"at least 3 calibration scans of different ages, got 3"):
         VoxelLinearBias.fit(np.array([50.0, 50, 50]), delta[:3])
