@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainpad.planted import planted_factor, planted_response, planted_table
+from brainpad.planted import planted_factors, planted_response, planted_table
 
 SHAPE = (10, 10, 8)
 RATES = np.array([0.0, -0.005, -0.002, -0.003])  # region 0 = outside the brain
@@ -60,14 +60,14 @@ class BlurredModel(LocalModel):
 
 def test_planted_factor_is_the_simulated_volume_ratio(truth):
     truth_dir, regions, mask = truth
-    factor = planted_factor(truth_dir, "AD", mask)
+    factor = planted_factors(truth_dir, mask)["AD"]
     np.testing.assert_allclose(factor, np.exp(RATES[regions] * ACCELERATION[regions]))
-    assert np.all(planted_factor(truth_dir, "HC", mask) == 1.0)
+    assert np.all(planted_factors(truth_dir, mask)["HC"] == 1.0)
     # a region that grows with age (a ventricle) grows in CSF: its tissue stays as it is
     table = pd.read_csv(truth_dir / "regions.tsv", sep="\t")
     table.loc[table["region"] == 3, "rate_per_year"] = 0.015
     table.to_csv(truth_dir / "regions.tsv", sep="\t", index=False)
-    factor = planted_factor(truth_dir, "AD", mask)
+    factor = planted_factors(truth_dir, mask)["AD"]
     assert np.all(factor[regions == 3] == 1.0) and np.all(factor[regions == 1] < 1.0)
 
 
@@ -75,7 +75,7 @@ def test_a_local_model_shows_the_planted_pattern_in_full(truth):
     truth_dir, regions, mask_img = truth
     mask = regions > 0
     volumes = np.random.default_rng(0).uniform(0.5, 1.0, (3, 2, *SHAPE)).astype(np.float32)
-    factors = {"AD": planted_factor(truth_dir, "AD", mask_img)}
+    factors = {"AD": planted_factors(truth_dir, mask_img)["AD"]}
     local = planted_response([LocalModel(regions)], volumes, [0, 1, 2], factors, mask)
     np.testing.assert_allclose(local["AD"][mask], ACCELERATION[regions][mask], rtol=1e-4)
     table = planted_table(local, truth_dir, mask_img, (slice(None),) * 3, mask, 3).set_index(

@@ -208,6 +208,34 @@ def predict_map(
     return stitch(predict, np.asarray(volume), mask, size_in, size_out, overlap, batch_size)
 
 
+class VoxelModel:
+    """A trained ``local_unet`` fold model (the ``model.pt`` :func:`train_local` returns the
+    state of), ready to map one scan."""
+
+    def __init__(self, path: str | Path, device) -> None:
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        self.net = build(state["in_channels"], {**state["params"], "levels": state["levels"]})
+        self.net.load_state_dict(state["state_dict"])
+        self.net.to(device)
+        self.size_in, self.size_out = state["block"]
+        self.overlap = round(state["params"]["tile_overlap"] * self.size_out)
+        self.batch = state["params"]["batch_size"]
+        self.age = (state["age_mean"], state["age_sd"])
+        self.mean = state["input_mean"].numpy() if "input_mean" in state else 0.0
+        self.scale = state["input_sd"].numpy() if "input_sd" in state else 1.0
+        self.device = device
+
+    def map(self, volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Brain-age map (years) of one scan's modulated maps (channels, x, y, z)."""
+        z = (volume - self.mean) / self.scale
+        return predict_map(
+            self.net, z.astype(np.float32), mask, self.size_in, self.size_out,
+            self.overlap, self.batch, self.device, *self.age,
+        )  # fmt: skip
+
+
 def scans_to_map(
     folds: pd.DataFrame, sets: pd.Series, fold: int, heldout_models: str = "all"
 ) -> pd.Series:

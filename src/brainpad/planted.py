@@ -26,50 +26,28 @@ import numpy as np
 import pandas as pd
 import torch
 
-from brainpad.local import crop_slices, predict_map
+from brainpad.local import VoxelModel, crop_slices
 from brainpad.local_stats import spatial_correlation
-from brainpad.models.unet_local import build
 from brainpad.recovery import REGION_MAP, read_true_map, regions_on_grid
 from brainpad.stats import baseline_scans
 
 log = logging.getLogger(__name__)
 
 
-def planted_factor(truth_dir: str | Path, group: str, reference: nib.Nifti1Image) -> np.ndarray:
-    """Per-voxel tissue volume ratio ``exp(rate × acceleration)`` of ``group`` on
-    ``reference``'s grid: 1 outside the simulated regions and in regions that grow (CSF)."""
+def planted_factors(truth_dir: str | Path, reference: nib.Nifti1Image) -> dict[str, np.ndarray]:
+    """Per group of ``regions.tsv``: the per-voxel tissue volume ratio
+    ``exp(rate × acceleration)`` on ``reference``'s grid, 1 outside the simulated regions
+    and in regions that grow (CSF). The region map is read and resampled once."""
     truth_dir = Path(truth_dir)
     regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t")
     labels = regions_on_grid(truth_dir / REGION_MAP, reference)
     rate = regions["rate_per_year"].clip(upper=0.0)
-    log_change = np.zeros(int(regions["region"].max()) + 1)
-    log_change[regions["region"]] = rate * regions[f"acceleration_{group}"]
-    return np.exp(log_change[labels])
-
-
-class VoxelModel:
-    """A trained ``local_unet`` fold model (its ``model.pt``), ready to map one scan."""
-
-    def __init__(self, path: str | Path, device: torch.device) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        self.net = build(state["in_channels"], {**state["params"], "levels": state["levels"]})
-        self.net.load_state_dict(state["state_dict"])
-        self.net.to(device)
-        self.size_in, self.size_out = state["block"]
-        self.overlap = round(state["params"]["tile_overlap"] * self.size_out)
-        self.batch = state["params"]["batch_size"]
-        self.age = (state["age_mean"], state["age_sd"])
-        self.mean = state["input_mean"].numpy() if "input_mean" in state else 0.0
-        self.scale = state["input_sd"].numpy() if "input_sd" in state else 1.0
-        self.device = device
-
-    def map(self, volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Brain-age map (years) of one scan's modulated maps (channels, x, y, z)."""
-        z = (volume - self.mean) / self.scale
-        return predict_map(
-            self.net, z.astype(np.float32), mask, self.size_in, self.size_out,
-            self.overlap, self.batch, self.device, *self.age,
-        )  # fmt: skip
+    factors = {}
+    for column in regions.columns[regions.columns.str.startswith("acceleration_")]:
+        log_change = np.zeros(int(regions["region"].max()) + 1)
+        log_change[regions["region"]] = rate * regions[column]
+        factors[column.removeprefix("acceleration_")] = np.exp(log_change[labels])
+    return factors
 
 
 def planted_response(
@@ -137,13 +115,9 @@ def run_planted(
     reference = nib.load(mask_path)
     crop = crop_slices(index)
     mask = np.asarray(reference.dataobj)[crop] > 0
-    regions = pd.read_csv(Path(truth_dir) / "regions.tsv", sep="\t")
-    groups = [
-        c.removeprefix("acceleration_")
-        for c in regions.columns
-        if c.startswith("acceleration_") and c != f"acceleration_{control_group}"
-    ]
-    factors = {g: planted_factor(truth_dir, g, reference)[crop] for g in groups}
+    factors = planted_factors(truth_dir, reference)
+    factors.pop(control_group, None)
+    factors = {group: factor[crop] for group, factor in factors.items()}
     test = baseline_scans(folds[(folds["role"] == "test") & (folds["group"] == control_group)])
     rows = index.set_index("scan_id").loc[test["scan_id"], "row"].to_numpy()
     models = [VoxelModel(p, device) for p in model_paths]
