@@ -16,8 +16,9 @@ from brainpad.local_analysis import (
     read_mean_maps,
     statmap_path,
 )
-from brainpad.recovery import regional_excess_age, truth_validation
+from brainpad.recovery import image_regional_volumes, regional_excess_age, truth_validation
 from brainpad.stats import cohens_d, icc_2_1
+from conftest import LOCAL_REGIONS
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +170,69 @@ def test_regional_excess_age_recovers_the_acceleration_despite_head_size():
     np.testing.assert_allclose(excess.to_numpy(), acceleration[:2], atol=1e-6)
 
 
+def arrays_holding_the_true_volumes(cohort, out_dir):
+    """Cohort arrays (GM 70 %, WM 30 %) spreading each participant's true regional volume
+    evenly over its region, and their index; repeat scans hold zeros (only first scans are
+    measured)."""
+    mask = nib.load(cohort["mask"])
+    folds = pd.read_csv(cohort["folds"], sep="\t")
+    true = pd.read_csv(cohort["truth"] / "roi_volumes.tsv", sep="\t").set_index("participant_id")
+    atlas = np.asarray(nib.load(cohort["atlas"]).dataobj) * (np.asarray(mask.dataobj) > 0)
+    voxel_mm3 = 4.0**3
+    arrays = np.zeros((len(folds), 2, *atlas.shape), np.float32)
+    for row, scan in enumerate(folds.itertuples()):
+        if scan.scan_id.endswith("ses-1"):
+            for label, name in enumerate(LOCAL_REGIONS, start=1):
+                density = true.loc[scan.participant_id, name] / ((atlas == label).sum() * voxel_mm3)
+                arrays[row, :, atlas == label] = [0.7 * density, 0.3 * density]
+    index = pd.DataFrame({"row": range(len(folds)), "scan_id": folds["scan_id"]})
+    index = index.assign(crop_x="0:8", crop_y="0:8", crop_z="0:6")
+    np.save(out_dir / "volumes.npy", arrays)
+    index.to_csv(out_dir / "index.tsv", sep="\t", index=False)
+    return arrays, index, folds, true
+
+
+def test_image_volumes_of_maps_holding_the_true_volumes_give_the_volumetric_ceiling(
+    analysed, local_maps_cohort, tmp_path
+):
+    tables, _maps, _, out = analysed
+    arrays, index, folds, true = arrays_holding_the_true_volumes(local_maps_cohort, tmp_path)
+    mask = nib.load(local_maps_cohort["mask"])
+    measured = image_regional_volumes(arrays, index, folds, mask, local_maps_cohort["truth"])
+    assert list(measured.columns) == LOCAL_REGIONS
+    assert len(measured) == folds["participant_id"].nunique()  # first scans only
+    np.testing.assert_allclose(measured.to_numpy(), true.loc[measured.index].to_numpy(), rtol=1e-5)
+    table = truth_validation(
+        read_mean_maps(out),
+        tables["roi_group_comparison"],
+        mask,
+        local_maps_cohort["truth"],
+        "HC",
+        image_volumes=measured,
+    ).iloc[0]
+    assert table["image_ceiling_r"] == pytest.approx(table["volumetric_ceiling_r"], abs=1e-6)
+
+
+def test_image_ceiling_falls_with_noise_in_the_maps(analysed, local_maps_cohort, tmp_path):
+    tables, _maps, _, out = analysed
+    arrays, index, folds, _ = arrays_holding_the_true_volumes(local_maps_cohort, tmp_path)
+    # tissue noise of 10 % per scan and region, as large as the AD effect (8 y at 0.5 %/y)
+    atlas = np.asarray(nib.load(local_maps_cohort["atlas"]).dataobj)
+    noise = np.random.default_rng(5).lognormal(0, 0.1, (len(arrays), atlas.max() + 1))
+    noisy = arrays * noise[:, atlas][:, None]
+    mask = nib.load(local_maps_cohort["mask"])
+    measured = image_regional_volumes(noisy, index, folds, mask, local_maps_cohort["truth"])
+    table = truth_validation(
+        read_mean_maps(out),
+        tables["roi_group_comparison"],
+        mask,
+        local_maps_cohort["truth"],
+        "HC",
+        image_volumes=measured,
+    ).iloc[0]
+    assert table["image_ceiling_r"] < table["volumetric_ceiling_r"] - 0.1
+
+
 def test_truth_validation_finds_no_pattern_in_noise(analysed, local_maps_cohort):
     tables, maps, _, _ = analysed
     rng = np.random.default_rng(0)
@@ -223,6 +287,19 @@ def test_local_commands_write_tables_maps_and_figure(local_maps_cohort, tmp_path
         == 0
     )  # fmt: skip
     assert pd.read_csv(truth_table, sep="\t")["group"].tolist() == ["AD"]
+    arrays_holding_the_true_volumes(c, tmp_path)
+    images = ["--volumes", str(tmp_path / "volumes.npy"), "--index", str(tmp_path / "index.tsv")]
+    truth_args = [
+        "local-truth",
+        "--statmaps-dir", str(statmaps),
+        "--roi-comparison", str(tables / "roi_group_comparison.tsv"),
+        "--truth-dir", str(c["truth"]),
+        "--out", str(truth_table),
+        *common,
+    ]  # fmt: skip
+    assert main([*truth_args, *images, "--folds", str(c["folds"])]) == 0
+    assert pd.read_csv(truth_table, sep="\t")["image_ceiling_r"].iloc[0] > 0.95
+    assert main([*truth_args, *images]) == 2  # the image ceiling needs the folds too
     figure = tmp_path / "local.png"
     args = ["local-figure", "--statmaps-dir", str(statmaps), "--out", str(figure), *common]
     assert main([*args, "--truth-dir", str(c["truth"])]) == 0

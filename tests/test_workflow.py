@@ -124,7 +124,12 @@ def test_local_statistics_and_truth_check(tiny_run):
     accuracy = pd.read_csv(stats / "accuracy.tsv", sep="\t")
     assert accuracy.loc[0, "median_voxel_mae"] > 0 and accuracy.loc[0, "floor_mae"] > 0
     truth = pd.read_csv(stats / "truth_validation.tsv", sep="\t")
-    assert {"map_vs_truth_r", "volumetric_ceiling_r", "planted_response_r"} <= set(truth.columns)
+    assert {
+        "map_vs_truth_r",
+        "volumetric_ceiling_r",
+        "image_ceiling_r",
+        "planted_response_r",
+    } <= set(truth.columns)
     planted = pd.read_csv(stats / "planted_response.tsv", sep="\t").set_index("group")
     assert planted.loc["AD", "scans"] >= 1 and np.isfinite(planted.loc["AD", "planted_gain"])
     means = sorted(p.name for p in (tiny_run / "results/maps/statmaps").glob("group-*"))

@@ -108,6 +108,13 @@ def build_arrays(
     return {"shape": shape, "bbox": bbox}
 
 
+def crop_slices(index: pd.DataFrame) -> tuple[slice, ...]:
+    """The MNI-grid crop of the cohort arrays, from their index table (``crop_x`` ...)."""
+    first = index.iloc[0]
+    bounds = [first[f"crop_{axis}"].split(":") for axis in "xyz"]
+    return tuple(slice(int(a), int(b)) for a, b in bounds)
+
+
 def open_volumes(path: str | Path) -> np.ndarray:
     """The cohort volume array, memory-mapped read-only."""
     return np.load(path, mmap_mode="r")

@@ -113,18 +113,35 @@ def _cmd_local_stats(args: argparse.Namespace) -> None:
 
 def _cmd_local_truth(args: argparse.Namespace) -> None:
     import nibabel as nib
+    import numpy as np
     import pandas as pd
 
-    from brainpad.inputs import write_table_atomic
+    from brainpad.inputs import InputError, write_table_atomic
     from brainpad.local_analysis import read_mean_maps
-    from brainpad.recovery import truth_validation
+    from brainpad.recovery import image_regional_volumes, truth_validation
 
+    mask = nib.load(args.mask)
+    image_volumes = None
+    if args.volumes and not (args.index and args.folds):
+        message = (
+            f"--volumes {args.volumes} needs --index and --folds (the arrays' index.tsv, folds.tsv)"
+        )
+        raise InputError(message)
+    if args.volumes:
+        image_volumes = image_regional_volumes(
+            np.load(args.volumes, mmap_mode="r"),
+            pd.read_csv(args.index, sep="\t"),
+            pd.read_csv(args.folds, sep="\t"),
+            mask,
+            args.truth_dir,
+        )
     table = truth_validation(
         read_mean_maps(args.statmaps_dir),
         pd.read_csv(args.roi_comparison, sep="\t"),
-        nib.load(args.mask),
+        mask,
         args.truth_dir,
         args.control_group,
+        image_volumes=image_volumes,
     )
     if args.planted:
         planted = pd.read_csv(args.planted, sep="\t").drop(columns="scans")
@@ -232,6 +249,11 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
     ltr.add_argument("--truth-dir", required=True, help="the simulation's truth folder")
     ltr.add_argument("--control-group", default="HC")
     ltr.add_argument("--planted", help="from local-planted (adds its columns)")
+    ltr.add_argument(
+        "--volumes", help="cohort arrays volumes.npy (adds the image ceiling; needs the next two)"
+    )
+    ltr.add_argument("--index", help="cohort arrays index.tsv")
+    ltr.add_argument("--folds", help="folds.tsv")
     ltr.add_argument("--out", required=True, help="output TSV")
     ltr.set_defaults(func=_cmd_local_truth)
 

@@ -26,18 +26,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainpad.arrays import crop_slices
 from brainpad.blocks import read_block, sample_corners, stitch
 from brainpad.folds import fold_count
 from brainpad.models.unet_local import block_geometry, build, geometry_for_voxel
 
 log = logging.getLogger(__name__)
-
-
-def crop_slices(index: pd.DataFrame) -> tuple[slice, ...]:
-    """The MNI-grid crop of the cohort arrays, from their index table (``crop_x`` ...)."""
-    first = index.iloc[0]
-    bounds = [first[f"crop_{axis}"].split(":") for axis in "xyz"]
-    return tuple(slice(int(a), int(b)) for a, b in bounds)
 
 
 def geometry(params: dict, voxel_mm: float) -> tuple[int, int, int]:

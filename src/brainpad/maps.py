@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from brainpad.arrays import crop_slices
 from brainpad.debias import VOXEL_METHODS, LinearBias, fit_voxel_bias
 from brainpad.layout import MAP_KINDS, map_paths
-from brainpad.local import crop_slices
 from brainpad.stats import baseline_scans
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from brainpad.local import VoxelModel, crop_slices
+from brainpad.arrays import crop_slices
+from brainpad.local import VoxelModel
 from brainpad.local_stats import spatial_correlation
 from brainpad.recovery import REGION_MAP, read_true_map, regions_on_grid
 from brainpad.stats import baseline_scans

@@ -6,7 +6,11 @@ ones? A correlation alone does not say whether a miss is the model's fault or th
 cohort's: with a few dozen patients, individual anatomy hides part of any regional
 pattern. :func:`volumetric_ceiling` measures that limit from the simulation's own
 records (true regional volumes, ages and head sizes): the map correlation an estimator
-that knew every region's exact volume would reach on the same participants.
+that knew every region's exact volume would reach on the same participants. The image
+ceiling (:func:`image_regional_volumes`) runs the same estimator on the regional tissue
+volumes the preprocessed maps (the model's input) carry: the gap between the two is what
+registration, segmentation and resampling lose, the gap between the image ceiling and the
+maps is what the model loses.
 
 Reads only the truth folder's files; shares no code with the simulation.
 """
@@ -36,6 +40,7 @@ def truth_validation(
     truth_dir: str | Path,
     control_group: str,
     top: int = 5,
+    image_volumes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Compare the recovered group maps and ROI effects with the simulation's truth.
 
@@ -61,12 +66,20 @@ def truth_validation(
         Label of the controls (no true map to compare with: theirs is zero).
     top : int
         How many leading ROIs to check.
+    image_volumes : DataFrame, optional
+        Regional tissue volumes measured in the preprocessed maps
+        (:func:`image_regional_volumes`); adds ``image_ceiling_r``, the same estimator's r
+        from them.
     """
     truth_dir = Path(truth_dir)
     regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t").set_index("name")
     inside = np.asarray(brain.dataobj) > 0
     patients = [g for g in mean_maps if g != control_group and f"acceleration_{g}" in regions]
     ceilings = volumetric_ceiling(truth_dir, patients, control_group, brain)
+    if image_volumes is not None:
+        image_ceilings = volumetric_ceiling(
+            truth_dir, patients, control_group, brain, volumes=image_volumes
+        )
     rows = []
     for group in patients:
         column = f"acceleration_{group}"
@@ -78,18 +91,22 @@ def truth_validation(
         tests = roi_tests[(roi_tests["first"] == group) & (roi_tests["second"] == control_group)]
         leaders = tests.loc[tests["d"].abs().sort_values(ascending=False).index].head(top)
         hits = [name for name in leaders["roi"] if affected.get(name, False)]
-        rows.append(
-            {
-                "group": group,
-                "map_vs_truth_r": spatial_correlation(mean_maps[group], true_map, inside),
-                "volumetric_ceiling_r": spatial_correlation(ceilings[group], true_map, inside),
-                f"top{top}_rois": ", ".join(leaders["roi"]),
-                f"top{top}_truly_affected": len(hits),
-                "affected_rois": int(affected.sum()),
-                "rois": len(affected),
-            }
-        )
+        row = {
+            "group": group,
+            "map_vs_truth_r": spatial_correlation(mean_maps[group], true_map, inside),
+            "volumetric_ceiling_r": spatial_correlation(ceilings[group], true_map, inside),
+        }
+        if image_volumes is not None:
+            row["image_ceiling_r"] = spatial_correlation(image_ceilings[group], true_map, inside)
+        row |= {
+            f"top{top}_rois": ", ".join(leaders["roi"]),
+            f"top{top}_truly_affected": len(hits),
+            "affected_rois": int(affected.sum()),
+            "rois": len(affected),
+        }
+        rows.append(row)
     columns = ["group", "map_vs_truth_r", "volumetric_ceiling_r"]
+    columns += ["image_ceiling_r"] if image_volumes is not None else []
     columns += [f"top{top}_rois", f"top{top}_truly_affected", "affected_rois", "rois"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -102,7 +119,8 @@ def regional_excess_age(
     Per region, ordinary least squares of log volume on age and log head volume
     (3 · log head scale) in the controls; a patient's excess age is its residual over the
     age slope, and the group's is their mean. Regions whose volume does not change with
-    age (|t| of the slope < 2) carry no age information and are left out.
+    age (|t| of the slope < 2) carry no age information and are left out, as are regions
+    with no volume in some participant (a region the measured maps hold no tissue of).
 
     Parameters
     ----------
@@ -118,7 +136,10 @@ def regional_excess_age(
     )
     excess = {}
     for name in volumes.columns:
-        log_volume = np.log(volumes[name].to_numpy(dtype=float))
+        volume = volumes[name].to_numpy(dtype=float)
+        if not np.all(volume > 0):
+            continue
+        log_volume = np.log(volume)
         fit = sm.OLS(log_volume[controls], design[controls]).fit()
         if not abs(fit.tvalues[1]) >= 2:  # also a slope of exactly 0 (t NaN)
             continue
@@ -128,7 +149,11 @@ def regional_excess_age(
 
 
 def volumetric_ceiling(
-    truth_dir: str | Path, groups: list[str], control_group: str, reference: nib.Nifti1Image
+    truth_dir: str | Path,
+    groups: list[str],
+    control_group: str,
+    reference: nib.Nifti1Image,
+    volumes: pd.DataFrame | None = None,
 ) -> dict[str, np.ndarray]:
     """The exact-volume estimator's local brain-PAD map of each of ``groups`` (NaN: no
     estimate).
@@ -137,11 +162,15 @@ def volumetric_ceiling(
     its region map and put on the grid of ``reference``. The estimator knows every
     participant's exact regional volumes and head size, so only individual anatomy and
     the group's size limit it: its correlation with the true map bounds what a model
-    working from the images of the same participants can reach.
+    working from the images of the same participants can reach. Given ``volumes``
+    (participant × region, e.g. :func:`image_regional_volumes`), the estimator uses those
+    instead, for the participants they list.
     """
     truth_dir = Path(truth_dir)
     people = pd.read_csv(truth_dir / "subjects.tsv", sep="\t").set_index("participant_id")
-    volumes = pd.read_csv(truth_dir / "roi_volumes.tsv", sep="\t").set_index("participant_id")
+    if volumes is None:
+        volumes = pd.read_csv(truth_dir / "roi_volumes.tsv", sep="\t").set_index("participant_id")
+    people = people.loc[people.index.intersection(volumes.index)]
     volumes = volumes.loc[people.index]
     regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t").set_index("name")
     labels = regions_on_grid(truth_dir / REGION_MAP, reference)
@@ -152,6 +181,52 @@ def volumetric_ceiling(
         lookup[regions.loc[excess.index, "region"].to_numpy()] = excess.to_numpy()
         maps[group] = np.where(labels > 0, lookup[labels], np.nan)
     return maps
+
+
+def image_regional_volumes(
+    volumes: np.ndarray,
+    index: pd.DataFrame,
+    folds: pd.DataFrame,
+    reference: nib.Nifti1Image,
+    truth_dir: str | Path,
+) -> pd.DataFrame:
+    """Tissue volume (mm³, GM + WM) in each simulated region, read from the modulated maps.
+
+    Parameters
+    ----------
+    volumes : ndarray
+        The cohort arrays (scans, channels, x, y, z; modulated GM and WM first), cropped
+        from ``reference``'s grid as ``index`` records.
+    index : DataFrame
+        The arrays' index (``row``, ``scan_id``, ``crop_x`` ...).
+    folds : DataFrame
+        The folds table; each participant's first scan is measured.
+    reference : Nifti1Image
+        The template grid of the maps (its voxel volume scales the sums).
+    truth_dir : path
+        The simulation's truth folder (``regions.tsv`` and the region map).
+
+    Returns
+    -------
+    DataFrame
+        Participant × region name, the regions of ``regions.tsv``.
+    """
+    from brainpad.arrays import crop_slices
+    from brainpad.stats import baseline_scans
+
+    truth_dir = Path(truth_dir)
+    regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t")
+    labels = regions_on_grid(truth_dir / REGION_MAP, reference)[crop_slices(index)].ravel()
+    voxel_mm3 = float(abs(np.linalg.det(reference.affine[:3, :3])))
+    scans = baseline_scans(folds[folds["scan_id"].isin(index["scan_id"])])
+    rows = index.set_index("scan_id").loc[scans["scan_id"], "row"]
+    n_labels = max(int(regions["region"].max()), int(labels.max())) + 1
+    measured = [
+        np.bincount(labels, np.asarray(volumes[row, :2], np.float64).sum(0).ravel(), n_labels)
+        for row in rows
+    ]
+    table = np.stack(measured)[:, regions["region"].to_numpy()] * voxel_mm3
+    return pd.DataFrame(table, index=scans["participant_id"].to_numpy(), columns=regions["name"])
 
 
 def read_true_map(

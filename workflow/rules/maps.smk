@@ -129,6 +129,9 @@ rule local_truth:
         regions=TRUTH_REGIONS,
         truth_maps=truth_maps(),
         planted=LOCAL_PLANTED,
+        volumes=ARRAYS["volumes"],
+        index=ARRAYS["index"],
+        folds=FOLDS,
     output:
         report(
             LOCAL_TRUTH,
@@ -151,4 +154,5 @@ rule local_truth:
         "brainpad local-truth --statmaps-dir {input.statmaps}"
         " --roi-comparison {input.roi_comparison} --mask {input.mask}"
         " --truth-dir {params.truth_dir} --control-group {params.control_group}"
-        " --planted {input.planted} --out {output} > {log} 2>&1"
+        " --planted {input.planted} --volumes {input.volumes} --index {input.index}"
+        " --folds {input.folds} --out {output} > {log} 2>&1"
