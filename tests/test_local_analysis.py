@@ -126,10 +126,17 @@ def test_local_accuracy_uses_raw_maps_of_the_healthy_test_set(analysed, local_ma
     assert acc["floor_mae"] == pytest.approx(1.0)
 
 
-def validate(mean_maps, tables, cohort):
+def validate(mean_maps, tables, cohort, image_volumes=None):
     """:func:`truth_validation` of ``mean_maps`` against the planted cohort's truth."""
     mask = nib.load(cohort["mask"])
-    return truth_validation(mean_maps, tables["roi_group_comparison"], mask, cohort["truth"], "HC")
+    return truth_validation(
+        mean_maps,
+        tables["roi_group_comparison"],
+        mask,
+        cohort["truth"],
+        "HC",
+        image_volumes=image_volumes,
+    )
 
 
 def test_truth_validation_recovers_the_planted_map(analysed, local_maps_cohort):
@@ -202,14 +209,7 @@ def test_image_volumes_of_maps_holding_the_true_volumes_give_the_volumetric_ceil
     assert list(measured.columns) == LOCAL_REGIONS
     assert len(measured) == folds["participant_id"].nunique()  # first scans only
     np.testing.assert_allclose(measured.to_numpy(), true.loc[measured.index].to_numpy(), rtol=1e-5)
-    table = truth_validation(
-        read_mean_maps(out),
-        tables["roi_group_comparison"],
-        mask,
-        local_maps_cohort["truth"],
-        "HC",
-        image_volumes=measured,
-    ).iloc[0]
+    table = validate(read_mean_maps(out), tables, local_maps_cohort, measured).iloc[0]
     assert table["image_ceiling_r"] == pytest.approx(table["volumetric_ceiling_r"], abs=1e-6)
 
 
@@ -222,14 +222,7 @@ def test_image_ceiling_falls_with_noise_in_the_maps(analysed, local_maps_cohort,
     noisy = arrays * noise[:, atlas][:, None]
     mask = nib.load(local_maps_cohort["mask"])
     measured = image_regional_volumes(noisy, index, folds, mask, local_maps_cohort["truth"])
-    table = truth_validation(
-        read_mean_maps(out),
-        tables["roi_group_comparison"],
-        mask,
-        local_maps_cohort["truth"],
-        "HC",
-        image_volumes=measured,
-    ).iloc[0]
+    table = validate(read_mean_maps(out), tables, local_maps_cohort, measured).iloc[0]
     assert table["image_ceiling_r"] < table["volumetric_ceiling_r"] - 0.1
 
 
