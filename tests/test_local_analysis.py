@@ -8,12 +8,15 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
+from brainpad.arrays import tissue_map
 from brainpad.cli import main
 from brainpad.layout import map_paths
 from brainpad.local_analysis import (
     MapSet,
+    icc_tables,
     local_statistics,
     read_mean_maps,
+    scans_with_maps,
     statmap_path,
 )
 from brainpad.recovery import image_regional_volumes, regional_excess_age, truth_validation
@@ -102,6 +105,45 @@ def test_icc_maps_rank_test_retest_above_between_site(analysed):
         ]
     )
     assert image[3, 3, 2] == pytest.approx(float(icc_2_1(ratings)), rel=1e-5)
+
+
+def test_tissue_icc_reads_the_input_arrays_of_the_same_pairs(analysed, tmp_path):
+    _, maps, folds, _ = analysed
+    # arrays whose GM + WM is each scan's corrected map, cropped to the brain's box
+    crop = (slice(1, 7), slice(1, 7), slice(1, 5))
+    index = pd.DataFrame({"row": range(len(folds)), "scan_id": folds["scan_id"]})
+    index = index.assign(crop_x="1:7", crop_y="1:7", crop_z="1:5")
+    arrays = np.stack(
+        [
+            np.stack([0.25, 0.75])[:, None, None, None] * maps.read(p, s)[crop]
+            for p, s in zip(folds["participant_id"], folds["scan_id"], strict=True)
+        ]
+    )
+    table = icc_tables(
+        scans_with_maps(folds, maps.maps_dir),
+        maps,
+        tmp_path,
+        tissue=lambda scan_id: tissue_map(arrays, index, scan_id, maps.brain.shape),
+    ).set_index(["kind", "map"])
+    assert len(table) == 4
+    for kind in ("test-retest", "between-site"):
+        model, inputs = table.loc[(kind, "brainPADcorrected")], table.loc[(kind, "tissue")]
+        assert inputs["voxels"] == model["voxels"] == maps.brain.sum()
+        assert inputs[["median", "p2.5", "p97.5"]].to_numpy() == pytest.approx(
+            model[["median", "p2.5", "p97.5"]].to_numpy(), abs=1e-5
+        )
+    assert not any(tmp_path.glob("*tissue*"))  # the inputs' ICC is a table row, not a map
+
+
+def test_tissue_map_places_the_crop_on_the_template_grid():
+    arrays = np.arange(2 * 3 * 2 * 2 * 1, dtype=np.float32).reshape(2, 3, 2, 2, 1)
+    index = pd.DataFrame({"row": [0, 1], "scan_id": ["a", "b"]})
+    index = index.assign(crop_x="1:3", crop_y="0:2", crop_z="2:3")
+    full = tissue_map(arrays, index, "b", (4, 2, 3))
+    np.testing.assert_array_equal(full[1:3, 0:2, 2:3], arrays[1, 0] + arrays[1, 1])
+    assert np.isnan(full[0]).all() and np.isnan(full[:, :, :2]).all()
+    with pytest.raises(KeyError, match="scan 'c' is not in the cohort arrays"):
+        tissue_map(arrays, index, "c", (4, 2, 3))
 
 
 def test_roi_volume_correlates_negatively_with_its_brain_pad(analysed):
@@ -238,6 +280,8 @@ def test_local_commands_write_tables_maps_and_figure(local_maps_cohort, tmp_path
     c = local_maps_cohort
     statmaps, tables = tmp_path / "statmaps", tmp_path / "stats"
     common = ["--mask", str(c["mask"]), "--control-group", "HC"]
+    arrays_holding_the_true_volumes(c, tmp_path)
+    images = ["--volumes", str(tmp_path / "volumes.npy"), "--index", str(tmp_path / "index.tsv")]
     assert (
         main(
             [
@@ -250,6 +294,7 @@ def test_local_commands_write_tables_maps_and_figure(local_maps_cohort, tmp_path
                 "--truth", str(c["truth"] / "subjects.tsv"),
                 "--statmaps-dir", str(statmaps),
                 "--out-dir", str(tables),
+                *images,
                 *common,
             ]
         )
@@ -279,9 +324,13 @@ def test_local_commands_write_tables_maps_and_figure(local_maps_cohort, tmp_path
         )
         == 0
     )  # fmt: skip
+    icc = pd.read_csv(tables / "icc.tsv", sep="\t")
+    assert set(zip(icc["kind"], icc["map"], strict=True)) == {
+        (kind, name)
+        for kind in ("test-retest", "between-site")
+        for name in ("brainPADcorrected", "tissue")
+    }
     assert pd.read_csv(truth_table, sep="\t")["group"].tolist() == ["AD"]
-    arrays_holding_the_true_volumes(c, tmp_path)
-    images = ["--volumes", str(tmp_path / "volumes.npy"), "--index", str(tmp_path / "index.tsv")]
     truth_args = [
         "local-truth",
         "--statmaps-dir", str(statmaps),

@@ -120,7 +120,8 @@ def test_local_statistics_and_truth_check(tiny_run):
     roi = pd.read_csv(stats / "roi_brain_pad.tsv", sep="\t")
     assert len(roi) == N_SCANS and roi.shape[1] == 6 + 113  # keys, whole brain, 113 ROIs
     icc = pd.read_csv(stats / "icc.tsv", sep="\t")
-    assert icc["kind"].tolist() == ["test-retest", "between-site"]
+    assert icc["kind"].tolist() == ["test-retest"] * 2 + ["between-site"] * 2
+    assert icc["map"].tolist() == ["brainPADcorrected", "tissue"] * 2
     accuracy = pd.read_csv(stats / "accuracy.tsv", sep="\t")
     assert accuracy.loc[0, "median_voxel_mae"] > 0 and accuracy.loc[0, "floor_mae"] > 0
     truth = pd.read_csv(stats / "truth_validation.tsv", sep="\t")

@@ -118,3 +118,33 @@ def crop_slices(index: pd.DataFrame) -> tuple[slice, ...]:
 def open_volumes(path: str | Path) -> np.ndarray:
     """The cohort volume array, memory-mapped read-only."""
     return np.load(path, mmap_mode="r")
+
+
+def tissue_map(
+    volumes: np.ndarray, index: pd.DataFrame, scan_id: str, shape: tuple[int, ...]
+) -> np.ndarray:
+    """One scan's tissue (GM + WM, the first two channels) on the full template grid.
+
+    Parameters
+    ----------
+    volumes : ndarray
+        The cohort arrays (scans, channels, x, y, z), cropped as ``index`` records.
+    index : DataFrame
+        The arrays' index (``row``, ``scan_id``, ``crop_x`` ...).
+    scan_id : str
+        The scan to read.
+    shape : tuple of int
+        The template grid's shape.
+
+    Returns
+    -------
+    ndarray
+        float64 of ``shape``; NaN outside the crop.
+    """
+    row = index.loc[index["scan_id"] == scan_id, "row"]
+    if row.empty:
+        msg = f"arrays index: scan {scan_id!r} is not in the cohort arrays; rebuild them"
+        raise KeyError(msg)
+    full = np.full(shape, np.nan)
+    full[crop_slices(index)] = np.asarray(volumes[int(row.iloc[0]), :2], np.float64).sum(0)
+    return full

@@ -99,14 +99,23 @@ def _cmd_report(args: argparse.Namespace) -> None:
 def _cmd_local_stats(args: argparse.Namespace) -> None:
     import pandas as pd
 
+    from brainpad.arrays import open_volumes, tissue_map
     from brainpad.local_analysis import MapSet, local_statistics, write_tables
 
     folds = pd.read_csv(args.folds, sep="\t")
     maps = MapSet.load(args.maps_dir, args.mask, args.atlas, args.labels)
     volumes = pd.read_csv(args.roi_volumes, sep="\t")
     truth = pd.read_csv(args.truth, sep="\t").set_index("participant_id") if args.truth else None
+    arrays, index = open_volumes(args.volumes), pd.read_csv(args.index, sep="\t")
     tables = local_statistics(
-        folds, maps, volumes, args.control_group, args.control_min_age, args.statmaps_dir, truth
+        folds,
+        maps,
+        volumes,
+        args.control_group,
+        args.control_min_age,
+        args.statmaps_dir,
+        truth,
+        tissue=lambda scan_id: tissue_map(arrays, index, scan_id, maps.brain.shape),
     )
     write_tables(tables, args.out_dir)
 
@@ -235,6 +244,8 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
     lst.add_argument("--atlas", required=True, help="Harvard-Oxford label image (MNI grid)")
     lst.add_argument("--labels", required=True, help="atlas label table (TSV)")
     lst.add_argument("--roi-volumes", required=True, help="ROI tissue volumes (TSV)")
+    lst.add_argument("--volumes", required=True, help="cohort arrays (the inputs' ICC)")
+    lst.add_argument("--index", required=True, help="the cohort arrays' index (TSV)")
     lst.add_argument("--control-group", default="HC")
     lst.add_argument("--control-min-age", type=float, default=60.0)
     lst.add_argument("--truth", help="simulation subjects.tsv (adds the floor MAE)")

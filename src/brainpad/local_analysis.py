@@ -8,7 +8,7 @@ From the per-scan maps written by :func:`brainpad.maps.write_local_maps`:
   groups pairwise) per ROI and per voxel: Welch's t, df, p, Bonferroni, Cohen's d
   (Tables 4 and 5), with t and d maps as NIfTI;
 - ICC(2,1) maps of the test–retest and between-site pairs, summarised by median and
-  95 % range;
+  95 % range, beside the ICC of the same pairs' input tissue maps;
 - the local model's accuracy on the healthy test set (median voxel MAE, global MAE);
 - (the validation against the simulated truth is in :mod:`brainpad.recovery`).
 
@@ -18,6 +18,7 @@ Maps are read one scan at a time; group maps are reduced to running moments.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,20 +200,37 @@ def voxel_comparisons(
     return pd.DataFrame(rows, columns=[*columns, "median_d", "max_abs_t", "max_abs_d"])
 
 
-def icc_tables(scans: pd.DataFrame, maps: MapSet, out_dir: Path) -> pd.DataFrame:
-    """ICC(2,1) maps of the corrected brain-PAD over test–retest and between-site pairs."""
+def icc_tables(
+    scans: pd.DataFrame,
+    maps: MapSet,
+    out_dir: Path,
+    tissue: Callable[[str], np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """ICC(2,1) maps of the corrected brain-PAD over test–retest and between-site pairs.
+
+    With ``tissue`` (scan id → its GM + WM input map on the template grid), the same pairs'
+    ICC of the input tissue maps too (``map`` = ``tissue``, no NIfTI written): the
+    reliability the model starts from, which tells a noisy network from noisy inputs.
+    """
     pairs = repeat_pairs(scans)
     participant = scans.set_index("scan_id")["participant_id"]
+    loaders = {"brainPADcorrected": lambda scan_id: maps.read(participant[scan_id], scan_id)}
+    if tissue is not None:
+        loaders["tissue"] = tissue
     rows = []
     for kind in ("test-retest", "between-site"):
         chosen = pairs[pairs["kind"] == kind]
-        if len(chosen) < 2:
-            log.warning("ICC %s: %d pair(s); at least 2 are needed, skipped", kind, len(chosen))
-            rows.append({"kind": kind, "pairs": len(chosen)})
-            continue
-        icc = icc_map(chosen, lambda scan_id: maps.read(participant[scan_id], scan_id))
-        maps.save(icc, statmap_path(out_dir, f"icc-{kind}", "icc"))
-        rows.append({"kind": kind, "pairs": len(chosen), **summarise_map(icc, maps.brain)})
+        for name, load in loaders.items():
+            if len(chosen) < 2:
+                log.warning("ICC %s: %d pair(s); at least 2 are needed, skipped", kind, len(chosen))
+                rows.append({"kind": kind, "map": name, "pairs": len(chosen)})
+                continue
+            icc = icc_map(chosen, load)
+            if name == "brainPADcorrected":
+                maps.save(icc, statmap_path(out_dir, f"icc-{kind}", "icc"))
+            rows.append(
+                {"kind": kind, "map": name, "pairs": len(chosen), **summarise_map(icc, maps.brain)}
+            )
     return pd.DataFrame(rows)
 
 
@@ -252,8 +270,11 @@ def local_statistics(
     control_min_age: float,
     out_dir: str | Path,
     truth: pd.DataFrame | None = None,
+    tissue: Callable[[str], np.ndarray] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Run the whole analysis; write the NIfTI maps to ``out_dir`` and return the tables.
+
+    ``tissue`` (scan id → GM + WM input map) adds the inputs' ICC to the ``icc`` table.
 
     Returns
     -------
@@ -280,7 +301,7 @@ def local_statistics(
         "global_group_comparison": compare_groups(roi_people, "whole_brain", pairs=pairs),
         "roi_group_comparison": roi_comparisons(roi_people, names, pairs),
         "voxel_group_comparison": voxel_comparisons(groups, pairs, maps, out_dir),
-        "icc": icc_tables(scans, maps, out_dir),
+        "icc": icc_tables(scans, maps, out_dir, tissue),
     }
     tables["accuracy"] = local_accuracy(scans, maps, truth)
     for name, table in tables.items():

@@ -49,6 +49,8 @@ rule local_stats:
         atlas=TEMPLATES["atlas"],
         labels=TEMPLATES["labels"],
         roi_volumes=ROI_VOLUMES,
+        volumes=ARRAYS["volumes"],
+        index=ARRAYS["index"],
         truth=[TRUTH_SUBJECTS] if SIMULATED else [],
     output:
         statmaps=directory(LOCAL_STATMAPS),
@@ -85,6 +87,7 @@ rule local_stats:
     shell:
         "brainpad local-stats --folds {input.folds} --maps-dir {input.maps} --mask {input.mask}"
         " --atlas {input.atlas} --labels {input.labels} --roi-volumes {input.roi_volumes}"
+        " --volumes {input.volumes} --index {input.index}"
         " --control-group {params.control_group} --control-min-age {params.control_min_age}"
         " {params.truth} --statmaps-dir {output.statmaps} --out-dir {params.out_dir}"
         " > {log} 2>&1"
