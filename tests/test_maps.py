@@ -8,11 +8,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from brainpad.debias import age_bin_edges
+from brainpad.debias import VoxelBias, VoxelLinearBias, age_bin_edges
 from brainpad.layout import map_paths
 from brainpad.maps import (
     FoldMaps,
     chance_median_abs_r,
+    null_median_abs_r,
     voxel_age_correlation,
     write_local_maps,
 )
@@ -91,6 +92,11 @@ def test_local_maps_are_written_and_lose_their_age_dependence(synthetic_inputs, 
     assert r["global"] < r["raw"] / 2
     assert r["voxelwise_bins"] < r["raw"] / 2 and r["voxelwise_linear"] < r["raw"] / 2
     assert table.loc[table["applied"], "correction"].tolist() == ["voxelwise_bins"]
+    levels = table.set_index("correction")
+    assert (
+        levels.loc[["raw", "global"], "null_median_abs_r"] == levels["chance_median_abs_r"].iloc[0]
+    ).all()
+    assert (levels["null_median_abs_r"] >= levels["chance_median_abs_r"] - 0.01).all()
     # the linear correction's maps carry a line per voxel instead
     linear_out = tmp_path / "linear"
     write_local_maps(
@@ -111,3 +117,33 @@ def test_chance_median_abs_r_matches_noise(n):
     assert chance_median_abs_r(n) == pytest.approx(observed, abs=0.005)
     assert chance_median_abs_r(15) == pytest.approx(0.19, abs=0.005)
     assert np.isnan(chance_median_abs_r(2))
+
+
+def test_null_level_of_the_voxelwise_line_has_its_closed_form():
+    # brain-PAD slope on age after the line: the test set's own slope minus the fitted one,
+    # so t scales by k = 1 + Sxx_test / Sxx_cal; the median |r| is r at t = √k·t₀.₇₅(n − 2)
+    rng = np.random.default_rng(3)
+    cal_age, test_age = rng.uniform(20, 85, 14), rng.uniform(20, 85, 15)
+    bias = VoxelLinearBias.fit(cal_age, rng.normal(size=(14, 5)))
+    sxx_test, sxx_cal = (((a - a.mean()) ** 2).sum() for a in (test_age, cal_age))
+    t = np.sqrt(1 + sxx_test / sxx_cal) * stats.t.ppf(0.75, 13)
+    expected = t / np.sqrt(13 + t**2)
+    observed = null_median_abs_r(bias, cal_age, test_age, seed=0, voxels=100_000)
+    assert observed == pytest.approx(expected, abs=0.004)
+    assert observed > chance_median_abs_r(15) + 0.05
+    assert null_median_abs_r(bias, cal_age, test_age, seed=0) == null_median_abs_r(
+        bias, cal_age, test_age, seed=0
+    )
+
+
+def test_null_level_of_age_bins_rises_as_the_bins_thin():
+    rng = np.random.default_rng(4)
+    test_age = rng.uniform(20, 85, 15)
+    few, many = rng.uniform(20, 85, 14), rng.uniform(20, 85, 200)
+    edges = age_bin_edges()
+    levels = [
+        null_median_abs_r(VoxelBias.fit(a, rng.normal(size=(len(a), 3)), edges, 3), a, test_age, 0)
+        for a in (few, many)
+    ]
+    assert levels[0] > levels[1] + 0.03
+    assert levels[1] == pytest.approx(chance_median_abs_r(15), abs=0.03)

@@ -71,6 +71,7 @@ def _cmd_local_maps(args: argparse.Namespace) -> None:
         args.bin_edges,
         args.min_per_bin,
         args.voxel_method,
+        args.seed,
     )
     write_table_atomic(table, args.age_dependence)
 
@@ -206,6 +207,7 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
     lmp.add_argument("--maps", nargs="+", required=True, help="per-fold maps (same order)")
     lmp.add_argument("--bin-edges", type=float, nargs="+", required=True, help="age bins")
     lmp.add_argument("--min-per-bin", type=int, default=3)
+    lmp.add_argument("--seed", type=int, default=0, help="seed of the null-level noise")
     lmp.add_argument(
         "--voxel-method",
         choices=["bins", "linear"],
