@@ -220,11 +220,11 @@ def icc_tables(
     rows = []
     for kind in ("test-retest", "between-site"):
         chosen = pairs[pairs["kind"] == kind]
+        if len(chosen) < 2:
+            log.warning("ICC %s: %d pair(s); at least 2 are needed, skipped", kind, len(chosen))
+            rows += [{"kind": kind, "map": name, "pairs": len(chosen)} for name in loaders]
+            continue
         for name, load in loaders.items():
-            if len(chosen) < 2:
-                log.warning("ICC %s: %d pair(s); at least 2 are needed, skipped", kind, len(chosen))
-                rows.append({"kind": kind, "map": name, "pairs": len(chosen)})
-                continue
             icc = icc_map(chosen, load)
             if name == "brainPADcorrected":
                 maps.save(icc, statmap_path(out_dir, f"icc-{kind}", "icc"))

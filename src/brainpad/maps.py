@@ -14,7 +14,7 @@ correction), raw, after the global linear correction, and after each voxelwise o
 n test scans, maps with no age dependence at all still give a median |r| of
 :func:`chance_median_abs_r` (0.19 for n = 15): only a test set of ~180 scans can show 0.05.
 A voxelwise correction fitted on few calibration scans adds its own noise to that level
-(:func:`null_median_abs_r`: 0.27 for a line per voxel from 14 calibration scans).
+(:func:`null_median_abs_r`: 0.28 for a line per voxel from the demo's 14 calibration scans).
 """
 
 from __future__ import annotations
