@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import inspect
 import re
 import sys
@@ -120,6 +121,12 @@ def _imports(tree: ast.AST) -> set[str]:
     return names
 
 
+@functools.cache
+def _module_imports(name: str) -> frozenset[str]:
+    """Every import of brainpad module ``name`` (parsed once per test session)."""
+    return frozenset(_imports(ast.parse(_module_file(name).read_text())))
+
+
 def third_party_imports(command: str) -> set[str]:
     """Top-level third-party packages a ``brainpad <command>`` run may import.
 
@@ -144,18 +151,15 @@ def third_party_imports(command: str) -> set[str]:
     seen = set(cli_modules)
     outside: set[str] = set()
     while pending:
-        name = pending.pop()
-        top = name.split(".")[0]
-        if top != "brainpad":
-            outside.add(top)
+        parts = pending.pop().split(".")
+        if parts[0] != "brainpad":
+            outside.add(parts[0])
             continue
-        parts = name.split(".")
         for depth in range(1, len(parts) + 1):
             module = ".".join(parts[:depth])
-            path = _module_file(module)
-            if module not in seen and path is not None:
+            if module not in seen and _module_file(module) is not None:
                 seen.add(module)
-                pending |= _imports(ast.parse(path.read_text()))
+                pending |= _module_imports(module)
     return {
         name for name in outside if name not in sys.stdlib_module_names and name != "__future__"
     }

@@ -120,6 +120,11 @@ def open_volumes(path: str | Path) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
+def scan_tissue(volumes: np.ndarray, row: int) -> np.ndarray:
+    """GM + WM (the first two channels) of array row ``row``, float64, on the cropped grid."""
+    return np.asarray(volumes[row, :2], np.float64).sum(0)
+
+
 def tissue_map(
     volumes: np.ndarray, index: pd.DataFrame, scan_id: str, shape: tuple[int, ...]
 ) -> np.ndarray:
@@ -146,5 +151,5 @@ def tissue_map(
         msg = f"arrays index: scan {scan_id!r} is not in the cohort arrays; rebuild them"
         raise KeyError(msg)
     full = np.full(shape, np.nan)
-    full[crop_slices(index)] = np.asarray(volumes[int(row.iloc[0]), :2], np.float64).sum(0)
+    full[crop_slices(index)] = scan_tissue(volumes, int(row.iloc[0]))
     return full

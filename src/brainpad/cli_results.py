@@ -123,9 +123,9 @@ def _cmd_local_stats(args: argparse.Namespace) -> None:
 
 def _cmd_local_truth(args: argparse.Namespace) -> None:
     import nibabel as nib
-    import numpy as np
     import pandas as pd
 
+    from brainpad.arrays import open_volumes
     from brainpad.inputs import InputError, write_table_atomic
     from brainpad.local_analysis import read_mean_maps
     from brainpad.recovery import image_regional_volumes, truth_validation
@@ -139,7 +139,7 @@ def _cmd_local_truth(args: argparse.Namespace) -> None:
         raise InputError(message)
     if args.volumes:
         image_volumes = image_regional_volumes(
-            np.load(args.volumes, mmap_mode="r"),
+            open_volumes(args.volumes),
             pd.read_csv(args.index, sep="\t"),
             pd.read_csv(args.folds, sep="\t"),
             mask,

@@ -211,7 +211,7 @@ def image_regional_volumes(
     DataFrame
         Participant × region name, the regions of ``regions.tsv``.
     """
-    from brainpad.arrays import crop_slices
+    from brainpad.arrays import crop_slices, scan_tissue
     from brainpad.stats import baseline_scans
 
     truth_dir = Path(truth_dir)
@@ -221,10 +221,7 @@ def image_regional_volumes(
     scans = baseline_scans(folds[folds["scan_id"].isin(index["scan_id"])])
     rows = index.set_index("scan_id").loc[scans["scan_id"], "row"]
     n_labels = max(int(regions["region"].max()), int(labels.max())) + 1
-    measured = [
-        np.bincount(labels, np.asarray(volumes[row, :2], np.float64).sum(0).ravel(), n_labels)
-        for row in rows
-    ]
+    measured = [np.bincount(labels, scan_tissue(volumes, row).ravel(), n_labels) for row in rows]
     table = np.stack(measured)[:, regions["region"].to_numpy()] * voxel_mm3
     return pd.DataFrame(table, index=scans["participant_id"].to_numpy(), columns=regions["name"])
 
