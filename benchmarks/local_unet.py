@@ -6,6 +6,9 @@ Needs a finished demo run (``results/arrays``, ``results/folds.tsv``, ``results/
 
 Usage: python benchmarks/local_unet.py [--iterations 2400] [--width 8] [--lr 0.002]
        [--standardise]   (voxelwise z-scored inputs, as the workflow trains by default)
+       [--mix 1.0 [--mix-edge-mm 3]]   (age mixing, models.local_unet.mix_fraction)
+       [--planted 8]   (at the end: AD's true atrophy planted into 8 healthy test scans,
+                        r and gain of the maps' change as in results/maps/stats/)
 """
 
 from __future__ import annotations
@@ -13,14 +16,16 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
 
-from brainpad.local import Standardised, crop_slices, predict_map, sample_blocks
+from brainpad.local import Standardised, crop_slices, predict_map, training_batch
 from brainpad.models.unet_local import LocalUNet, block_geometry
+from brainpad.planted import planted_factors, planted_response, planted_table
 
 
 def main() -> None:
@@ -35,8 +40,13 @@ def main() -> None:
     parser.add_argument("--report", type=int, default=200, help="iterations per line")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--standardise", action="store_true", help="voxelwise z-scores")
+    parser.add_argument("--mix", type=float, default=0.0, help="age mixing: share of blocks")
+    parser.add_argument("--mix-edge-mm", type=float, default=3.0, help="mixing ball's edge")
     parser.add_argument(
         "--evaluate", type=int, default=0, help="map this many fold-0 scans at each report"
+    )
+    parser.add_argument(
+        "--planted", type=int, default=0, help="healthy test scans for the planted check"
     )
     args = parser.parse_args()
 
@@ -46,7 +56,9 @@ def main() -> None:
     index = pd.read_csv(results / "arrays/index.tsv", sep="\t")
     folds = pd.read_csv(results / "folds.tsv", sep="\t")
     mask_path = next((results / "templates").glob("*desc-brain_mask.nii.gz"))
-    mask = np.asarray(nib.load(mask_path).dataobj)[crop_slices(index)] > 0
+    mask_img = nib.load(mask_path)
+    mask = np.asarray(mask_img.dataobj)[crop_slices(index)] > 0
+    voxel = float(min(mask_img.header.get_zooms()[:3]))
     train = folds[(folds["role"] == "train") & (folds["fold"] != 0)]
     held = folds[(folds["role"] == "train") & (folds["fold"] == 0)].head(args.evaluate)
     held_rows = held["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
@@ -58,6 +70,12 @@ def main() -> None:
     size_in, size_out = block_geometry(args.levels, args.bottleneck)
     torch.manual_seed(0)
     net = LocalUNet(volumes.shape[1], args.width, args.levels)
+
+    def net_map(volume: np.ndarray, brain: np.ndarray) -> np.ndarray:
+        if isinstance(volumes, Standardised):
+            volume = (volume - volumes.mean) / volumes.scale
+        return predict_map(net, volume, brain, size_in, size_out, 2, 16, "cpu", mean, sd)
+
     optimiser = torch.optim.Adam(net.parameters(), args.lr)
     print(
         f"blocks {size_in}^3 -> {size_out}^3, {len(rows)} training scans, "
@@ -65,13 +83,13 @@ def main() -> None:
     )
     start, errors = time.perf_counter(), []
     for it in range(args.iterations):
-        rng = np.random.default_rng([0, it])
-        pick = rng.integers(0, len(rows), args.batch_size)
-        x, m = sample_blocks(volumes, rows[pick], mask, size_in, size_out, rng)
-        y = torch.tensor((ages[pick] - mean) / sd, dtype=torch.float32)
+        x, m, y = training_batch(
+            volumes, rows, (ages - mean) / sd, args.batch_size, mask, size_in, size_out,
+            np.random.default_rng([0, it]), (args.mix, args.mix_edge_mm / voxel),
+        )  # fmt: skip
         out, _ = net(torch.from_numpy(x))
         weight = torch.from_numpy(m)
-        loss = ((out[:, 0] - y[:, None, None, None]).abs() * weight).sum() / weight.sum()
+        loss = ((out[:, 0] - torch.from_numpy(y)).abs() * weight).sum() / weight.sum()
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -88,6 +106,23 @@ def main() -> None:
                 line += f", global MAE of {len(held)} out-of-fold scans {error:.2f} y"
                 net.train()
             print(f"{line} ({time.perf_counter() - start:.0f} s)", flush=True)
+    if args.planted:
+        planted(results, folds, index, mask_img, args.planted, net_map)
+
+
+def planted(results, folds, index, mask_img, n, net_map) -> None:
+    """Print the planted-atrophy response of the trained network (AD's true atrophy)."""
+    truth_dir = results / "simulated/derivatives/simulation"
+    crop = crop_slices(index)
+    mask = np.asarray(mask_img.dataobj)[crop] > 0
+    factors = {"AD": planted_factors(truth_dir, mask_img)["AD"][crop]}
+    test = folds[(folds["role"] == "test") & (folds["group"] == "HC")].head(n)
+    rows = test["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
+    volumes = np.load(results / "arrays/volumes.npy", mmap_mode="r")
+    model = SimpleNamespace(map=net_map)
+    responses = planted_response([model], volumes, rows, factors, mask)
+    table = planted_table(responses, truth_dir, mask_img, crop, mask, len(rows))
+    print(table.to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import torch
 from brainpad.blocks import (
     extract,
     margin,
+    mixing_ball,
     padded,
     read_block,
     sample_corners,
@@ -112,3 +113,20 @@ def test_network_output_matches_the_block_geometry(levels, convs):
     assert [a.shape for a in aux] == [(1,), (1,)]
     convolutions = [m for m in net.modules() if isinstance(m, torch.nn.Conv3d)]
     assert len(convolutions) == (2 * levels + 1) * convs + 1  # + the 1x1 output
+
+
+def test_mixing_ball_sits_in_the_output_block_with_a_soft_edge():
+    rng = np.random.default_rng(3)
+    size_in, size_out = 26, 10
+    inner = (slice(8, 18),) * 3
+    shares = []
+    for _ in range(50):
+        ball = mixing_ball(size_in, size_out, 1.0, rng)
+        assert ball.shape == (size_in,) * 3 and 0 <= ball.min() and ball.max() <= 1
+        centre = np.unravel_index(np.argmax(ball), ball.shape)
+        assert all(7 <= c <= 18 for c in centre)  # centred in the output block
+        assert ball[0, 0, 0] < 1e-3  # the far corner of the context is the block's own scan
+        shares.append((ball[inner] > 0.5).mean())
+    assert 0 < min(shares) < 0.2 and max(shares) > 0.8  # from a patch to most of the block
+    sharp = mixing_ball(size_in, size_out, 0.05, np.random.default_rng(4))
+    assert ((sharp < 0.01) | (sharp > 0.99)).mean() > 0.95

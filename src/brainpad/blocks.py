@@ -133,3 +133,26 @@ def read_block(
     src = tuple(slice(a, c) for a, c in zip(src_lo, src_hi, strict=True))
     block[(slice(None), *dst)] = volumes[(row, slice(None), *src)]
     return block
+
+
+def mixing_ball(size_in: int, size_out: int, edge: float, rng: np.random.Generator) -> np.ndarray:
+    """Weights (0–1) of a soft ball over an input block, for age mixing.
+
+    The ball's centre is uniform in the output block and its radius uniform between a fifth
+    of the output edge and the whole edge, so it covers anything from a small patch to all
+    of the output block; its edge is logistic with scale ``edge`` voxels.
+
+    Returns
+    -------
+    ndarray
+        (size_in, size_in, size_in) float32 weights, 1 well inside the ball, 0 far outside.
+    """
+    centre = (size_in - 1) / 2 + rng.uniform(-size_out / 2, size_out / 2, 3)
+    radius = rng.uniform(size_out / 5, size_out)
+    axis = np.arange(size_in, dtype=np.float64)
+    squared = sum(
+        ((axis - c) ** 2).reshape([-1 if k == a else 1 for k in range(3)])
+        for a, c in enumerate(centre)
+    )
+    inside = (radius - np.sqrt(squared)) / edge
+    return (0.5 * (1.0 + np.tanh(inside / 2))).astype(np.float32)  # the logistic, overflow-free

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from brainpad.arrays import crop_slices
-from brainpad.blocks import read_block, sample_corners, stitch
+from brainpad.blocks import margin, mixing_ball, read_block, sample_corners, stitch
 from brainpad.folds import fold_count
 from brainpad.models.unet_local import block_geometry, build, geometry_for_voxel
 
@@ -82,9 +82,9 @@ class Standardised:
         return (values - self.mean[tuple(window)]) / self.scale[tuple(window)]
 
 
-def sample_blocks(volumes, rows, mask, size_in, size_out, rng):
-    """One input block per array row, centred in the brain, and its output-block mask."""
-    corners = sample_corners(mask, len(rows), size_out, rng)
+def blocks_at(volumes, rows, corners, mask, size_in, size_out):
+    """Input blocks of the given array rows at output-block ``corners``, and the brain
+    mask of each output block."""
     x = np.stack(
         [read_block(volumes, r, c, size_in, size_out) for r, c in zip(rows, corners, strict=True)]
     )
@@ -92,6 +92,51 @@ def sample_blocks(volumes, rows, mask, size_in, size_out, rng):
         [mask[cx : cx + size_out, cy : cy + size_out, cz : cz + size_out] for cx, cy, cz in corners]
     )
     return x, m.astype(np.float32)
+
+
+def sample_blocks(volumes, rows, mask, size_in, size_out, rng):
+    """One input block per array row, centred in the brain, and its output-block mask."""
+    corners = sample_corners(mask, len(rows), size_out, rng)
+    return blocks_at(volumes, rows, corners, mask, size_in, size_out)
+
+
+def training_batch(volumes, rows, targets, batch, mask, size_in, size_out, rng, mixing=(0.0, 1.0)):
+    """One training step's blocks: inputs, output masks and voxel targets.
+
+    ``batch`` blocks are drawn from random training scans (array ``rows``, ages
+    ``targets``) at random places in the brain; every output voxel's target is its scan's
+    age. With age mixing (``mixing = (fraction, edge voxels)``, fraction > 0) that share of
+    the blocks gets a soft ball (:func:`brainpad.blocks.mixing_ball`) of another random
+    training scan's maps from the same place, and each output voxel's target becomes the
+    same mix of the two ages. Every voxel then has to be read from its own neighbourhood:
+    a block's context no longer tells a voxel's age. Study 1 trained without mixing (every
+    voxel of a block shares the whole-brain age), which rewards reading age from anywhere in
+    the block and smooths focal effects away (``planted_response``).
+
+    Returns
+    -------
+    x : ndarray
+        (batch, channels, s_in, s_in, s_in) inputs.
+    m : ndarray
+        (batch, s_out, s_out, s_out) brain mask of the output blocks (float).
+    y : ndarray
+        (batch, s_out, s_out, s_out) voxel targets.
+    """
+    pick = rng.integers(0, len(rows), batch)
+    corners = sample_corners(mask, batch, size_out, rng)
+    x, m = blocks_at(volumes, rows[pick], corners, mask, size_in, size_out)
+    y = np.repeat(np.asarray(targets, np.float32)[pick], size_out**3).reshape(m.shape)
+    fraction, edge = mixing
+    if fraction > 0:
+        inner = (slice(margin(size_in, size_out), margin(size_in, size_out) + size_out),) * 3
+        for i in np.flatnonzero(rng.random(batch) < fraction):
+            other = rng.integers(0, len(rows))
+            ball = mixing_ball(size_in, size_out, edge, rng)
+            x[i] = (1 - ball) * x[i] + ball * read_block(
+                volumes, rows[other], corners[i], size_in, size_out
+            )
+            y[i] = (1 - ball[inner]) * y[i] + ball[inner] * np.float32(targets[other])
+    return x, m, y
 
 
 def learning_rate(base: float, step: int, total: int, decay: str = "none") -> float:
@@ -115,11 +160,14 @@ def fit_local_unet(
     signature,
     size_in,
     size_out,
+    mixing=(0.0, 1.0),
 ):
     """Train the block U-Net; returns (best_state, history, age_mean, age_sd).
 
     ``train`` and ``validation`` are (array rows, ages); ``mask`` is the brain on the
-    cropped grid. See :func:`brainpad.train.run_epochs` for checkpoints and resuming.
+    cropped grid; ``mixing`` is age mixing's (fraction, edge in voxels), see
+    :func:`training_batch`. See :func:`brainpad.train.run_epochs` for checkpoints and
+    resuming.
     """
     import torch
 
@@ -133,12 +181,14 @@ def fit_local_unet(
     total_steps = params["max_epochs"] * per_epoch
     weights, decay = params["aux_weights"], params["aux_decay_iterations"]
 
-    def tensors(x, m, age):
-        y = torch.as_tensor((age - age_mean) / age_sd, dtype=torch.float32, device=device)
+    def tensors(x, m, y):
+        y = torch.as_tensor(y, dtype=torch.float32, device=device)
         return torch.from_numpy(x).to(device), torch.from_numpy(m).to(device), y
 
     def voxel_l1(out, m, y):
-        return ((out[:, 0] - y[:, None, None, None]).abs() * m).sum() / m.sum().clamp(min=1)
+        return ((out[:, 0] - y).abs() * m).sum() / m.sum().clamp(min=1)
+
+    targets = (ages - age_mean) / age_sd
 
     def train_epoch(epoch: int) -> float:
         total = 0.0
@@ -147,17 +197,18 @@ def fit_local_unet(
             for group in optimiser.param_groups:
                 group["lr"] = learning_rate(base_lr, step, total_steps, params["lr_decay"])
             rng = np.random.default_rng([seed, epoch, it])
-            pick = rng.integers(0, len(rows), batch)
             x, m, y = tensors(
-                *sample_blocks(volumes, rows[pick], mask, size_in, size_out, rng), ages[pick]
+                *training_batch(volumes, rows, targets, batch, mask, size_in, size_out, rng, mixing)
             )
             out, aux = net(x)
             loss = voxel_l1(out, m, y)
             fade = max(0.0, 1.0 - step / decay) if decay else 0.0
             total += float(loss.detach())
             if fade > 0:
+                block_y = y.mean(dim=(1, 2, 3))
                 loss = loss + fade * sum(
-                    w * torch.nn.functional.l1_loss(a, y) for w, a in zip(weights, aux, strict=True)
+                    w * torch.nn.functional.l1_loss(a, block_y)
+                    for w, a in zip(weights, aux, strict=True)
                 )
             optimiser.zero_grad()
             loss.backward()
@@ -166,7 +217,7 @@ def fit_local_unet(
 
     val_rng = np.random.default_rng([seed, 10**6])
     val_rows = np.repeat(validation[0], params["validation_blocks"])
-    val_ages = np.repeat(validation[1], params["validation_blocks"])
+    val_targets = (np.repeat(validation[1], params["validation_blocks"]) - age_mean) / age_sd
     val_x, val_m = sample_blocks(volumes, val_rows, mask, size_in, size_out, val_rng)
 
     @torch.no_grad()
@@ -174,7 +225,9 @@ def fit_local_unet(
         net.eval()
         errors, voxels = 0.0, 0.0
         for i in range(0, len(val_rows), batch):
-            x, m, y = tensors(val_x[i : i + batch], val_m[i : i + batch], val_ages[i : i + batch])
+            x, m, y = tensors(
+                val_x[i : i + batch], val_m[i : i + batch], val_targets[i : i + batch]
+            )
             out, _ = net(x)
             errors += float(((out[:, 0] - y[:, None, None, None]).abs() * m).sum())
             voxels += float(m.sum())
@@ -308,6 +361,7 @@ def train_local(
         data.signature,
         size_in,
         size_out,
+        (params["mix_fraction"], params["mix_edge_mm"] / voxel),
     )
     net.load_state_dict(best)
     use = scans_to_map(folds, sets, fold, params["heldout_models"]).to_numpy()
