@@ -46,6 +46,7 @@ TINY_CONFIG = {
             "max_epochs": 2,
             "validation_blocks": 2,
             "tile_overlap": 0,
+            "mix_fraction": 0.5,
         },
     },
 }
