@@ -3,10 +3,14 @@
 Training draws random blocks centred in the brain from random training scans (straight
 from the memory-mapped cohort array, so memory stays bounded); every output voxel inside
 the brain is asked to predict the scan's age. The loss is the voxel MAE plus the two
-auxiliary block-level MAEs, whose weights fade linearly to zero over
-``aux_decay_iterations``. Early stopping watches the voxel MAE on fixed blocks of the
+auxiliary block-level MAEs (against the block's mean target), whose weights fade linearly
+to zero over ``aux_decay_iterations``. Early stopping watches the voxel MAE on fixed blocks of the
 validation scans. Inference tiles the whole brain with overlapping blocks and averages
 the overlaps (:func:`brainpad.blocks.stitch`).
+
+Age mixing (``mix_fraction``, off by default as in the paper) puts a soft ball of another
+training scan into a share of the training blocks and mixes the voxel targets alike
+(:func:`training_batch`), so a voxel's age can only be read from its own neighbourhood.
 
 Inputs are standardised voxel by voxel against the fold's training scans (``standardise``
 in the config, on by default): a block then shows how this scan's tissue differs from the
@@ -128,7 +132,8 @@ def training_batch(volumes, rows, targets, batch, mask, size_in, size_out, rng, 
     y = np.repeat(np.asarray(targets, np.float32)[pick], size_out**3).reshape(m.shape)
     fraction, edge = mixing
     if fraction > 0:
-        inner = (slice(margin(size_in, size_out), margin(size_in, size_out) + size_out),) * 3
+        lo = margin(size_in, size_out)
+        inner = (slice(lo, lo + size_out),) * 3
         for i in np.flatnonzero(rng.random(batch) < fraction):
             other = rng.integers(0, len(rows))
             ball = mixing_ball(size_in, size_out, edge, rng)
