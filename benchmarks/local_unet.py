@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from brainpad.local import Standardised, crop_slices, predict_map, training_batch
+from brainpad.arrays import crop_slices
+from brainpad.local import Standardised, predict_map, training_batch
 from brainpad.models.unet_local import LocalUNet, block_geometry
 from brainpad.planted import planted_factors, planted_response, planted_table
 
@@ -52,12 +53,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     results = Path(args.results)
-    volumes = np.load(results / "arrays/volumes.npy", mmap_mode="r")
+    raw = np.load(results / "arrays/volumes.npy", mmap_mode="r")
     index = pd.read_csv(results / "arrays/index.tsv", sep="\t")
     folds = pd.read_csv(results / "folds.tsv", sep="\t")
     mask_path = next((results / "templates").glob("*desc-brain_mask.nii.gz"))
     mask_img = nib.load(mask_path)
-    mask = np.asarray(mask_img.dataobj)[crop_slices(index)] > 0
+    crop = crop_slices(index)
+    mask = np.asarray(mask_img.dataobj)[crop] > 0
     voxel = float(min(mask_img.header.get_zooms()[:3]))
     train = folds[(folds["role"] == "train") & (folds["fold"] != 0)]
     held = folds[(folds["role"] == "train") & (folds["fold"] == 0)].head(args.evaluate)
@@ -65,13 +67,14 @@ def main() -> None:
     rows = train["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
     ages = train["age"].to_numpy(dtype=float)
     mean, sd = ages.mean(), ages.std()
-    if args.standardise:
-        volumes = Standardised.fit(volumes, rows)
+    volumes = Standardised.fit(raw, rows) if args.standardise else raw
     size_in, size_out = block_geometry(args.levels, args.bottleneck)
     torch.manual_seed(0)
     net = LocalUNet(volumes.shape[1], args.width, args.levels)
 
     def net_map(volume: np.ndarray, brain: np.ndarray) -> np.ndarray:
+        """Brain-age map of one scan's raw maps, standardised as in training."""
+        volume = np.asarray(volume, dtype=np.float32)
         if isinstance(volumes, Standardised):
             volume = (volume - volumes.mean) / volumes.scale
         return predict_map(net, volume, brain, size_in, size_out, 2, 16, "cpu", mean, sd)
@@ -97,30 +100,22 @@ def main() -> None:
         if (it + 1) % args.report == 0:
             line = f"iteration {it + 1}: training voxel MAE {np.mean(errors[-args.report :]):.2f} y"
             if len(held):
-                global_age = [
-                    np.nanmean(predict_map(net, volumes[r], mask, size_in, size_out, 2, 16,
-                                           "cpu", mean, sd)[mask])
-                    for r in held_rows
-                ]  # fmt: skip
+                global_age = [np.nanmean(net_map(raw[r], mask)[mask]) for r in held_rows]
                 error = np.abs(np.array(global_age) - held["age"].to_numpy()).mean()
                 line += f", global MAE of {len(held)} out-of-fold scans {error:.2f} y"
                 net.train()
             print(f"{line} ({time.perf_counter() - start:.0f} s)", flush=True)
     if args.planted:
-        planted(results, folds, index, mask_img, args.planted, net_map)
+        test = folds[(folds["role"] == "test") & (folds["group"] == "HC")].head(args.planted)
+        test_rows = test["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
+        planted(results / "simulated/derivatives/simulation", raw, test_rows, mask_img, crop,
+                mask, SimpleNamespace(map=net_map))  # fmt: skip
 
 
-def planted(results, folds, index, mask_img, n, net_map) -> None:
+def planted(truth_dir, raw, rows, mask_img, crop, mask, model) -> None:
     """Print the planted-atrophy response of the trained network (AD's true atrophy)."""
-    truth_dir = results / "simulated/derivatives/simulation"
-    crop = crop_slices(index)
-    mask = np.asarray(mask_img.dataobj)[crop] > 0
     factors = {"AD": planted_factors(truth_dir, mask_img)["AD"][crop]}
-    test = folds[(folds["role"] == "test") & (folds["group"] == "HC")].head(n)
-    rows = test["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
-    volumes = np.load(results / "arrays/volumes.npy", mmap_mode="r")
-    model = SimpleNamespace(map=net_map)
-    responses = planted_response([model], volumes, rows, factors, mask)
+    responses = planted_response([model], raw, rows, factors, mask)
     table = planted_table(responses, truth_dir, mask_img, crop, mask, len(rows))
     print(table.to_string(index=False))
 

@@ -4,9 +4,9 @@ Training draws random blocks centred in the brain from random training scans (st
 from the memory-mapped cohort array, so memory stays bounded); every output voxel inside
 the brain is asked to predict the scan's age. The loss is the voxel MAE plus the two
 auxiliary block-level MAEs (against the block's mean target), whose weights fade linearly
-to zero over ``aux_decay_iterations``. Early stopping watches the voxel MAE on fixed blocks of the
-validation scans. Inference tiles the whole brain with overlapping blocks and averages
-the overlaps (:func:`brainpad.blocks.stitch`).
+to zero over ``aux_decay_iterations``. Early stopping watches the voxel MAE on fixed
+blocks of the validation scans. Inference tiles the whole brain with overlapping blocks
+and averages the overlaps (:func:`brainpad.blocks.stitch`).
 
 Age mixing (``mix_fraction``, off by default as in the paper) puts a soft ball of another
 training scan into a share of the training blocks and mixes the voxel targets alike
