@@ -24,7 +24,8 @@ import pandas as pd
 import torch
 
 from brainpad.arrays import crop_slices
-from brainpad.local import Standardised, predict_map, training_batch
+from brainpad.blocks import training_batch
+from brainpad.local import Standardised, predict_map
 from brainpad.models.unet_local import LocalUNet, block_geometry
 from brainpad.planted import planted_factors, planted_response, planted_table
 

@@ -12,9 +12,11 @@ from brainpad.blocks import (
     mixing_ball,
     padded,
     read_block,
+    sample_blocks,
     sample_corners,
     stitch,
     tile_corners,
+    training_batch,
 )
 from brainpad.models.unet_local import LocalUNet, block_geometry, geometry_for_voxel
 
@@ -130,3 +132,32 @@ def test_mixing_ball_sits_in_the_output_block_with_a_soft_edge():
     assert 0 < min(shares) < 0.2 and max(shares) > 0.8  # from a patch to most of the block
     sharp = mixing_ball(size_in, size_out, 0.05, np.random.default_rng(4))
     assert ((sharp < 0.01) | (sharp > 0.99)).mean() > 0.95
+
+
+def test_age_mixing_mixes_inputs_and_targets_alike():
+    # every scan's maps hold its own target age, so any mix of inputs shows in the input
+    targets = np.array([20.0, 40.0, 60.0, 80.0])
+    volumes = np.broadcast_to(targets[:, None, None, None, None], (4, 2, 16, 16, 16)).copy()
+    mask = np.zeros((16, 16, 16), bool)
+    mask[3:13, 3:13, 3:13] = True
+    size_in, size_out, inner = 14, 6, (slice(4, 10),) * 3
+    rows = np.arange(4)
+
+    x, m, y = training_batch(volumes, rows, targets, 8, mask, size_in, size_out, rng(5))
+    pick = rng(5).integers(0, 4, 8)
+    assert (y == targets[pick][:, None, None, None]).all()  # without mixing: the scan's age
+    rest = rng(5)
+    rest.integers(0, 4, 8)
+    expected_x, expected_m = sample_blocks(volumes, rows[pick], mask, size_in, size_out, rest)
+    np.testing.assert_array_equal(x, expected_x)
+    np.testing.assert_array_equal(m, expected_m)
+
+    x, m, y = training_batch(volumes, rows, targets, 32, mask, size_in, size_out, rng(6), (1, 1))
+    inside = x[:, 0][(slice(None), *inner)] != 0  # zeros: padding outside the volume
+    np.testing.assert_allclose(x[:, 0][(slice(None), *inner)][inside], y[inside], rtol=1e-5)
+    assert 20 - 1e-3 <= y.min() and y.max() <= 80 + 1e-3
+    assert (np.ptp(y.reshape(32, -1), axis=1) > 1).mean() > 0.5  # mixed targets vary in a block
+
+
+def rng(seed: int) -> np.random.Generator:
+    return np.random.default_rng(seed)

@@ -235,37 +235,6 @@ def test_train_fold_local_unet_writes_maps_whose_mean_is_the_global_age(
     assert (sets == "oof").sum() < len(table) < (sets != "").sum() - (sets == "train").sum()
 
 
-def test_age_mixing_mixes_inputs_and_targets_alike():
-    from brainpad.local import sample_blocks, training_batch
-
-    # every scan's maps hold its own target age, so any mix of inputs shows in the input
-    targets = np.array([20.0, 40.0, 60.0, 80.0])
-    volumes = np.broadcast_to(targets[:, None, None, None, None], (4, 2, 16, 16, 16)).copy()
-    mask = np.zeros((16, 16, 16), bool)
-    mask[3:13, 3:13, 3:13] = True
-    size_in, size_out, inner = 14, 6, (slice(4, 10),) * 3
-    rows = np.arange(4)
-
-    x, m, y = training_batch(volumes, rows, targets, 8, mask, size_in, size_out, rng(5))
-    pick = rng(5).integers(0, 4, 8)
-    assert (y == targets[pick][:, None, None, None]).all()  # without mixing: the scan's age
-    rest = rng(5)
-    rest.integers(0, 4, 8)
-    expected_x, expected_m = sample_blocks(volumes, rows[pick], mask, size_in, size_out, rest)
-    np.testing.assert_array_equal(x, expected_x)
-    np.testing.assert_array_equal(m, expected_m)
-
-    x, m, y = training_batch(volumes, rows, targets, 32, mask, size_in, size_out, rng(6), (1, 1))
-    inside = x[:, 0][(slice(None), *inner)] != 0  # zeros: padding outside the volume
-    np.testing.assert_allclose(x[:, 0][(slice(None), *inner)][inside], y[inside], rtol=1e-5)
-    assert 20 - 1e-3 <= y.min() and y.max() <= 80 + 1e-3
-    assert (np.ptp(y.reshape(32, -1), axis=1) > 1).mean() > 0.5  # mixed targets vary in a block
-
-
-def rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
 def test_each_heldout_participant_is_mapped_by_one_fold_model_when_asked(synthetic_folds):
     from brainpad.local import scans_to_map
 

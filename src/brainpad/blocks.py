@@ -1,4 +1,4 @@
-"""Blocks for the voxelwise U-Net: sampling training blocks and tiling whole brains.
+"""Blocks for the voxelwise U-Net: sampling training batches and tiling whole brains.
 
 A block network maps an input block of ``size_in``³ voxels to the central output block of
 ``size_out``³ voxels; the margin ``(size_in - size_out) / 2`` is context. Positions are
@@ -156,3 +156,85 @@ def mixing_ball(size_in: int, size_out: int, edge: float, rng: np.random.Generat
     )
     inside = (radius - np.sqrt(squared)) / edge
     return (0.5 * (1.0 + np.tanh(inside / 2))).astype(np.float32)  # the logistic, overflow-free
+
+
+def blocks_at(
+    volumes: np.ndarray,
+    rows: np.ndarray,
+    corners: np.ndarray,
+    mask: np.ndarray,
+    size_in: int,
+    size_out: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Input blocks of the given array rows at output-block ``corners``, and the brain
+    mask of each output block."""
+    x = np.stack(
+        [read_block(volumes, r, c, size_in, size_out) for r, c in zip(rows, corners, strict=True)]
+    )
+    m = np.stack(
+        [mask[cx : cx + size_out, cy : cy + size_out, cz : cz + size_out] for cx, cy, cz in corners]
+    )
+    return x, m.astype(np.float32)
+
+
+def sample_blocks(
+    volumes: np.ndarray,
+    rows: np.ndarray,
+    mask: np.ndarray,
+    size_in: int,
+    size_out: int,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One input block per array row, centred in the brain, and its output-block mask."""
+    corners = sample_corners(mask, len(rows), size_out, rng)
+    return blocks_at(volumes, rows, corners, mask, size_in, size_out)
+
+
+def training_batch(
+    volumes: np.ndarray,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    batch: int,
+    mask: np.ndarray,
+    size_in: int,
+    size_out: int,
+    rng: np.random.Generator,
+    mixing: tuple[float, float] = (0.0, 1.0),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One training step's blocks: inputs, output masks and voxel targets.
+
+    ``batch`` blocks are drawn from random training scans (array ``rows``, ages
+    ``targets``) at random places in the brain; every output voxel's target is its scan's
+    age. With age mixing (``mixing = (fraction, edge voxels)``, fraction > 0) that share of
+    the blocks gets a soft ball (:func:`mixing_ball`) of another random
+    training scan's maps from the same place, and each output voxel's target becomes the
+    same mix of the two ages. Every voxel then has to be read from its own neighbourhood:
+    a block's context no longer tells a voxel's age. Study 1 trained without mixing (every
+    voxel of a block shares the whole-brain age), which rewards reading age from anywhere in
+    the block and smooths focal effects away (:mod:`brainpad.planted`).
+
+    Returns
+    -------
+    x : ndarray
+        (batch, channels, s_in, s_in, s_in) inputs.
+    m : ndarray
+        (batch, s_out, s_out, s_out) brain mask of the output blocks (float).
+    y : ndarray
+        (batch, s_out, s_out, s_out) voxel targets.
+    """
+    pick = rng.integers(0, len(rows), batch)
+    corners = sample_corners(mask, batch, size_out, rng)
+    x, m = blocks_at(volumes, rows[pick], corners, mask, size_in, size_out)
+    y = np.repeat(np.asarray(targets, np.float32)[pick], size_out**3).reshape(m.shape)
+    fraction, edge = mixing
+    if fraction > 0:
+        lo = margin(size_in, size_out)
+        inner = (slice(lo, lo + size_out),) * 3
+        for i in np.flatnonzero(rng.random(batch) < fraction):
+            other = rng.integers(0, len(rows))
+            ball = mixing_ball(size_in, size_out, edge, rng)
+            x[i] = (1 - ball) * x[i] + ball * read_block(
+                volumes, rows[other], corners[i], size_in, size_out
+            )
+            y[i] = (1 - ball[inner]) * y[i] + ball[inner] * np.float32(targets[other])
+    return x, m, y

@@ -10,7 +10,8 @@ and averages the overlaps (:func:`brainpad.blocks.stitch`).
 
 Age mixing (``mix_fraction``, off by default as in the paper) puts a soft ball of another
 training scan into a share of the training blocks and mixes the voxel targets alike
-(:func:`training_batch`), so a voxel's age can only be read from its own neighbourhood.
+(:func:`brainpad.blocks.training_batch`), so a voxel's age can only be read from its own
+neighbourhood.
 
 Inputs are standardised voxel by voxel against the fold's training scans (``standardise``
 in the config, on by default): a block then shows how this scan's tissue differs from the
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from brainpad.arrays import crop_slices
-from brainpad.blocks import margin, mixing_ball, read_block, sample_corners, stitch
+from brainpad.blocks import sample_blocks, stitch, training_batch
 from brainpad.folds import fold_count
 from brainpad.models.unet_local import block_geometry, build, geometry_for_voxel
 
@@ -86,64 +87,6 @@ class Standardised:
         return (values - self.mean[tuple(window)]) / self.scale[tuple(window)]
 
 
-def blocks_at(volumes, rows, corners, mask, size_in, size_out):
-    """Input blocks of the given array rows at output-block ``corners``, and the brain
-    mask of each output block."""
-    x = np.stack(
-        [read_block(volumes, r, c, size_in, size_out) for r, c in zip(rows, corners, strict=True)]
-    )
-    m = np.stack(
-        [mask[cx : cx + size_out, cy : cy + size_out, cz : cz + size_out] for cx, cy, cz in corners]
-    )
-    return x, m.astype(np.float32)
-
-
-def sample_blocks(volumes, rows, mask, size_in, size_out, rng):
-    """One input block per array row, centred in the brain, and its output-block mask."""
-    corners = sample_corners(mask, len(rows), size_out, rng)
-    return blocks_at(volumes, rows, corners, mask, size_in, size_out)
-
-
-def training_batch(volumes, rows, targets, batch, mask, size_in, size_out, rng, mixing=(0.0, 1.0)):
-    """One training step's blocks: inputs, output masks and voxel targets.
-
-    ``batch`` blocks are drawn from random training scans (array ``rows``, ages
-    ``targets``) at random places in the brain; every output voxel's target is its scan's
-    age. With age mixing (``mixing = (fraction, edge voxels)``, fraction > 0) that share of
-    the blocks gets a soft ball (:func:`brainpad.blocks.mixing_ball`) of another random
-    training scan's maps from the same place, and each output voxel's target becomes the
-    same mix of the two ages. Every voxel then has to be read from its own neighbourhood:
-    a block's context no longer tells a voxel's age. Study 1 trained without mixing (every
-    voxel of a block shares the whole-brain age), which rewards reading age from anywhere in
-    the block and smooths focal effects away (``planted_response``).
-
-    Returns
-    -------
-    x : ndarray
-        (batch, channels, s_in, s_in, s_in) inputs.
-    m : ndarray
-        (batch, s_out, s_out, s_out) brain mask of the output blocks (float).
-    y : ndarray
-        (batch, s_out, s_out, s_out) voxel targets.
-    """
-    pick = rng.integers(0, len(rows), batch)
-    corners = sample_corners(mask, batch, size_out, rng)
-    x, m = blocks_at(volumes, rows[pick], corners, mask, size_in, size_out)
-    y = np.repeat(np.asarray(targets, np.float32)[pick], size_out**3).reshape(m.shape)
-    fraction, edge = mixing
-    if fraction > 0:
-        lo = margin(size_in, size_out)
-        inner = (slice(lo, lo + size_out),) * 3
-        for i in np.flatnonzero(rng.random(batch) < fraction):
-            other = rng.integers(0, len(rows))
-            ball = mixing_ball(size_in, size_out, edge, rng)
-            x[i] = (1 - ball) * x[i] + ball * read_block(
-                volumes, rows[other], corners[i], size_in, size_out
-            )
-            y[i] = (1 - ball[inner]) * y[i] + ball[inner] * np.float32(targets[other])
-    return x, m, y
-
-
 def learning_rate(base: float, step: int, total: int, decay: str = "none") -> float:
     """The learning rate at training step ``step`` of ``total``: constant, or cosine decay
     from ``base`` to 0 (steadier final epochs when training is short)."""
@@ -171,8 +114,8 @@ def fit_local_unet(
 
     ``train`` and ``validation`` are (array rows, ages); ``mask`` is the brain on the
     cropped grid; ``mixing`` is age mixing's (fraction, edge in voxels), see
-    :func:`training_batch`. See :func:`brainpad.train.run_epochs` for checkpoints and
-    resuming.
+    :func:`brainpad.blocks.training_batch`. See :func:`brainpad.train.run_epochs` for
+    checkpoints and resuming.
     """
     import torch
 
