@@ -188,8 +188,10 @@ def test_truth_validation_recovers_the_planted_map(analysed, local_maps_cohort):
     table = validate(mean_maps, tables, local_maps_cohort).set_index("group")
     assert list(table.index) == ["AD"]  # MCI has no true map; HC is the reference
     assert table.loc["AD", "map_vs_truth_r"] > 0.8
+    assert table.loc["AD", "map_vs_truth_roi_r"] > 0.9  # three regions, one affected
     # exact volumes with 1 % anatomical noise: the ceiling is near 1
     assert table.loc["AD", "volumetric_ceiling_r"] > 0.95
+    assert table.loc["AD", "volumetric_ceiling_roi_r"] > 0.95
     assert table.loc["AD", "top5_rois"].startswith("Left_Hippocampus")
     assert table.loc["AD", "top5_truly_affected"] == 1
     assert table.loc["AD", "affected_rois"] == 1
@@ -252,7 +254,9 @@ def test_image_volumes_of_maps_holding_the_true_volumes_give_the_volumetric_ceil
     assert len(measured) == folds["participant_id"].nunique()  # first scans only
     np.testing.assert_allclose(measured.to_numpy(), true.loc[measured.index].to_numpy(), rtol=1e-5)
     table = validate(read_mean_maps(out), tables, local_maps_cohort, measured).iloc[0]
-    assert table["image_ceiling_r"] == pytest.approx(table["volumetric_ceiling_r"], abs=1e-6)
+    for kind in ("r", "roi_r"):
+        ceiling = table[f"volumetric_ceiling_{kind}"]
+        assert table[f"image_ceiling_{kind}"] == pytest.approx(ceiling, abs=1e-6)
 
 
 def test_image_ceiling_falls_with_noise_in_the_maps(analysed, local_maps_cohort, tmp_path):

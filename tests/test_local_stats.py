@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from brainpad.local_stats import (
     icc_map,
     moments,
+    region_correlation,
     repeat_pairs,
     spatial_correlation,
     summarise_map,
@@ -56,3 +58,21 @@ def test_map_summaries():
     assert spatial_correlation(values, 2 * values + 1, brain) == pytest.approx(1.0)
     assert np.isnan(spatial_correlation(np.full_like(values, np.nan), values, brain))
     assert np.isnan(spatial_correlation(np.ones_like(values), values, brain))  # constant
+
+
+def test_region_correlation_correlates_regional_means():
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 6, (12, 12, 12))  # 0: outside every region
+    brain = np.ones(labels.shape, bool)
+    brain[:2] = False
+    a, b = rng.normal(size=labels.shape), rng.normal(size=labels.shape) + labels
+    a[brain & (labels == 2)] = np.nan  # a region without a finite value is left out
+    a[5, 5, 5] = np.nan
+    table = pd.DataFrame({"label": labels[brain], "a": a[brain], "b": b[brain]})
+    means = table[table["label"] > 0].groupby("label").mean().dropna()
+    expected = stats.pearsonr(means["a"], means["b"])[0]
+    assert len(means) == 4
+    assert region_correlation(a, b, labels, brain) == pytest.approx(expected)
+    assert region_correlation(b, 2 * b + 1, labels, brain) == pytest.approx(1.0)
+    few = np.where(labels > 2, 0, labels)  # two regions left
+    assert np.isnan(region_correlation(b, b, few, brain))

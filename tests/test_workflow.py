@@ -127,6 +127,7 @@ def test_local_statistics_and_truth_check(tiny_run):
     truth = pd.read_csv(stats / "truth_validation.tsv", sep="\t")
     assert {
         "map_vs_truth_r",
+        "map_vs_truth_roi_r",
         "volumetric_ceiling_r",
         "image_ceiling_r",
         "planted_response_r",

@@ -110,3 +110,28 @@ def spatial_correlation(a: np.ndarray, b: np.ndarray, brain: np.ndarray) -> floa
     if keep.sum() < 3 or np.ptp(a[keep]) == 0 or np.ptp(b[keep]) == 0:
         return float("nan")
     return float(stats.pearsonr(a[keep], b[keep])[0])
+
+
+def region_correlation(
+    a: np.ndarray, b: np.ndarray, labels: np.ndarray, brain: np.ndarray
+) -> float:
+    """Pearson r over regions between the regional means of two maps.
+
+    Each label > 0 inside ``brain`` is one point: the mean of each map over its voxels
+    where that map is finite. Regions where either map has no finite voxel are left out
+    (NaN when fewer than 3 regions remain, or a side is constant). Unlike
+    :func:`spatial_correlation`, every region counts once whatever its size, and voxel
+    noise within a region averages out.
+    """
+    inside = brain & (labels > 0)
+    _, index = np.unique(labels[inside], return_inverse=True)
+    n = int(index.max()) + 1 if index.size else 0
+
+    def regional_means(values: np.ndarray) -> np.ndarray:
+        values = values[inside]
+        finite = np.isfinite(values)
+        total = np.bincount(index[finite], values[finite], minlength=n)
+        count = np.bincount(index[finite], minlength=n)
+        return np.divide(total, count, out=np.full(n, np.nan), where=count > 0)
+
+    return spatial_correlation(regional_means(a), regional_means(b), np.ones(n, bool))

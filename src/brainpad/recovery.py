@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
-from brainpad.local_stats import spatial_correlation
+from brainpad.local_stats import region_correlation, spatial_correlation
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +47,11 @@ def truth_validation(
     Per patient group: Pearson r over the brain between its mean corrected brain-PAD map
     and its true local brain-PAD map (study 1's goal for AD: r ≥ 0.8), the same r for
     the exact-volume estimator of :func:`volumetric_ceiling` (what this cohort allows),
-    and how many of the ``top`` ROIs with the largest |Cohen's d| against the controls
-    are truly affected, i.e. accelerated beyond the brain-wide common rate (the median
-    over regions).
+    each also over the simulation's regions (``*_roi_r``,
+    :func:`~brainpad.local_stats.region_correlation`: one point per region, its voxel
+    noise averaged out), and how many of the ``top`` ROIs with the largest |Cohen's d|
+    against the controls are truly affected, i.e. accelerated beyond the brain-wide common
+    rate (the median over regions).
 
     Parameters
     ----------
@@ -74,6 +76,7 @@ def truth_validation(
     truth_dir = Path(truth_dir)
     regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t").set_index("name")
     inside = np.asarray(brain.dataobj) > 0
+    labels = regions_on_grid(truth_dir / REGION_MAP, brain)
     patients = [g for g in mean_maps if g != control_group and f"acceleration_{g}" in regions]
     ceilings = volumetric_ceiling(truth_dir, patients, control_group, brain)
     if image_volumes is not None:
@@ -91,13 +94,13 @@ def truth_validation(
         tests = roi_tests[(roi_tests["first"] == group) & (roi_tests["second"] == control_group)]
         leaders = tests.loc[tests["d"].abs().sort_values(ascending=False).index].head(top)
         hits = [name for name in leaders["roi"] if affected.get(name, False)]
-        row = {
-            "group": group,
-            "map_vs_truth_r": spatial_correlation(mean_maps[group], true_map, inside),
-            "volumetric_ceiling_r": spatial_correlation(ceilings[group], true_map, inside),
-        }
+        estimates = {"map_vs_truth": mean_maps[group], "volumetric_ceiling": ceilings[group]}
         if image_volumes is not None:
-            row["image_ceiling_r"] = spatial_correlation(image_ceilings[group], true_map, inside)
+            estimates["image_ceiling"] = image_ceilings[group]
+        row = {"group": group}
+        for name, estimate in estimates.items():
+            row[f"{name}_r"] = spatial_correlation(estimate, true_map, inside)
+            row[f"{name}_roi_r"] = region_correlation(estimate, true_map, labels, inside)
         row |= {
             f"top{top}_rois": ", ".join(leaders["roi"]),
             f"top{top}_truly_affected": len(hits),
@@ -105,8 +108,9 @@ def truth_validation(
             "rois": len(affected),
         }
         rows.append(row)
-    columns = ["group", "map_vs_truth_r", "volumetric_ceiling_r"]
-    columns += ["image_ceiling_r"] if image_volumes is not None else []
+    estimates = ["map_vs_truth", "volumetric_ceiling"]
+    estimates += ["image_ceiling"] if image_volumes is not None else []
+    columns = ["group"] + [f"{name}_{kind}" for name in estimates for kind in ("r", "roi_r")]
     columns += [f"top{top}_rois", f"top{top}_truly_affected", "affected_rois", "rois"]
     return pd.DataFrame(rows, columns=columns)
 
