@@ -12,6 +12,7 @@ from brainpad.debias import VoxelBias, VoxelLinearBias, age_bin_edges
 from brainpad.layout import map_paths
 from brainpad.maps import (
     FoldMaps,
+    calibration_scans,
     chance_median_abs_r,
     null_median_abs_r,
     voxel_age_correlation,
@@ -106,6 +107,36 @@ def test_local_maps_are_written_and_lose_their_age_dependence(synthetic_inputs, 
         map_paths(linear_out, first["participant_id"], first["scan_id"])["brainPADcorrected"]
     ).get_fdata()
     assert not np.allclose(linear[mask], data[mask])
+
+
+def test_out_of_fold_controls_join_the_calibration_when_asked(synthetic_inputs, tmp_path):
+    folds = pd.read_csv(synthetic_inputs["folds"], sep="\t")
+    index = pd.read_csv(synthetic_inputs["index"], sep="\t")
+    fold_maps = FoldMaps(*fake_fold_outputs(folds, tmp_path, (10, 12, 10), bias_slope=0.4))
+    both = calibration_scans(folds, "calibration+out_of_fold")
+    alone = calibration_scans(folds, "calibration")
+    assert set(alone["scan_id"]) == set(folds.loc[folds["role"] == "calibration", "scan_id"])
+    assert set(both["role"]) == {"calibration", "train"} and both["participant_id"].is_unique
+    assert len(both) == len(alone) + folds.loc[folds["role"] == "train", "participant_id"].nunique()
+    with pytest.raises(ValueError, match=r"debias\.voxel_calibration 'everything' is not one of"):
+        calibration_scans(folds, "everything")
+
+    out = tmp_path / "maps"
+    table = write_local_maps(
+        folds, fold_maps, index, synthetic_inputs["mask"], out, age_bin_edges(), 2, "linear", 0,
+        "calibration+out_of_fold",
+    )  # fmt: skip
+    assert (table["calibration_n"] == len(both)).all()
+    # the corrected maps carry the line fitted on the out-of-fold maps as well
+    deltas = np.stack([fold_maps.get(r.scan_id) - r.age for r in both.itertuples()])
+    line = VoxelLinearBias.fit(both["age"].to_numpy(), deltas)
+    scan = folds[folds["role"] == "clinical"].iloc[0]
+    raw = fold_maps.get(scan["scan_id"]) - scan["age"]
+    paths = map_paths(out, scan["participant_id"], scan["scan_id"])
+    corrected = nib.load(paths["brainPADcorrected"]).get_fdata()[2:12, 1:13, 0:10]
+    inside = np.isfinite(corrected)
+    expected = line.correct(scan["age"], raw)
+    np.testing.assert_allclose(corrected[inside], expected[inside], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("n", [5, 15, 40])

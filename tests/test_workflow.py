@@ -113,6 +113,10 @@ def test_local_brain_age_maps(tiny_run):
     ]
     # the schema default: study 1's age bins
     assert dependence.loc[dependence["applied"], "correction"].tolist() == ["voxelwise_bins"]
+    # fitted on the calibration scans and the training controls' out-of-fold maps
+    folds = pd.read_csv(tiny_run / "results/folds.tsv", sep="\t")
+    roles = folds.drop_duplicates("participant_id")["role"]
+    assert (dependence["calibration_n"] == roles.isin(["calibration", "train"]).sum()).all()
 
 
 def test_local_statistics_and_truth_check(tiny_run):

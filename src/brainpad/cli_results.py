@@ -72,6 +72,7 @@ def _cmd_local_maps(args: argparse.Namespace) -> None:
         args.min_per_bin,
         args.voxel_method,
         args.seed,
+        args.calibration,
     )
     write_table_atomic(table, args.age_dependence)
 
@@ -213,6 +214,13 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
         choices=["bins", "linear"],
         default="bins",
         help="voxelwise correction of the corrected maps: age bins (study 1) or a line per voxel",
+    )
+    lmp.add_argument(
+        "--calibration",
+        choices=["calibration", "calibration+out_of_fold"],
+        default="calibration",
+        help="scans the voxelwise corrections are fitted on: the calibration set (study 1), "
+        "or with the training controls' out-of-fold maps",
     )
     lmp.add_argument("--out-dir", required=True, help="folder of the per-scan maps")
     lmp.add_argument("--age-dependence", required=True, help="output TSV")

@@ -5,8 +5,10 @@ training control (out-of-fold), the mean over the K fold models for held-out sca
 voxelwise bias correction (``debias.voxel_method``: study 1's age bins,
 :class:`brainpad.debias.VoxelBias`, or a line per voxel,
 :class:`brainpad.debias.VoxelLinearBias`) is fitted on the healthy calibration scans and
-applied to all. Maps are written one scan at a time (NIfTI on the
-MNI working grid, NaN outside the brain), so memory does not grow with the cohort.
+applied to all (``debias.voxel_calibration``: the calibration scans alone, or with the
+training controls' out-of-fold maps, :func:`calibration_scans`). Maps are written one scan
+at a time (NIfTI on the MNI working grid, NaN outside the brain); only the calibration
+scans' maps are held together, for the fit.
 
 The residual age dependence is measured on the healthy test set: per voxel, Pearson r
 between brain-PAD and age, summarised by its median |r| (study 1's goal: ≤ 0.05 after
@@ -41,6 +43,25 @@ from brainpad.stats import baseline_scans
 
 log = logging.getLogger(__name__)
 KINDS = MAP_KINDS
+
+
+CALIBRATION_SETS = ("calibration", "calibration+out_of_fold")
+
+
+def calibration_scans(scans: pd.DataFrame, which: str = "calibration") -> pd.DataFrame:
+    """The healthy scans the voxelwise correction is fitted on, one per participant.
+
+    ``calibration`` is study 1's choice: the calibration set, healthy scans no model
+    trained on. ``calibration+out_of_fold`` adds the training controls, each mapped by the
+    one fold model that did not train on it, so every map is still a prediction for an
+    unseen scan; a fit on a few dozen scans instead of a few carries less of its own noise
+    into every corrected map (study 1 calibrated on 200).
+    """
+    if which not in CALIBRATION_SETS:
+        msg = f"debias.voxel_calibration {which!r} is not one of {', '.join(CALIBRATION_SETS)}"
+        raise ValueError(msg)
+    roles = ["calibration"] if which == "calibration" else ["calibration", "train"]
+    return baseline_scans(scans[scans["role"].isin(roles)]).reset_index(drop=True)
 
 
 class FoldMaps:
@@ -132,6 +153,7 @@ def write_local_maps(
     min_per_bin: int,
     method: str = "bins",
     seed: int = 0,
+    calibration_set: str = "calibration",
 ) -> pd.DataFrame:
     """Write every scan's maps; return the residual age dependence on the healthy test set.
 
@@ -156,22 +178,27 @@ def write_local_maps(
         the age-dependence table only.
     seed : int
         Seed of the noise behind ``null_median_abs_r``.
+    calibration_set : {"calibration", "calibration+out_of_fold"}
+        The scans the corrections are fitted on (:func:`calibration_scans`).
 
     Returns
     -------
     DataFrame
-        ``correction, applied, median_abs_r, chance_median_abs_r, null_median_abs_r, n``
-        for raw, global linear, ``voxelwise_bins`` and ``voxelwise_linear`` brain-PAD;
-        ``applied`` marks the correction of the corrected maps. ``null_median_abs_r`` is
-        :func:`null_median_abs_r` for the voxelwise rows and the chance level for the raw
-        and global ones (the global fit's own noise, that of the brain mean, is left out).
+        ``correction, applied, median_abs_r, chance_median_abs_r, null_median_abs_r, n,
+        calibration_n`` for raw, global linear, ``voxelwise_bins`` and ``voxelwise_linear``
+        brain-PAD; ``applied`` marks the correction of the corrected maps, ``n`` counts the
+        test scans and ``calibration_n`` the scans the corrections were fitted on.
+        ``null_median_abs_r`` is :func:`null_median_abs_r` for the voxelwise rows and the
+        chance level for the raw and global ones (the global fit's own noise, that of the
+        brain mean, is left out).
     """
     mask_img = nib.load(mask_path)
     crop = crop_slices(index)
     brain = np.asarray(mask_img.dataobj)[crop] > 0
     scans = folds[folds["scan_id"].map(fold_maps.__contains__)].reset_index(drop=True)
 
-    calibration = scans[scans["role"] == "calibration"]
+    calibration = calibration_scans(scans, calibration_set)
+    log.info("voxelwise corrections fitted on %d %s scans", len(calibration), calibration_set)
     cal_maps = {row.scan_id: fold_maps.get(row.scan_id) for row in calibration.itertuples()}
     cal_deltas = np.stack([cal_maps[r.scan_id] - r.age for r in calibration.itertuples()])
     cal_age = calibration["age"].to_numpy()
@@ -229,6 +256,7 @@ def write_local_maps(
                 "chance_median_abs_r": chance,
                 "null_median_abs_r": null if fitted else np.nan,
                 "n": len(age),
+                "calibration_n": len(calibration),
             }
         )
     table = pd.DataFrame(rows)

@@ -23,6 +23,7 @@ rule local_maps:
         edges=config["debias"]["voxel_bin_edges"],
         min_per_bin=config["debias"]["min_per_bin"],
         method=config["debias"]["voxel_method"],
+        calibration=config["debias"]["voxel_calibration"],
         seed=config["seed"],
     log:
         log_path("local_maps"),
@@ -38,6 +39,7 @@ rule local_maps:
         "brainpad local-maps --folds {input.folds} --index {input.index} --mask {input.mask}"
         " --predictions {input.predictions} --maps {input.maps} --bin-edges {params.edges}"
         " --min-per-bin {params.min_per_bin} --voxel-method {params.method}"
+        " --calibration {params.calibration}"
         " --seed {params.seed} --out-dir {output.maps}"
         " --age-dependence {output.age_dependence} > {log} 2>&1"
 
