@@ -19,7 +19,13 @@ from brainpad.local_analysis import (
     scans_with_maps,
     statmap_path,
 )
-from brainpad.recovery import image_regional_volumes, regional_excess_age, truth_validation
+from brainpad.recovery import (
+    group_reliabilities,
+    image_regional_volumes,
+    regional_excess_age,
+    split_half_reliability,
+    truth_validation,
+)
 from brainpad.stats import cohens_d, icc_2_1
 from conftest import LOCAL_REGIONS
 
@@ -168,7 +174,7 @@ def test_local_accuracy_uses_raw_maps_of_the_healthy_test_set(analysed, local_ma
     assert acc["floor_mae"] == pytest.approx(1.0)
 
 
-def validate(mean_maps, tables, cohort, image_volumes=None):
+def validate(mean_maps, tables, cohort, image_volumes=None, reliability=None):
     """:func:`truth_validation` of ``mean_maps`` against the planted cohort's truth."""
     mask = nib.load(cohort["mask"])
     return truth_validation(
@@ -178,6 +184,7 @@ def validate(mean_maps, tables, cohort, image_volumes=None):
         cohort["truth"],
         "HC",
         image_volumes=image_volumes,
+        reliability=reliability,
     )
 
 
@@ -195,6 +202,33 @@ def test_truth_validation_recovers_the_planted_map(analysed, local_maps_cohort):
     assert table.loc["AD", "top5_rois"].startswith("Left_Hippocampus")
     assert table.loc["AD", "top5_truly_affected"] == 1
     assert table.loc["AD", "affected_rois"] == 1
+
+
+def test_split_half_reliability_follows_signal_and_noise():
+    """A fixed pattern (variance 1 over voxels) plus independent noise of SD sigma in each
+    of n maps: the mean map's reliability is 1 / (1 + sigma^2 / n)."""
+    rng = np.random.default_rng(8)
+    pattern = rng.normal(size=20_000)
+    for n, sigma in [(20, 3.0), (12, 1.0)]:
+        maps = pattern + rng.normal(0, sigma, (n, pattern.size))
+        expected = 1 / (1 + sigma**2 / n)
+        assert split_half_reliability(maps, seed=1) == pytest.approx(expected, abs=0.02)
+    noise = rng.normal(size=(16, 20_000))
+    assert abs(split_half_reliability(noise)) < 0.05
+    maps = pattern + rng.normal(0, 1, (10, pattern.size))
+    maps[3, :100] = np.nan  # voxels missing in a scan are left out
+    assert np.isfinite(split_half_reliability(maps))
+    assert np.isnan(split_half_reliability(maps[:3]))  # too few scans to split
+
+
+def test_group_reliabilities_read_the_patients_maps(analysed, local_maps_cohort):
+    tables, maps, folds, out = analysed
+    reliability = group_reliabilities(folds, local_maps_cohort["maps"], maps.brain, "HC", 0)
+    assert set(reliability) == {"AD", "MCI"}
+    brain_maps = stacked(maps, folds, "AD")[:, maps.brain]
+    assert reliability["AD"] == pytest.approx(split_half_reliability(brain_maps, 0))
+    table = validate(read_mean_maps(out), tables, local_maps_cohort, reliability=reliability)
+    assert table.loc[0, "map_reliability"] == reliability["AD"]
 
 
 def test_regional_excess_age_recovers_the_acceleration_despite_head_size():
@@ -346,6 +380,13 @@ def test_local_commands_write_tables_maps_and_figure(local_maps_cohort, tmp_path
     assert main([*truth_args, *images, "--folds", str(c["folds"])]) == 0
     assert pd.read_csv(truth_table, sep="\t")["image_ceiling_r"].iloc[0] > 0.95
     assert main([*truth_args, *images]) == 2  # the image ceiling needs the folds too
+    maps_args = ["--maps-dir", str(c["maps"])]
+    assert main([*truth_args, *maps_args, "--folds", str(c["folds"])]) == 0
+    row = pd.read_csv(truth_table, sep="\t").iloc[0]
+    assert 0 < row["map_reliability"] <= 1
+    assert row["noise_ceiling_r"] == pytest.approx(np.sqrt(row["map_reliability"]))
+    assert row["noise_ceiling_r"] >= row["map_vs_truth_r"]
+    assert main([*truth_args, *maps_args]) == 2  # the groups come from the folds
     figure = tmp_path / "local.png"
     args = ["local-figure", "--statmaps-dir", str(statmaps), "--out", str(figure), *common]
     assert main([*args, "--truth-dir", str(c["truth"])]) == 0

@@ -134,6 +134,7 @@ def test_local_statistics_and_truth_check(tiny_run):
         "map_vs_truth_roi_r",
         "volumetric_ceiling_r",
         "image_ceiling_r",
+        "noise_ceiling_r",
         "planted_response_r",
     } <= set(truth.columns)
     planted = pd.read_csv(stats / "planted_response.tsv", sep="\t").set_index("group")

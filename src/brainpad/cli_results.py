@@ -124,12 +124,13 @@ def _cmd_local_stats(args: argparse.Namespace) -> None:
 
 def _cmd_local_truth(args: argparse.Namespace) -> None:
     import nibabel as nib
+    import numpy as np
     import pandas as pd
 
     from brainpad.arrays import open_volumes
     from brainpad.inputs import InputError, write_table_atomic
     from brainpad.local_analysis import read_mean_maps
-    from brainpad.recovery import image_regional_volumes, truth_validation
+    from brainpad.recovery import group_reliabilities, image_regional_volumes, truth_validation
 
     mask = nib.load(args.mask)
     image_volumes = None
@@ -137,6 +138,9 @@ def _cmd_local_truth(args: argparse.Namespace) -> None:
         message = (
             f"--volumes {args.volumes} needs --index and --folds (the arrays' index.tsv, folds.tsv)"
         )
+        raise InputError(message)
+    if args.maps_dir and not args.folds:
+        message = f"--maps-dir {args.maps_dir} needs --folds (folds.tsv: who is in each group)"
         raise InputError(message)
     if args.volumes:
         image_volumes = image_regional_volumes(
@@ -146,6 +150,12 @@ def _cmd_local_truth(args: argparse.Namespace) -> None:
             mask,
             args.truth_dir,
         )
+    reliability = None
+    if args.maps_dir:
+        brain = np.asarray(mask.dataobj) > 0
+        folds = pd.read_csv(args.folds, sep="\t")
+        group = args.control_group
+        reliability = group_reliabilities(folds, args.maps_dir, brain, group, args.seed)
     table = truth_validation(
         read_mean_maps(args.statmaps_dir),
         pd.read_csv(args.roi_comparison, sep="\t"),
@@ -153,6 +163,7 @@ def _cmd_local_truth(args: argparse.Namespace) -> None:
         args.truth_dir,
         args.control_group,
         image_volumes=image_volumes,
+        reliability=reliability,
     )
     if args.planted:
         planted = pd.read_csv(args.planted, sep="\t").drop(columns="scans")
@@ -275,6 +286,10 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
     )
     ltr.add_argument("--index", help="cohort arrays index.tsv")
     ltr.add_argument("--folds", help="folds.tsv")
+    ltr.add_argument(
+        "--maps-dir", help="per-scan maps of local-maps (adds the maps' reliability; needs --folds)"
+    )
+    ltr.add_argument("--seed", type=int, default=0, help="seed of the split halves")
     ltr.add_argument("--out", required=True, help="output TSV")
     ltr.set_defaults(func=_cmd_local_truth)
 

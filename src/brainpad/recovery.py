@@ -41,6 +41,7 @@ def truth_validation(
     control_group: str,
     top: int = 5,
     image_volumes: pd.DataFrame | None = None,
+    reliability: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """Compare the recovered group maps and ROI effects with the simulation's truth.
 
@@ -72,6 +73,10 @@ def truth_validation(
         Regional tissue volumes measured in the preprocessed maps
         (:func:`image_regional_volumes`); adds ``image_ceiling_r``, the same estimator's r
         from them.
+    reliability : dict, optional
+        Group → :func:`split_half_reliability` of its mean map; adds ``map_reliability``
+        and ``noise_ceiling_r`` (its square root: the most any r over voxels of a mean map
+        this noisy can reach).
     """
     truth_dir = Path(truth_dir)
     regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t").set_index("name")
@@ -101,6 +106,10 @@ def truth_validation(
         for name, estimate in estimates.items():
             row[f"{name}_r"] = spatial_correlation(estimate, true_map, inside)
             row[f"{name}_roi_r"] = region_correlation(estimate, true_map, labels, inside)
+        if reliability is not None:
+            value = reliability.get(group, np.nan)
+            row["map_reliability"] = value
+            row["noise_ceiling_r"] = float(np.sqrt(value)) if value > 0 else np.nan
         row |= {
             f"top{top}_rois": ", ".join(leaders["roi"]),
             f"top{top}_truly_affected": len(hits),
@@ -111,8 +120,76 @@ def truth_validation(
     estimates = ["map_vs_truth", "volumetric_ceiling"]
     estimates += ["image_ceiling"] if image_volumes is not None else []
     columns = ["group"] + [f"{name}_{kind}" for name in estimates for kind in ("r", "roi_r")]
+    columns += ["map_reliability", "noise_ceiling_r"] if reliability is not None else []
     columns += [f"top{top}_rois", f"top{top}_truly_affected", "affected_rois", "rois"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def split_half_reliability(maps: np.ndarray, seed: int = 0, splits: int = 100) -> float:
+    """Reliability of a group's mean map: mean split-half r, Spearman–Brown corrected.
+
+    The group's scans are split at random into two halves ``splits`` times; the Pearson r
+    over voxels between the two halves' mean maps, averaged over the splits, is stepped up
+    to the full group by Spearman–Brown (2r / (1 + r)). Its square root bounds the
+    correlation of the group's mean map with *any* fixed map (the "noise ceiling"): a mean
+    map this noisy reaches it only if its expected pattern were exactly the truth.
+
+    Parameters
+    ----------
+    maps : ndarray
+        (scans, voxels) maps of the group; voxels NaN in any scan are left out.
+    seed : int
+        Seed of the random splits.
+    splits : int
+        Random splits averaged.
+
+    Returns
+    -------
+    float
+        The reliability (NaN for fewer than 4 scans or a constant half).
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    maps = maps[:, np.isfinite(maps).all(axis=0)]
+    n = len(maps)
+    if n < 4 or maps.shape[1] < 3:
+        return float("nan")
+    rng = np.random.default_rng(seed)
+    rs = []
+    for _ in range(splits):
+        order = rng.permutation(n)
+        first, second = maps[order[: n // 2]].mean(axis=0), maps[order[n // 2 :]].mean(axis=0)
+        if np.ptp(first) == 0 or np.ptp(second) == 0:
+            return float("nan")
+        rs.append(np.corrcoef(first, second)[0, 1])
+    r = float(np.mean(rs))
+    return 2 * r / (1 + r)
+
+
+def group_reliabilities(
+    folds: pd.DataFrame,
+    maps_dir: str | Path,
+    brain: np.ndarray,
+    control_group: str,
+    seed: int = 0,
+) -> dict[str, float]:
+    """:func:`split_half_reliability` of each patient group's mean corrected brain-PAD map,
+    over the scans its mean map holds (one per participant, ``local-stats``' choice)."""
+    from brainpad.layout import map_paths
+    from brainpad.local_analysis import scans_with_maps
+    from brainpad.stats import comparison_people
+
+    # the patients compared do not depend on the controls' age limit
+    people = comparison_people(scans_with_maps(folds, maps_dir), control_group, 0.0)
+    reliability = {}
+    for group, members in people[people["group"] != control_group].groupby("group"):
+        maps = np.stack(
+            [
+                np.asarray(nib.load(map_paths(maps_dir, p, s)["brainPADcorrected"]).dataobj)[brain]
+                for p, s in zip(members["participant_id"], members["scan_id"], strict=True)
+            ]
+        )
+        reliability[str(group)] = split_half_reliability(maps, seed)
+    return reliability
 
 
 def regional_excess_age(

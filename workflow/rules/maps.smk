@@ -138,6 +138,7 @@ rule local_truth:
         volumes=ARRAYS["volumes"],
         index=ARRAYS["index"],
         folds=FOLDS,
+        maps=LOCAL_MAPS["maps"],
     output:
         report(
             LOCAL_TRUTH,
@@ -148,6 +149,7 @@ rule local_truth:
     params:
         control_group=config["control_group"],
         truth_dir=lambda wildcards, input: Path(input.regions).parent,
+        seed=config["seed"],
     log:
         log_path("local_truth"),
     threads: 1
@@ -161,4 +163,5 @@ rule local_truth:
         " --roi-comparison {input.roi_comparison} --mask {input.mask}"
         " --truth-dir {params.truth_dir} --control-group {params.control_group}"
         " --planted {input.planted} --volumes {input.volumes} --index {input.index}"
-        " --folds {input.folds} --out {output} > {log} 2>&1"
+        " --folds {input.folds} --maps-dir {input.maps} --seed {params.seed}"
+        " --out {output} > {log} 2>&1"
