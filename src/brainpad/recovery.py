@@ -132,7 +132,9 @@ def split_half_reliability(maps: np.ndarray, seed: int = 0, splits: int = 100) -
     over voxels between the two halves' mean maps, averaged over the splits, is stepped up
     to the full group by Spearman–Brown (2r / (1 + r)). Its square root bounds the
     correlation of the group's mean map with *any* fixed map (the "noise ceiling"): a mean
-    map this noisy reaches it only if its expected pattern were exactly the truth.
+    map this noisy reaches it only if its expected pattern were exactly the truth. Errors
+    all scans share (a bias correction's own noise) count as reliable, so it is an upper
+    bound.
 
     Parameters
     ----------
