@@ -199,8 +199,7 @@ def write_local_maps(
 
     calibration = calibration_scans(scans, calibration_set)
     log.info("voxelwise corrections fitted on %d %s scans", len(calibration), calibration_set)
-    cal_maps = {row.scan_id: fold_maps.get(row.scan_id) for row in calibration.itertuples()}
-    cal_deltas = np.stack([cal_maps[r.scan_id] - r.age for r in calibration.itertuples()])
+    cal_deltas = np.stack([fold_maps.get(r.scan_id) - r.age for r in calibration.itertuples()])
     cal_age = calibration["age"].to_numpy()
     voxel_bias = {method: fit_voxel_bias(method, cal_age, cal_deltas, edges, min_per_bin)}
     for other in set(VOXEL_METHODS) - {method}:  # for comparison only
@@ -209,6 +208,7 @@ def write_local_maps(
         except ValueError as error:
             log.warning("voxelwise correction %r not compared: %s", other, error)
     global_bias = LinearBias.fit(cal_age, np.nanmean(cal_deltas[:, brain], axis=1))
+    del cal_deltas  # the fits hold what they need; the loop below re-reads scan by scan
     if "bins" in voxel_bias:
         bins = voxel_bias["bins"]
         log.info(
@@ -225,9 +225,7 @@ def write_local_maps(
     names = ["raw", "global", *(f"voxelwise_{m}" for m in VOXEL_METHODS)]
     test = {name: [] for name in ["age", *names]}
     for row in scans.itertuples():
-        brain_age = cal_maps.get(row.scan_id)  # calibration maps are read once
-        if brain_age is None:
-            brain_age = fold_maps.get(row.scan_id)
+        brain_age = fold_maps.get(row.scan_id)
         raw = brain_age - row.age
         corrected = voxel_bias[method].correct(row.age, raw)
         paths = map_paths(out_dir, row.participant_id, row.scan_id)
