@@ -200,6 +200,7 @@ LOCAL_PARAMS = {
     "lr_decay": "cosine",
     "mix_fraction": 0.0,
     "mix_edge_mm": 3.0,
+    "selection": "scan",
 }
 
 
@@ -230,9 +231,29 @@ def test_train_fold_local_unet_writes_maps_whose_mean_is_the_global_age(
     )
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     assert state["block"] == [18, 2] and len(state["history"]) == 2
+    assert all(h["validation_mae"] == h["validation_scan_mae"] for h in state["history"])
+    assert all(h["validation_voxel_mae"] > 0 for h in state["history"])
     assert state["input_mean"].shape == state["input_sd"].shape == (2, 10, 12, 10)
     sets = fold_sets(pd.read_csv(synthetic_inputs["folds"], sep="\t"), 0)
     assert (sets == "oof").sum() < len(table) < (sets != "").sum() - (sets == "train").sum()
+
+
+def test_validation_figures_match_voxel_and_scan_means():
+    from brainpad.local import validation_figures
+
+    rng = np.random.default_rng(3)
+    scan = np.array([0, 0, 0, 1, 1, 2])
+    ages = np.array([30.0, 55.0, 72.0])
+    out = rng.normal(50, 15, (6, 4, 4, 4))
+    mask = rng.random((6, 4, 4, 4)) < 0.6
+    errors = (np.abs(out - ages[scan][:, None, None, None]) * mask).sum((1, 2, 3))
+    figures = validation_figures(
+        errors, (out * mask).sum((1, 2, 3)), mask.sum((1, 2, 3)), scan, ages
+    )
+    voxel_ages = np.broadcast_to(ages[scan][:, None, None, None], out.shape)
+    assert figures["validation_voxel_mae"] == pytest.approx(np.abs(out - voxel_ages)[mask].mean())
+    scan_means = [out[scan == s][mask[scan == s]].mean() for s in range(3)]
+    assert figures["validation_scan_mae"] == pytest.approx(np.abs(scan_means - ages).mean())
 
 
 def test_each_heldout_participant_is_mapped_by_one_fold_model_when_asked(synthetic_folds):

@@ -44,7 +44,7 @@ def run_epochs(
     net,
     optimiser,
     train_epoch: Callable[[int], float],
-    validate: Callable[[], float],
+    validate: Callable[[], float | dict[str, float]],
     params: dict,
     checkpoint: Path,
     signature: str,
@@ -60,7 +60,9 @@ def run_epochs(
         ``train_epoch(epoch)`` runs one epoch and returns its training MAE (years). It
         must draw its randomness from the epoch number, so a resumed run repeats exactly.
     validate : callable
-        Returns the validation MAE (years) of the current weights.
+        Returns the validation MAE (years) of the current weights, or a dict of
+        validation figures whose ``"validation_mae"`` is the one early stopping watches
+        (the others go into the history beside it).
     params : dict
         ``max_epochs, patience``.
     checkpoint : Path
@@ -96,7 +98,9 @@ def run_epochs(
         start = time.perf_counter()
         net.train()
         train_mae = train_epoch(epoch)
-        val_mae = validate()
+        figures = validate()
+        figures = figures if isinstance(figures, dict) else {"validation_mae": figures}
+        val_mae = figures["validation_mae"]
         if val_mae < state["best_mae"] - 1e-6:
             state.update(best_mae=val_mae, bad=0, best_state=copy.deepcopy(net.state_dict()))
         else:
@@ -106,7 +110,7 @@ def run_epochs(
             {
                 "epoch": epoch + 1,
                 "train_mae": train_mae,
-                "validation_mae": val_mae,
+                **figures,
                 "seconds": seconds,
             }
         )

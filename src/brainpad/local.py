@@ -4,9 +4,11 @@ Training draws random blocks centred in the brain from random training scans (st
 from the memory-mapped cohort array, so memory stays bounded); every output voxel inside
 the brain is asked to predict the scan's age. The loss is the voxel MAE plus the two
 auxiliary block-level MAEs (against the block's mean target), whose weights fade linearly
-to zero over ``aux_decay_iterations``. Early stopping watches the voxel MAE on fixed
-blocks of the validation scans. Inference tiles the whole brain with overlapping blocks
-and averages the overlaps (:func:`brainpad.blocks.stitch`).
+to zero over ``aux_decay_iterations``. Early stopping watches a validation MAE on fixed
+blocks of the validation scans (``selection``): every voxel's own estimate, or each scan's
+mean over its blocks (:func:`validation_figures`; both are kept in the history).
+Inference tiles the whole brain with overlapping blocks and averages the overlaps
+(:func:`brainpad.blocks.stitch`).
 
 Age mixing (``mix_fraction``, off by default as in the paper) puts a soft ball of another
 training scan into a share of the training blocks and mixes the voxel targets alike
@@ -95,6 +97,39 @@ def learning_rate(base: float, step: int, total: int, decay: str = "none") -> fl
     return base
 
 
+def validation_figures(
+    errors: np.ndarray,
+    predicted: np.ndarray,
+    voxels: np.ndarray,
+    scan: np.ndarray,
+    ages: np.ndarray,
+) -> dict[str, float]:
+    """The two validation MAEs (years) of a set of blocks from the validation scans.
+
+    Parameters
+    ----------
+    errors, predicted, voxels : ndarray, shape (blocks,)
+        Per block: the sum over its brain output voxels of |predicted - age|, the sum of
+        the predicted ages, and the number of those voxels.
+    scan : ndarray of int, shape (blocks,)
+        Which validation scan (0 … scans - 1) each block comes from.
+    ages : ndarray, shape (scans,)
+        The scans' ages (on the same scale as ``predicted``).
+
+    Returns
+    -------
+    dict
+        ``validation_voxel_mae``: MAE over all brain voxels of all blocks (each voxel's
+        own estimate); ``validation_scan_mae``: MAE over scans of the mean predicted age
+        of each scan's blocks (the global estimate the maps' mean gives).
+    """
+    scan_mean = np.bincount(scan, predicted) / np.maximum(np.bincount(scan, voxels), 1)
+    return {
+        "validation_voxel_mae": float(errors.sum() / max(voxels.sum(), 1)),
+        "validation_scan_mae": float(np.abs(scan_mean - ages).mean()),
+    }
+
+
 def fit_local_unet(
     net,
     volumes,
@@ -164,22 +199,25 @@ def fit_local_unet(
         return total / per_epoch * age_sd
 
     val_rng = np.random.default_rng([seed, 10**6])
-    val_rows = np.repeat(validation[0], params["validation_blocks"])
-    val_targets = (np.repeat(validation[1], params["validation_blocks"]) - age_mean) / age_sd
-    val_x, val_m = sample_blocks(volumes, val_rows, mask, size_in, size_out, val_rng)
+    val_scan = np.repeat(np.arange(len(validation[0])), params["validation_blocks"])
+    val_targets = (validation[1][val_scan] - age_mean) / age_sd
+    val_x, val_m = sample_blocks(volumes, validation[0][val_scan], mask, size_in, size_out, val_rng)
 
     @torch.no_grad()
-    def validate() -> float:
+    def validate() -> dict[str, float]:
         net.eval()
-        errors, voxels = 0.0, 0.0
-        for i in range(0, len(val_rows), batch):
+        errors, predicted = np.zeros(len(val_scan)), np.zeros(len(val_scan))
+        for i in range(0, len(val_scan), batch):
             x, m, y = tensors(
                 val_x[i : i + batch], val_m[i : i + batch], val_targets[i : i + batch]
             )
-            out, _ = net(x)
-            errors += float(((out[:, 0] - y[:, None, None, None]).abs() * m).sum())
-            voxels += float(m.sum())
-        return errors / max(voxels, 1.0) * age_sd
+            out = net(x)[0][:, 0]
+            errors[i : i + batch] = ((out - y[:, None, None, None]).abs() * m).sum((1, 2, 3)).cpu()
+            predicted[i : i + batch] = (out * m).sum((1, 2, 3)).cpu()
+        voxels = val_m.sum((1, 2, 3))
+        ages = validation[1] - age_mean
+        figures = validation_figures(errors * age_sd, predicted * age_sd, voxels, val_scan, ages)
+        return {"validation_mae": figures[f"validation_{params['selection']}_mae"], **figures}
 
     best, history = run_epochs(
         net, optimiser, train_epoch, validate, params, checkpoint, signature, device
