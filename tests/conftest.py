@@ -49,7 +49,10 @@ TINY_CONFIG = {
             "mix_fraction": 0.5,
         },
     },
-    "debias": {"voxel_calibration": "calibration+out_of_fold"},
+    "debias": {
+        "voxel_calibration": "calibration+out_of_fold",
+        "global_calibration": "calibration+out_of_fold",
+    },
 }
 N_SCANS = 14  # 12 subjects + a test-retest and a between-site repeat
 

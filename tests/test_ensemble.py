@@ -86,3 +86,17 @@ def test_brain_age_table_has_raw_and_corrected_pad(synthetic_folds):
     assert abs(slope) < 1e-9  # the correction removes the age trend where it was fitted
     assert fits["bias"]["_m1"]["alpha"] == pytest.approx(-0.2, abs=0.15)
     assert fits["bias"]["_m1"]["n"] == len(calibration)
+
+
+def test_global_correction_can_include_the_training_controls(synthetic_folds):
+    predictions = fake_predictions(synthetic_folds, "m1", 5.0, 0)
+    table, fits = brain_age_table(
+        synthetic_folds, predictions, ["m1"], calibration="calibration+out_of_fold"
+    )
+    fitted = table[table["role"].isin(["calibration", "train"])].drop_duplicates("participant_id")
+    assert fits["bias"]["ensemble"]["n"] == len(fitted) > (table["role"] == "calibration").sum()
+    slope, intercept = np.polyfit(fitted["age"], fitted["brain_pad"], 1)
+    assert fits["bias"]["ensemble"]["alpha"] == pytest.approx(slope)
+    assert fits["bias"]["ensemble"]["beta"] == pytest.approx(intercept)
+    with pytest.raises(ValueError, match=r"calibration set .train. .* is not one of"):
+        brain_age_table(synthetic_folds, predictions, ["m1"], calibration="train")

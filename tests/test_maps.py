@@ -8,11 +8,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from brainpad.debias import VoxelBias, VoxelLinearBias, age_bin_edges
+from brainpad.debias import VoxelBias, VoxelLinearBias, age_bin_edges, calibration_scans
 from brainpad.layout import map_paths
 from brainpad.maps import (
     FoldMaps,
-    calibration_scans,
     chance_median_abs_r,
     null_median_abs_r,
     voxel_age_correlation,
@@ -118,7 +117,7 @@ def test_out_of_fold_controls_join_the_calibration_when_asked(synthetic_inputs, 
     assert set(alone["scan_id"]) == set(folds.loc[folds["role"] == "calibration", "scan_id"])
     assert set(both["role"]) == {"calibration", "train"} and both["participant_id"].is_unique
     assert len(both) == len(alone) + folds.loc[folds["role"] == "train", "participant_id"].nunique()
-    with pytest.raises(ValueError, match=r"debias\.voxel_calibration 'everything' is not one of"):
+    with pytest.raises(ValueError, match=r"set 'everything' \(debias\.voxel_calibration"):
         calibration_scans(folds, "everything")
 
     out = tmp_path / "maps"

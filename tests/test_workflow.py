@@ -77,6 +77,8 @@ def test_models_ensemble_stats_and_report(tiny_run):
         assert np.isfinite(table[column]).all(), column
     fits = json.loads((tiny_run / "results/ensemble/fits.json").read_text())
     assert set(fits["stacking"]["weights"]) == {"ridge_roi", "vgg3d", "local_unet"}
+    healthy = table[table["role"].isin(["calibration", "train"])]  # global lines fitted on
+    assert fits["bias"]["ensemble"]["n"] == healthy["participant_id"].nunique()
     accuracy = pd.read_csv(tiny_run / "results/stats/accuracy.tsv", sep="\t")
     assert accuracy["model"].tolist() == ["ensemble", "ridge_roi", "vgg3d", "local_unet"]
     assert (accuracy["floor_mae"] > 0).all()  # the simulation's truth is in the report

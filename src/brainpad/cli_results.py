@@ -28,7 +28,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> None:
 
     folds = pd.read_csv(args.folds, sep="\t")
     predictions = [pd.read_csv(p, sep="\t") for p in args.predictions]
-    table, fits = brain_age_table(folds, predictions, args.models, args.alpha)
+    table, fits = brain_age_table(folds, predictions, args.models, args.alpha, args.calibration)
     write_table_atomic(table, args.out)
     Path(args.fits).write_text(json.dumps(fits, indent=2) + "\n")
     log.info("stacking weights %s; bias %s", fits["stacking"]["weights"], fits["bias"])
@@ -208,6 +208,13 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
     ens.add_argument("--alpha", type=float, default=1.0, help="ridge penalty of the head")
     ens.add_argument("--out", required=True, help="brain-age table (TSV)")
     ens.add_argument("--fits", required=True, help="stacking and bias fits (JSON)")
+    ens.add_argument(
+        "--calibration",
+        choices=["calibration", "calibration+out_of_fold"],
+        default="calibration",
+        help="scans the global bias corrections are fitted on: the calibration set, or "
+        "also the training controls (out-of-fold predictions)",
+    )
     ens.add_argument("predictions", nargs="+", help="every model x fold predictions TSV")
     ens.set_defaults(func=_cmd_ensemble)
 

@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from brainpad.stats import baseline_scans
+
 log = logging.getLogger(__name__)
 
 
@@ -44,6 +46,29 @@ class LinearBias:
     def correct(self, age: np.ndarray, delta: np.ndarray) -> np.ndarray:
         """Corrected brain-PAD Δ̃ = Δ − (α·age + β)."""
         return np.asarray(delta, dtype=float) - (self.alpha * np.asarray(age, float) + self.beta)
+
+
+CALIBRATION_SETS = ("calibration", "calibration+out_of_fold")
+
+
+def calibration_scans(scans: pd.DataFrame, which: str = "calibration") -> pd.DataFrame:
+    """The healthy scans a bias correction is fitted on, one per participant.
+
+    ``calibration`` is the studies' choice: the calibration set, healthy scans no model
+    trained on. ``calibration+out_of_fold`` adds the training controls, whose predictions
+    (and maps) come from the one fold model that did not train on them (and whose ensemble
+    age is cross-fitted), so every prediction is still one for an unseen scan; a fit on a
+    few dozen scans instead of a few carries less of its own noise into every corrected
+    brain-PAD (study 1 calibrated on 200).
+    """
+    if which not in CALIBRATION_SETS:
+        msg = (
+            f"calibration set {which!r} (debias.voxel_calibration, debias.global_calibration)"
+            f" is not one of {', '.join(CALIBRATION_SETS)}"
+        )
+        raise ValueError(msg)
+    roles = ["calibration"] if which == "calibration" else ["calibration", "train"]
+    return baseline_scans(scans[scans["role"].isin(roles)]).reset_index(drop=True)
 
 
 def correct_table(

@@ -93,6 +93,7 @@ def brain_age_table(
     predictions: Sequence[pd.DataFrame],
     models: Sequence[str],
     alpha: float = 1.0,
+    calibration: str = "calibration",
 ) -> tuple[pd.DataFrame, dict]:
     """The cohort's brain-age table: per-model and ensemble ages, raw and corrected brain-PAD.
 
@@ -106,6 +107,11 @@ def brain_age_table(
         Base models, in config order.
     alpha : float
         Ridge penalty of the stacking head.
+    calibration : str
+        Scans the global bias corrections are fitted on
+        (:func:`brainpad.debias.calibration_scans`): the calibration set, or with
+        ``calibration+out_of_fold`` also the training controls (their predictions are
+        out-of-fold and their ensemble age cross-fitted).
 
     Returns
     -------
@@ -116,12 +122,13 @@ def brain_age_table(
     fits : dict
         The stacking head and every bias correction.
     """
-    from brainpad.debias import correct_table
+    from brainpad.debias import calibration_scans, correct_table
 
     wide = collect(predictions)
     table = folds.merge(wide, left_on="scan_id", right_index=True, how="inner")
     table = table.dropna(subset=[f"pred_{m}" for m in models]).reset_index(drop=True)
     table["brain_age"], head = stack(table, models, alpha)
     columns = {"": "brain_age", **{f"_{m}": f"pred_{m}" for m in models}}
-    table, bias = correct_table(table, columns, (table["role"] == "calibration").to_numpy())
+    fitted_on = calibration_scans(table, calibration)["scan_id"]
+    table, bias = correct_table(table, columns, table["scan_id"].isin(fitted_on).to_numpy())
     return table, {"stacking": head, "bias": bias}

@@ -36,6 +36,7 @@ from brainpad.debias import (
     LinearBias,
     VoxelBias,
     VoxelLinearBias,
+    calibration_scans,
     fit_voxel_bias,
 )
 from brainpad.layout import MAP_KINDS, map_paths
@@ -43,25 +44,6 @@ from brainpad.stats import baseline_scans
 
 log = logging.getLogger(__name__)
 KINDS = MAP_KINDS
-
-
-CALIBRATION_SETS = ("calibration", "calibration+out_of_fold")
-
-
-def calibration_scans(scans: pd.DataFrame, which: str = "calibration") -> pd.DataFrame:
-    """The healthy scans the voxelwise correction is fitted on, one per participant.
-
-    ``calibration`` is study 1's choice: the calibration set, healthy scans no model
-    trained on. ``calibration+out_of_fold`` adds the training controls, each mapped by the
-    one fold model that did not train on it, so every map is still a prediction for an
-    unseen scan; a fit on a few dozen scans instead of a few carries less of its own noise
-    into every corrected map (study 1 calibrated on 200).
-    """
-    if which not in CALIBRATION_SETS:
-        msg = f"debias.voxel_calibration {which!r} is not one of {', '.join(CALIBRATION_SETS)}"
-        raise ValueError(msg)
-    roles = ["calibration"] if which == "calibration" else ["calibration", "train"]
-    return baseline_scans(scans[scans["role"].isin(roles)]).reset_index(drop=True)
 
 
 class FoldMaps:

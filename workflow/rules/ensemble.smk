@@ -1,4 +1,5 @@
-# Stacking head over the base models, then the global bias correction (calibration set).
+# Stacking head over the base models, then the global bias correction
+# (debias.global_calibration: the calibration set, or with the training controls).
 
 
 rule ensemble:
@@ -11,6 +12,7 @@ rule ensemble:
     params:
         models=MODELS,
         alpha=config["models"]["stacking_alpha"],
+        calibration=config["debias"]["global_calibration"],
     log:
         log_path("ensemble"),
     threads: 1
@@ -21,5 +23,6 @@ rule ensemble:
         "../../envs/train.yaml"
     shell:
         "brainpad ensemble --folds {input.folds} --models {params.models}"
-        " --alpha {params.alpha} --out {output.table} --fits {output.fits}"
+        " --alpha {params.alpha} --calibration {params.calibration}"
+        " --out {output.table} --fits {output.fits}"
         " {input.predictions} > {log} 2>&1"
