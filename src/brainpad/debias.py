@@ -4,6 +4,8 @@ Brain-age models regress to the mean: brain-PAD (Δ = predicted − age) is nega
 old and positive in the young. The global (Cole / de Lange) correction fits
 Δ = α·age + β on a healthy *calibration* set that was not used for training, and reports
 Δ̃ = Δ − (α·age + β). Accuracy is always reported on the raw predictions.
+:func:`calibration_scans` picks the scans a correction is fitted on: the calibration set,
+or with the training controls, whose predictions are out-of-fold.
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ voxelwise bias correction (``debias.voxel_method``: study 1's age bins,
 :class:`brainpad.debias.VoxelBias`, or a line per voxel,
 :class:`brainpad.debias.VoxelLinearBias`) is fitted on the healthy calibration scans and
 applied to all (``debias.voxel_calibration``: the calibration scans alone, or with the
-training controls' out-of-fold maps, :func:`calibration_scans`). Maps are written one scan
-at a time (NIfTI on the MNI working grid, NaN outside the brain); only the calibration
-scans' maps are held together, for the fit.
+training controls' out-of-fold maps, :func:`~brainpad.debias.calibration_scans`). Maps
+are written one scan at a time (NIfTI on the MNI working grid, NaN outside the brain);
+only the calibration scans' maps are held together, for the fit.
 
 The residual age dependence is measured on the healthy test set: per voxel, Pearson r
 between brain-PAD and age, summarised by its median |r| (study 1's goal: ≤ 0.05 after
@@ -161,7 +161,7 @@ def write_local_maps(
     seed : int
         Seed of the noise behind ``null_median_abs_r``.
     calibration_set : {"calibration", "calibration+out_of_fold"}
-        The scans the corrections are fitted on (:func:`calibration_scans`).
+        The scans the corrections are fitted on (:func:`~brainpad.debias.calibration_scans`).
 
     Returns
     -------
