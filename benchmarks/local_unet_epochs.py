@@ -5,9 +5,9 @@ Trains ``local_unet`` on one fold with the workflow's own code and config
 epoch's weights, and prints per epoch the two validation MAEs early stopping can watch
 (``models.local_unet.selection``), the out-of-fold global MAE (mean over each fold
 control's whole-brain map, against its age), the median voxel MAE of those maps, and how
-well the AD patients' mean map minus the held-out controls' (≥ 60) mean map, both as
-brain-PAD and uncorrected, correlates with the simulation's true AD map (r over the brain,
-as ``map_vs_truth_r`` in ``results/maps/stats/truth_validation.tsv``). Needs a demo run up
+well the AD patients' mean brain-PAD map minus the held-out controls' (≥ 60), neither
+corrected, correlates with the simulation's true AD map (r over the brain, as
+``map_vs_truth_r`` in ``results/maps/stats/truth_validation.tsv``). Needs a demo run up
 to the cohort arrays (``results/arrays``, ``results/folds.tsv``, ``results/templates``).
 
 Usage: python benchmarks/local_unet_epochs.py [--results results] [--fold 0]
