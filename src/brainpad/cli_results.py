@@ -12,6 +12,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from brainpad.folds import CALIBRATION_SETS
+
 log = logging.getLogger("brainpad")
 
 
@@ -200,6 +202,17 @@ def _cmd_local_figure(args: argparse.Namespace) -> None:
     local_maps_figure(args.statmaps_dir, args.mask, args.control_group, args.out, args.truth_dir)
 
 
+def _add_calibration(parser: argparse.ArgumentParser, corrections: str) -> None:
+    """``--calibration``: which scans the ``corrections`` are fitted on."""
+    parser.add_argument(
+        "--calibration",
+        choices=CALIBRATION_SETS,
+        default="calibration",
+        help=f"scans the {corrections} are fitted on: the calibration set, or with the "
+        "training controls (their out-of-fold predictions)",
+    )
+
+
 def add_result_commands(sub: argparse._SubParsersAction) -> None:
     """Register the result-stage subcommands on ``brainpad``'s subparsers."""
     ens = sub.add_parser("ensemble", help="stack the models; raw and corrected brain-PAD")
@@ -208,13 +221,7 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
     ens.add_argument("--alpha", type=float, default=1.0, help="ridge penalty of the head")
     ens.add_argument("--out", required=True, help="brain-age table (TSV)")
     ens.add_argument("--fits", required=True, help="stacking and bias fits (JSON)")
-    ens.add_argument(
-        "--calibration",
-        choices=["calibration", "calibration+out_of_fold"],
-        default="calibration",
-        help="scans the global bias corrections are fitted on: the calibration set, or "
-        "also the training controls (out-of-fold predictions)",
-    )
+    _add_calibration(ens, "global bias corrections")
     ens.add_argument("predictions", nargs="+", help="every model x fold predictions TSV")
     ens.set_defaults(func=_cmd_ensemble)
 
@@ -233,13 +240,7 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
         default="bins",
         help="voxelwise correction of the corrected maps: age bins (study 1) or a line per voxel",
     )
-    lmp.add_argument(
-        "--calibration",
-        choices=["calibration", "calibration+out_of_fold"],
-        default="calibration",
-        help="scans the voxelwise corrections are fitted on: the calibration set (study 1), "
-        "or with the training controls' out-of-fold maps",
-    )
+    _add_calibration(lmp, "voxelwise corrections")
     lmp.add_argument("--out-dir", required=True, help="folder of the per-scan maps")
     lmp.add_argument("--age-dependence", required=True, help="output TSV")
     lmp.set_defaults(func=_cmd_local_maps)

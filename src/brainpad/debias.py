@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 
+from brainpad.folds import CALIBRATION_SETS
 from brainpad.stats import baseline_scans
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,6 @@ class LinearBias:
     def correct(self, age: np.ndarray, delta: np.ndarray) -> np.ndarray:
         """Corrected brain-PAD Δ̃ = Δ − (α·age + β)."""
         return np.asarray(delta, dtype=float) - (self.alpha * np.asarray(age, float) + self.beta)
-
-
-CALIBRATION_SETS = ("calibration", "calibration+out_of_fold")
 
 
 def calibration_scans(scans: pd.DataFrame, which: str = "calibration") -> pd.DataFrame:

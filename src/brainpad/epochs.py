@@ -44,7 +44,7 @@ def run_epochs(
     net,
     optimiser,
     train_epoch: Callable[[int], float],
-    validate: Callable[[], float | dict[str, float]],
+    validate: Callable[[], dict[str, float]],
     params: dict,
     checkpoint: Path,
     signature: str,
@@ -60,9 +60,8 @@ def run_epochs(
         ``train_epoch(epoch)`` runs one epoch and returns its training MAE (years). It
         must draw its randomness from the epoch number, so a resumed run repeats exactly.
     validate : callable
-        Returns the validation MAE (years) of the current weights, or a dict of
-        validation figures whose ``"validation_mae"`` is the one early stopping watches
-        (the others go into the history beside it).
+        Returns the validation figures (years) of the current weights: early stopping
+        watches ``"validation_mae"``; any others go into the history beside it.
     params : dict
         ``max_epochs, patience``.
     checkpoint : Path
@@ -99,7 +98,6 @@ def run_epochs(
         net.train()
         train_mae = train_epoch(epoch)
         figures = validate()
-        figures = figures if isinstance(figures, dict) else {"validation_mae": figures}
         val_mae = figures["validation_mae"]
         if val_mae < state["best_mae"] - 1e-6:
             state.update(best_mae=val_mae, bad=0, best_state=copy.deepcopy(net.state_dict()))

@@ -24,6 +24,8 @@ import pandas as pd
 from brainpad.inputs import InputError
 
 ROLES = ("train", "calibration", "test", "clinical", "excluded")
+CALIBRATION_SETS = ("calibration", "calibration+out_of_fold")
+"""Scans a bias correction may be fitted on (:func:`brainpad.debias.calibration_scans`)."""
 MIN_HELD_OUT = {"calibration": 3, "test": 1}  # the bias fit needs 3 points at least
 
 

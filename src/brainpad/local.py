@@ -202,6 +202,7 @@ def fit_local_unet(
     val_scan = np.repeat(np.arange(len(validation[0])), params["validation_blocks"])
     val_targets = (validation[1][val_scan] - age_mean) / age_sd
     val_x, val_m = sample_blocks(volumes, validation[0][val_scan], mask, size_in, size_out, val_rng)
+    val_voxels, val_ages = val_m.sum((1, 2, 3)), validation[1] - age_mean
 
     @torch.no_grad()
     def validate() -> dict[str, float]:
@@ -214,9 +215,9 @@ def fit_local_unet(
             out = net(x)[0][:, 0]
             errors[i : i + batch] = ((out - y[:, None, None, None]).abs() * m).sum((1, 2, 3)).cpu()
             predicted[i : i + batch] = (out * m).sum((1, 2, 3)).cpu()
-        voxels = val_m.sum((1, 2, 3))
-        ages = validation[1] - age_mean
-        figures = validation_figures(errors * age_sd, predicted * age_sd, voxels, val_scan, ages)
+        figures = validation_figures(
+            errors * age_sd, predicted * age_sd, val_voxels, val_scan, val_ages
+        )
         return {"validation_mae": figures[f"validation_{params['selection']}_mae"], **figures}
 
     best, history = run_epochs(

@@ -130,9 +130,11 @@ def fit_network(
             total += float(loss.detach()) * len(pick)
         return total / len(rows) * age_sd
 
-    def validate() -> float:
+    def validate() -> dict[str, float]:
         predicted = predict_network(net, volumes, validation[0], batch_size, device)
-        return float(np.abs(predicted * age_sd + age_mean - validation[1]).mean())
+        return {
+            "validation_mae": float(np.abs(predicted * age_sd + age_mean - validation[1]).mean())
+        }
 
     best, history = run_epochs(
         net, optimiser, train_epoch, validate, params, checkpoint, signature, device
