@@ -12,6 +12,7 @@ to the cohort arrays (``results/arrays``, ``results/folds.tsv``, ``results/templ
 
 Usage: python benchmarks/local_unet_epochs.py [--results results] [--fold 0]
        [--epochs 1 2 4 8 16]   (epochs to map; default every other one and the first)
+       [--set convs_per_scale=1 ...]   (models.local_unet settings to change, YAML values)
 """
 
 from __future__ import annotations
@@ -47,10 +48,18 @@ def main() -> None:
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--epochs", type=int, nargs="*", help="epochs to map")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="local_unet settings to change"
+    )
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    for setting in args.set:
+        key, equals, value = setting.partition("=")
+        if not equals:
+            parser.error(f"--set {setting!r}: expected KEY=VALUE, e.g. convs_per_scale=1")
+        config["models"]["local_unet"][key] = yaml.safe_load(value)
     validate(config, str(ROOT / "workflow/schemas/config.schema.yaml"))  # fills defaults
     params = {**config["models"]["local_unet"], "heldout_models": "one"}
     results = Path(args.results)
