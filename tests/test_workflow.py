@@ -138,6 +138,8 @@ def test_local_statistics_and_truth_check(tiny_run):
         "image_ceiling_r",
         "noise_ceiling_r",
         "planted_response_r",
+        "planted_fwhm_mm",
+        "resolution_ceiling_r",
     } <= set(truth.columns)
     planted = pd.read_csv(stats / "planted_response.tsv", sep="\t").set_index("group")
     assert planted.loc["AD", "scans"] >= 1 and np.isfinite(planted.loc["AD", "planted_gain"])

@@ -13,6 +13,14 @@ wide neighbourhood spreads a focal effect over it, which lowers both.
 The planted change is sharp at region borders where a real deformation is smooth. Regions
 that grow with age (ventricles, sulcal CSF) grow in CSF, which the model does not read, so
 their tissue is left as it is: the model cannot show them, in this test as in the cohort.
+The change is therefore compared with what was planted (:func:`planted_years`: the extra
+years in the shrinking regions, none in the growing ones), not with the full true map.
+
+How far a focal effect spreads is the map's effective resolution (study 1: about the
+network's receptive field). :func:`effective_fwhm` finds the Gaussian blur of the planted
+years that the mean change matches best; the same blur applied to the planted years gives
+the resolution ceiling, the correlation with the full true map that a noise-free map of
+this model's sharpness, reading tissue only, would reach.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import torch
+from scipy import ndimage
 
 from brainpad.arrays import crop_slices
 from brainpad.local import VoxelModel
@@ -34,21 +43,48 @@ from brainpad.stats import baseline_scans
 
 log = logging.getLogger(__name__)
 
+PLANTED_COLUMNS = [
+    "group",
+    "planted_response_r",
+    "planted_gain",
+    "planted_fwhm_mm",
+    "planted_blurred_r",
+    "resolution_ceiling_r",
+    "scans",
+]
 
-def planted_factors(truth_dir: str | Path, reference: nib.Nifti1Image) -> dict[str, np.ndarray]:
-    """Per group of ``regions.tsv``: the per-voxel tissue volume ratio
-    ``exp(rate × acceleration)`` on ``reference``'s grid, 1 outside the simulated regions
-    and in regions that grow (CSF). The region map is read and resampled once."""
+
+def _planted(truth_dir: str | Path, reference: nib.Nifti1Image) -> tuple[np.ndarray, dict]:
+    """Per-voxel ageing rate of the shrinking regions (0 elsewhere) and per group of
+    ``regions.tsv`` the extra years planted there, both on ``reference``'s grid."""
     truth_dir = Path(truth_dir)
     regions = pd.read_csv(truth_dir / "regions.tsv", sep="\t")
     labels = regions_on_grid(truth_dir / REGION_MAP, reference)
-    rate = regions["rate_per_year"].clip(upper=0.0)
-    factors = {}
-    for column in regions.columns[regions.columns.str.startswith("acceleration_")]:
-        log_change = np.zeros(int(regions["region"].max()) + 1)
-        log_change[regions["region"]] = rate * regions[column]
-        factors[column.removeprefix("acceleration_")] = np.exp(log_change[labels])
-    return factors
+    shrinks = regions["rate_per_year"] < 0
+
+    def per_voxel(values: pd.Series) -> np.ndarray:
+        lookup = np.zeros(max(int(regions["region"].max()), int(labels.max())) + 1)
+        lookup[regions["region"]] = values.where(shrinks, 0.0)
+        return lookup[labels]
+
+    columns = regions.columns[regions.columns.str.startswith("acceleration_")]
+    years = {c.removeprefix("acceleration_"): per_voxel(regions[c]) for c in columns}
+    return per_voxel(regions["rate_per_year"]), years
+
+
+def planted_years(truth_dir: str | Path, reference: nib.Nifti1Image) -> dict[str, np.ndarray]:
+    """Per group of ``regions.tsv``: the extra years of ageing planted in each voxel, on
+    ``reference``'s grid: the group's acceleration in regions that shrink with age, 0 in
+    regions that grow (CSF, left as it is) and outside the simulated regions."""
+    return _planted(truth_dir, reference)[1]
+
+
+def planted_factors(truth_dir: str | Path, reference: nib.Nifti1Image) -> dict[str, np.ndarray]:
+    """Per group of ``regions.tsv``: the per-voxel tissue volume ratio
+    ``exp(rate × planted years)`` on ``reference``'s grid (:func:`planted_years`), 1 outside
+    the simulated regions and in regions that grow (CSF)."""
+    rate, years = _planted(truth_dir, reference)
+    return {group: np.exp(rate * value) for group, value in years.items()}
 
 
 def planted_response(
@@ -74,30 +110,76 @@ def planted_response(
     return {group: total / len(rows) for group, total in changes.items()}
 
 
+def smooth_in_mask(values: np.ndarray, mask: np.ndarray, fwhm_vox: float) -> np.ndarray:
+    """Gaussian smoothing (FWHM in voxels) of ``values`` inside ``mask`` only: each voxel's
+    weighted mean over the mask's voxels, so the brain's edge is not pulled towards the
+    zeros outside it. NaN outside the mask."""
+    if fwhm_vox <= 0:
+        return np.where(mask, values, np.nan)
+    sigma = fwhm_vox / np.sqrt(8.0 * np.log(2.0))
+    inside = mask.astype(np.float64)
+    total = ndimage.gaussian_filter(np.where(mask, values, 0.0), sigma, mode="constant")
+    weight = ndimage.gaussian_filter(inside, sigma, mode="constant")
+    return np.where(mask, total / np.where(mask, weight, 1.0), np.nan)
+
+
+def effective_fwhm(
+    change: np.ndarray, planted: np.ndarray, mask: np.ndarray, voxel_mm: float, max_mm: float = 40.0
+) -> tuple[float, float]:
+    """The Gaussian blur (FWHM, mm, searched in 1 mm steps up to ``max_mm``) of the planted
+    years whose correlation with the mean change is highest, and that correlation. Blurs
+    far below a voxel barely change a map; of FWHMs within 1e-6 of the best r, the
+    smallest is taken."""
+    fwhms = np.arange(0.0, max_mm + 0.5, 1.0)
+    r = [
+        spatial_correlation(change, smooth_in_mask(planted, mask, f / voxel_mm), mask)
+        for f in fwhms
+    ]
+    if np.all(np.isnan(r)):
+        return float("nan"), float("nan")
+    best = int(np.argmax(np.asarray(r) >= np.nanmax(r) - 1e-6))
+    return float(fwhms[best]), float(r[best])
+
+
 def planted_table(
     responses: dict[str, np.ndarray],
-    truth_dir: str | Path,
-    reference: nib.Nifti1Image,
-    crop: tuple[slice, ...],
+    planted: dict[str, np.ndarray],
+    true_maps: dict[str, np.ndarray],
     mask: np.ndarray,
+    voxel_mm: float,
     n_scans: int,
 ) -> pd.DataFrame:
-    """Per group: r between mean change and true map, and the gain (least-squares slope of
-    change on truth: the fraction of a local effect the map shows)."""
+    """Per group: how the mean change of the maps compares with what was planted.
+
+    Columns: ``planted_response_r`` (r with the planted years), ``planted_gain``
+    (least-squares slope of change on planted years: the fraction of a local effect the map
+    shows), ``planted_fwhm_mm`` and ``planted_blurred_r`` (:func:`effective_fwhm`), and
+    ``resolution_ceiling_r``: r between the planted years blurred by that FWHM and the full
+    true map (``true_maps``), the most a noise-free map this sharp that reads tissue only
+    could reach in the truth validation.
+    """
     rows = []
     for group, change in responses.items():
-        true_map = read_true_map(truth_dir, group, reference)[crop]
+        years = planted[group]
         keep = mask & np.isfinite(change)
-        slope = np.polyfit(true_map[keep], change[keep], 1)[0] if np.ptp(true_map[keep]) else np.nan
+        slope = np.polyfit(years[keep], change[keep], 1)[0] if np.ptp(years[keep]) else np.nan
+        fwhm, blurred_r = effective_fwhm(change, years, mask, voxel_mm)
+        ceiling = np.nan
+        if np.isfinite(fwhm) and group in true_maps:
+            blurred = smooth_in_mask(years, mask, fwhm / voxel_mm)
+            ceiling = spatial_correlation(blurred, true_maps[group], mask)
         rows.append(
             {
                 "group": group,
-                "planted_response_r": spatial_correlation(change, true_map, mask),
+                "planted_response_r": spatial_correlation(change, years, mask),
                 "planted_gain": float(slope),
+                "planted_fwhm_mm": fwhm,
+                "planted_blurred_r": blurred_r,
+                "resolution_ceiling_r": ceiling,
                 "scans": n_scans,
             }
         )
-    return pd.DataFrame(rows, columns=["group", "planted_response_r", "planted_gain", "scans"])
+    return pd.DataFrame(rows, columns=PLANTED_COLUMNS)
 
 
 def run_planted(
@@ -116,12 +198,15 @@ def run_planted(
     reference = nib.load(mask_path)
     crop = crop_slices(index)
     mask = np.asarray(reference.dataobj)[crop] > 0
-    factors = planted_factors(truth_dir, reference)
-    factors.pop(control_group, None)
-    factors = {group: factor[crop] for group, factor in factors.items()}
+    rate, years = _planted(truth_dir, reference)
+    years = {group: value[crop] for group, value in years.items() if group != control_group}
+    factors = {group: np.exp(rate[crop] * value) for group, value in years.items()}
+    true_maps = {group: read_true_map(truth_dir, group, reference) for group in years}
+    true_maps = {group: value[crop] for group, value in true_maps.items() if value is not None}
     test = baseline_scans(folds[(folds["role"] == "test") & (folds["group"] == control_group)])
     rows = index.set_index("scan_id").loc[test["scan_id"], "row"].to_numpy()
     models = [VoxelModel(p, device) for p in model_paths]
     volumes = np.load(volumes_path, mmap_mode="r")
     responses = planted_response(models, volumes, rows, factors, mask)
-    return planted_table(responses, truth_dir, reference, crop, mask, len(rows))
+    voxel_mm = float(min(reference.header.get_zooms()[:3]))
+    return planted_table(responses, years, true_maps, mask, voxel_mm, len(rows))
