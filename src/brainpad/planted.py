@@ -6,7 +6,7 @@ individual anatomy leaves visible. This module measures the third factor, the mo
 spatial specificity, free of both: it plants a group's true regional atrophy into healthy
 test scans' modulated tissue maps (each region's GM and WM scaled by its simulated volume
 change ``exp(rate × acceleration)``), maps the scans with and without it, and compares the
-mean change with the true map. A model that saw only the tissue under each voxel would
+mean change with the planted extra years. A model that saw only the tissue under each voxel would
 give r = 1 and a gain of 1 (the change equals the planted extra years); one that mixes a
 wide neighbourhood spreads a focal effect over it, which lowers both.
 
@@ -54,7 +54,9 @@ PLANTED_COLUMNS = [
 ]
 
 
-def _planted(truth_dir: str | Path, reference: nib.Nifti1Image) -> tuple[np.ndarray, dict]:
+def _planted(
+    truth_dir: str | Path, reference: nib.Nifti1Image
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Per-voxel ageing rate of the shrinking regions (0 elsewhere) and per group of
     ``regions.tsv`` the extra years planted there, both on ``reference``'s grid."""
     truth_dir = Path(truth_dir)
