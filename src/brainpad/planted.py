@@ -126,7 +126,7 @@ def smooth_in_mask(values: np.ndarray, mask: np.ndarray, fwhm_vox: float) -> np.
 
 
 def effective_fwhm(
-    change: np.ndarray, planted: np.ndarray, mask: np.ndarray, voxel_mm: float, max_mm: float = 40.0
+    change: np.ndarray, planted: np.ndarray, mask: np.ndarray, voxel_mm: float, max_mm: float = 60.0
 ) -> tuple[float, float]:
     """The Gaussian blur (FWHM, mm, searched in 1 mm steps up to ``max_mm``) of the planted
     years whose correlation with the mean change is highest, and that correlation. Blurs
