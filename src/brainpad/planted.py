@@ -140,6 +140,8 @@ def effective_fwhm(
     if np.all(np.isnan(r)):
         return float("nan"), float("nan")
     best = int(np.argmax(np.asarray(r) >= np.nanmax(r) - 1e-6))
+    if best == len(fwhms) - 1:
+        log.warning("effective FWHM at the search limit (%g mm): the maps are blurrier", max_mm)
     return float(fwhms[best]), float(r[best])
 
 
