@@ -27,8 +27,7 @@ from brainpad.arrays import crop_slices
 from brainpad.blocks import training_batch
 from brainpad.local import Standardised, predict_map
 from brainpad.models.unet_local import LocalUNet, block_geometry
-from brainpad.planted import planted_factors, planted_response, planted_table, planted_years
-from brainpad.recovery import read_true_map
+from brainpad.planted import planted_response, planted_table, planted_truth
 
 
 def main() -> None:
@@ -116,10 +115,8 @@ def main() -> None:
 
 def planted(truth_dir, raw, rows, mask_img, crop, mask, model) -> None:
     """Print the planted-atrophy response of the trained network (AD's true atrophy)."""
-    factors = {"AD": planted_factors(truth_dir, mask_img)["AD"][crop]}
+    factors, years, true_map = ({"AD": d["AD"]} for d in planted_truth(truth_dir, mask_img, crop))
     responses = planted_response([model], raw, rows, factors, mask)
-    years = {"AD": planted_years(truth_dir, mask_img)["AD"][crop]}
-    true_map = {"AD": read_true_map(truth_dir, "AD", mask_img)[crop]}
     voxel = float(min(mask_img.header.get_zooms()[:3]))
     table = planted_table(responses, years, true_map, mask, voxel, len(rows))
     print(table.to_string(index=False))

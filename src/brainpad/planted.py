@@ -6,9 +6,9 @@ individual anatomy leaves visible. This module measures the third factor, the mo
 spatial specificity, free of both: it plants a group's true regional atrophy into healthy
 test scans' modulated tissue maps (each region's GM and WM scaled by its simulated volume
 change ``exp(rate × acceleration)``), maps the scans with and without it, and compares the
-mean change with the planted extra years. A model that saw only the tissue under each voxel would
-give r = 1 and a gain of 1 (the change equals the planted extra years); one that mixes a
-wide neighbourhood spreads a focal effect over it, which lowers both.
+mean change with the planted extra years. A model that saw only the tissue under each voxel
+would give r = 1 and a gain of 1 (the change equals the planted extra years); one that
+mixes a wide neighbourhood spreads a focal effect over it, which lowers both.
 
 The planted change is sharp at region borders where a real deformation is smooth. Regions
 that grow with age (ventricles, sulcal CSF) grow in CSF, which the model does not read, so
@@ -87,6 +87,24 @@ def planted_factors(truth_dir: str | Path, reference: nib.Nifti1Image) -> dict[s
     the simulated regions and in regions that grow (CSF)."""
     rate, years = _planted(truth_dir, reference)
     return {group: np.exp(rate * value) for group, value in years.items()}
+
+
+def planted_truth(
+    truth_dir: str | Path,
+    reference: nib.Nifti1Image,
+    crop: tuple[slice, ...],
+    exclude: Sequence[str] = (),
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """What :func:`planted_response` and :func:`planted_table` need, cropped to ``crop``,
+    for every group of ``regions.tsv`` but ``exclude``: the tissue factors
+    (:func:`planted_factors`), the planted years (:func:`planted_years`) and the true maps
+    (groups without one are left out of the last)."""
+    rate, years = _planted(truth_dir, reference)
+    years = {group: value[crop] for group, value in years.items() if group not in exclude}
+    factors = {group: np.exp(rate[crop] * value) for group, value in years.items()}
+    true_maps = {group: read_true_map(truth_dir, group, reference) for group in years}
+    true_maps = {group: value[crop] for group, value in true_maps.items() if value is not None}
+    return factors, years, true_maps
 
 
 def planted_response(
@@ -202,11 +220,7 @@ def run_planted(
     reference = nib.load(mask_path)
     crop = crop_slices(index)
     mask = np.asarray(reference.dataobj)[crop] > 0
-    rate, years = _planted(truth_dir, reference)
-    years = {group: value[crop] for group, value in years.items() if group != control_group}
-    factors = {group: np.exp(rate[crop] * value) for group, value in years.items()}
-    true_maps = {group: read_true_map(truth_dir, group, reference) for group in years}
-    true_maps = {group: value[crop] for group, value in true_maps.items() if value is not None}
+    factors, years, true_maps = planted_truth(truth_dir, reference, crop, [control_group])
     test = baseline_scans(folds[(folds["role"] == "test") & (folds["group"] == control_group)])
     rows = index.set_index("scan_id").loc[test["scan_id"], "row"].to_numpy()
     models = [VoxelModel(p, device) for p in model_paths]
