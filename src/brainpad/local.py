@@ -4,9 +4,10 @@ Training draws random blocks centred in the brain from random training scans (st
 from the memory-mapped cohort array, so memory stays bounded); every output voxel inside
 the brain is asked to predict the scan's age. The loss is the voxel MAE plus the two
 auxiliary block-level MAEs (against the block's mean target), whose weights fade linearly
-to zero over ``aux_decay_iterations``. Early stopping watches a validation MAE on fixed
-blocks of the validation scans (``selection``): every voxel's own estimate, or each scan's
-mean over its blocks (:func:`validation_figures`; both are kept in the history).
+to zero over ``aux_decay_iterations`` (:func:`brainpad.models.unet_local.block_loss`).
+Early stopping watches a validation MAE on fixed blocks of the validation scans
+(``selection``): every voxel's own estimate, or each scan's mean over its blocks
+(:func:`validation_figures`; both are kept in the history).
 Inference tiles the whole brain with overlapping blocks and averages the overlaps
 (:func:`brainpad.blocks.stitch`).
 
@@ -36,7 +37,13 @@ import pandas as pd
 from brainpad.arrays import crop_slices
 from brainpad.blocks import sample_blocks, stitch, training_batch
 from brainpad.folds import fold_count
-from brainpad.models.unet_local import block_geometry, build, geometry_for_voxel
+from brainpad.models.unet_local import (
+    aux_fade,
+    block_geometry,
+    block_loss,
+    build,
+    geometry_for_voxel,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,9 +175,6 @@ def fit_local_unet(
         y = torch.as_tensor(y, dtype=torch.float32, device=device)
         return torch.from_numpy(x).to(device), torch.from_numpy(m).to(device), y
 
-    def voxel_l1(out, m, y):
-        return ((out[:, 0] - y).abs() * m).sum() / m.sum().clamp(min=1)
-
     targets = (ages - age_mean) / age_sd
 
     def train_epoch(epoch: int) -> float:
@@ -184,15 +188,8 @@ def fit_local_unet(
                 *training_batch(volumes, rows, targets, batch, mask, size_in, size_out, rng, mixing)
             )
             out, aux = net(x)
-            loss = voxel_l1(out, m, y)
-            fade = max(0.0, 1.0 - step / decay) if decay else 0.0
-            total += float(loss.detach())
-            if fade > 0:
-                block_y = y.mean(dim=(1, 2, 3))
-                loss = loss + fade * sum(
-                    w * torch.nn.functional.l1_loss(a, block_y)
-                    for w, a in zip(weights, aux, strict=True)
-                )
+            loss, voxel_mae = block_loss(out, aux, m, y, weights, aux_fade(step, decay))
+            total += float(voxel_mae.detach())
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

@@ -169,6 +169,54 @@ class LocalUNet(nn.Module):
         return self.out(x), aux
 
 
+def aux_fade(step: int, decay_iterations: int) -> float:
+    """Weight factor of the auxiliary losses at ``step``: 1 → 0 linearly over
+    ``decay_iterations`` (study 1: gone after 50k of 500k iterations); 0 if that is 0."""
+    if not decay_iterations:
+        return 0.0
+    return max(0.0, 1.0 - step / decay_iterations)
+
+
+def block_loss(
+    out: torch.Tensor,
+    aux: Sequence[torch.Tensor],
+    mask: torch.Tensor,
+    target: torch.Tensor,
+    aux_weights: Sequence[float],
+    fade: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Study 1's loss on a batch of blocks: voxel MAE + faded auxiliary block MAEs.
+
+    Parameters
+    ----------
+    out : torch.Tensor
+        Voxel predictions, (batch, 1, s, s, s), as :meth:`LocalUNet.forward` returns.
+    aux : sequence of torch.Tensor
+        The auxiliary block predictions, each (batch,).
+    mask : torch.Tensor
+        (batch, s, s, s), 1 on brain voxels: only they count in the voxel MAE.
+    target : torch.Tensor
+        (batch, s, s, s) voxel targets; an auxiliary head's target is the block's mean.
+    aux_weights : sequence of float
+        α₁, α₂, one per auxiliary head.
+    fade : float
+        The factor on α (:func:`aux_fade`); at 0 the auxiliary heads get no gradient.
+
+    Returns
+    -------
+    (total, voxel_mae) : tuple of torch.Tensor
+        The loss to minimise and its voxel MAE part (over the masked voxels).
+    """
+    voxel_mae = ((out[:, 0] - target).abs() * mask).sum() / mask.sum().clamp(min=1)
+    if fade <= 0:
+        return voxel_mae, voxel_mae
+    block_target = target.mean(dim=(1, 2, 3))
+    auxiliary = sum(
+        w * nn.functional.l1_loss(a, block_target) for w, a in zip(aux_weights, aux, strict=True)
+    )
+    return voxel_mae + fade * auxiliary, voxel_mae
+
+
 def build(in_channels: int, params: dict) -> LocalUNet:
     """The network for the config's ``models.local_unet`` settings."""
     return LocalUNet(
