@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 import torch
 
+from brainpad.local import fit_local_unet
 from brainpad.models import REGISTRY, get_spec, ridge_roi
+from brainpad.models.unet_local import aux_fade, block_geometry, build
 from brainpad.models.vgg3d import VGG3D
 from brainpad.train import fit_network, fold_sets, train_fold
 
@@ -236,6 +238,63 @@ def test_train_fold_local_unet_writes_maps_whose_mean_is_the_global_age(
     assert state["input_mean"].shape == state["input_sd"].shape == (2, 10, 12, 10)
     sets = fold_sets(pd.read_csv(synthetic_inputs["folds"], sep="\t"), 0)
     assert (sets == "oof").sum() < len(table) < (sets != "").sum() - (sets == "train").sum()
+
+
+def _fit_local(volumes, checkpoint, max_epochs=4):
+    torch.manual_seed(0)
+    params = {**LOCAL_PARAMS, "max_epochs": max_epochs}
+    size_in, size_out = block_geometry(params["levels"], params["bottleneck"])
+    rows, ages = np.arange(24), np.linspace(20, 80, 24)
+    best, history, *_ = fit_local_unet(
+        build(2, params),
+        volumes,
+        np.ones(volumes.shape[2:], bool),
+        (rows[:18], ages[:18]),
+        (rows[18:], ages[18:]),
+        params,
+        7,
+        torch.device("cpu"),
+        checkpoint,
+        "data-v1",
+        size_in,
+        size_out,
+        mixing=(0.5, 1.0),
+    )
+    return best, history
+
+
+def test_local_unet_resumes_after_being_killed_mid_epoch(synthetic_inputs, tmp_path, monkeypatch):
+    """A job killed in epoch 3 of 4 (cosine schedule, age mixing, auxiliary losses fading)
+    resumes from the epoch-2 checkpoint and ends with the same weights as an unbroken run."""
+    torch.set_num_threads(1)
+    volumes = np.load(synthetic_inputs["volumes"], mmap_mode="r")
+    straight, history = _fit_local(volumes, tmp_path / "a.pt")
+    kill_at = 2 * LOCAL_PARAMS["iterations_per_epoch"] + 1
+
+    def killed(step, decay):
+        if step >= kill_at:
+            raise KeyboardInterrupt("killed")
+        return aux_fade(step, decay)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("brainpad.local.aux_fade", killed)
+        with pytest.raises(KeyboardInterrupt, match="killed"):
+            _fit_local(volumes, tmp_path / "b.pt")
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["state"]["epoch"] == 2
+    steps = []
+
+    def recorded(step, decay):
+        steps.append(step)
+        return aux_fade(step, decay)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("brainpad.local.aux_fade", recorded)
+        resumed, resumed_history = _fit_local(volumes, tmp_path / "b.pt")
+    assert steps[0] == 2 * LOCAL_PARAMS["iterations_per_epoch"]  # epochs 1-2 not redone
+    assert [h["epoch"] for h in resumed_history] == [1, 2, 3, 4]
+    assert [h["validation_mae"] for h in resumed_history] == [h["validation_mae"] for h in history]
+    for name, tensor in straight.items():
+        assert torch.equal(tensor, resumed[name]), name
 
 
 def test_validation_figures_match_voxel_and_scan_means():

@@ -18,7 +18,7 @@ convolutions per scale: for ``levels`` pooling steps, a bottleneck of ``b`` voxe
 The receptive field (input − output + 1) is 17 voxels for one level with two convolutions
 per scale, 9 with one. One convolution per scale departs from the paper; on the demo it
 doubles how much of a focal effect the maps show (:mod:`brainpad.planted`) at the cost of
-global accuracy (README, "Local brain age").
+global accuracy (``docs/local-brain-age.md``).
 
 The paper's 52³ → 12³ at 1.5 mm is ``levels=2, b=6, c=2``. :func:`block_geometry` computes
 this, and :func:`geometry_for_voxel` picks levels and bottleneck for another working voxel
