@@ -135,6 +135,36 @@ def run_epochs(
     return state["best_state"], state["history"]
 
 
+def network_state(
+    model: str,
+    kind: str,
+    params: dict,
+    best: dict,
+    age_mean: float,
+    age_sd: float,
+    history: list[dict],
+    **extra: object,
+) -> dict:
+    """What a fitted network's ``model.pt`` holds (plain values and CPU tensors, so it
+    loads with ``torch.load(..., weights_only=True)``).
+
+    ``best`` is the kept epoch's state dict, ``history`` the per-epoch figures of
+    :func:`run_epochs`; ``best_epoch`` (1-based) is the epoch with the lowest validation
+    MAE. ``extra`` adds what rebuilding the network needs (shapes, block geometry).
+    """
+    return {
+        "model": model,
+        "kind": kind,
+        "params": params,
+        **extra,
+        "state_dict": {k: v.cpu() for k, v in best.items()},
+        "age_mean": age_mean,
+        "age_sd": age_sd,
+        "history": history,
+        "best_epoch": int(np.argmin([h["validation_mae"] for h in history])) + 1,
+    }
+
+
 @dataclass
 class NetworkFold:
     """What every network needs to train one fold: device, data, parts and fingerprint."""

@@ -309,7 +309,7 @@ def train_local(
     import nibabel as nib
     import torch
 
-    from brainpad.epochs import network_fold
+    from brainpad.epochs import network_fold, network_state
 
     data = network_fold(
         "local_unet", folds, sets, volumes_path, index_path, params, seed, fold, device_name
@@ -374,18 +374,18 @@ def train_local(
     del maps
     tmp.replace(maps_path)
     table = folds.loc[use, ["scan_id"]].assign(predicted=globals_)
-    state = {
-        "model": "local_unet",
-        "kind": "voxel",
-        "params": params,
-        "levels": levels,
-        "block": [size_in, size_out],
-        "in_channels": int(volumes.shape[1]),
-        "state_dict": {k: v.cpu() for k, v in best.items()},
-        "age_mean": age_mean,
-        "age_sd": age_sd,
-        "history": history,
-    }
+    state = network_state(
+        "local_unet",
+        "voxel",
+        params,
+        best,
+        age_mean,
+        age_sd,
+        history,
+        levels=levels,
+        block=[size_in, size_out],
+        in_channels=int(volumes.shape[1]),
+    )
     if isinstance(volumes, Standardised):
         state["input_mean"] = torch.from_numpy(volumes.mean)
         state["input_sd"] = torch.from_numpy(volumes.scale)

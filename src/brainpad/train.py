@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainpad.epochs import network_fold, run_epochs, save_atomic
+from brainpad.epochs import network_fold, network_state, run_epochs, save_atomic
 from brainpad.folds import fold_count
 from brainpad.inputs import write_table_atomic
 from brainpad.models import get_spec, ridge_roi
@@ -187,18 +187,17 @@ def _train_image(
     use = sets.isin(["oof", "heldout"]).to_numpy()
     predicted = predict_network(net, volumes, data.rows[use], params["batch_size"], device)
     table = folds.loc[use, ["scan_id"]].assign(predicted=predicted * age_sd + age_mean)
-    state = {
-        "model": name,
-        "kind": "image",
-        "params": params,
-        "in_channels": int(volumes.shape[1]),
-        "input_shape": [int(s) for s in volumes.shape[2:]],
-        "state_dict": {k: v.cpu() for k, v in best.items()},
-        "age_mean": age_mean,
-        "age_sd": age_sd,
-        "history": history,
-        "best_epoch": int(np.argmin([h["validation_mae"] for h in history])) + 1,
-    }
+    state = network_state(
+        name,
+        "image",
+        params,
+        best,
+        age_mean,
+        age_sd,
+        history,
+        in_channels=int(volumes.shape[1]),
+        input_shape=[int(s) for s in volumes.shape[2:]],
+    )
     return table, state
 
 
