@@ -241,9 +241,9 @@ def test_train_fold_local_unet_writes_maps_whose_mean_is_the_global_age(
     assert (sets == "oof").sum() < len(table) < (sets != "").sum() - (sets == "train").sum()
 
 
-def _fit_local(volumes, checkpoint, max_epochs=4):
+def _fit_local(volumes, checkpoint):
     torch.manual_seed(0)
-    params = {**LOCAL_PARAMS, "max_epochs": max_epochs}
+    params = {**LOCAL_PARAMS, "max_epochs": 4}
     size_in, size_out = block_geometry(params["levels"], params["bottleneck"])
     rows, ages = np.arange(24), np.linspace(20, 80, 24)
     best, history, *_ = fit_local_unet(
@@ -270,27 +270,20 @@ def test_local_unet_resumes_after_being_killed_mid_epoch(synthetic_inputs, tmp_p
     torch.set_num_threads(1)
     volumes = np.load(synthetic_inputs["volumes"], mmap_mode="r")
     straight, history = _fit_local(volumes, tmp_path / "a.pt")
-    kill_at = 2 * LOCAL_PARAMS["iterations_per_epoch"] + 1
+    steps, kill_at = [], 2 * LOCAL_PARAMS["iterations_per_epoch"] + 1
 
-    def killed(step, decay):
-        if step >= kill_at:
+    def watched(step, decay):  # every training step passes through aux_fade
+        steps.append(step)
+        if kill_at is not None and step >= kill_at:
             raise KeyboardInterrupt("killed")
         return aux_fade(step, decay)
 
-    with monkeypatch.context() as patch:
-        patch.setattr("brainpad.local.aux_fade", killed)
-        with pytest.raises(KeyboardInterrupt, match="killed"):
-            _fit_local(volumes, tmp_path / "b.pt")
+    monkeypatch.setattr("brainpad.local.aux_fade", watched)
+    with pytest.raises(KeyboardInterrupt, match="killed"):
+        _fit_local(volumes, tmp_path / "b.pt")
     assert torch.load(tmp_path / "b.pt", weights_only=True)["state"]["epoch"] == 2
-    steps = []
-
-    def recorded(step, decay):
-        steps.append(step)
-        return aux_fade(step, decay)
-
-    with monkeypatch.context() as patch:
-        patch.setattr("brainpad.local.aux_fade", recorded)
-        resumed, resumed_history = _fit_local(volumes, tmp_path / "b.pt")
+    steps, kill_at = [], None
+    resumed, resumed_history = _fit_local(volumes, tmp_path / "b.pt")
     assert steps[0] == 2 * LOCAL_PARAMS["iterations_per_epoch"]  # epochs 1-2 not redone
     assert [h["epoch"] for h in resumed_history] == [1, 2, 3, 4]
     assert [h["validation_mae"] for h in resumed_history] == [h["validation_mae"] for h in history]
