@@ -14,7 +14,14 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/simulate.smk"
+
+
+# the simulator exists only for the simulated cohort: it never writes into a real dataset
+if SIMULATED:
+
+    include: "workflow/rules/simulate.smk"
+
+
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/preprocess.smk"
 include: "workflow/rules/folds.smk"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from brainpad.local import fit_local_unet
 from brainpad.models import REGISTRY, get_spec, ridge_roi
-from brainpad.models.unet_local import aux_fade, block_geometry, build
+from brainpad.models.unet_local import block_geometry, build
 from brainpad.models.vgg3d import VGG3D
 from brainpad.train import fit_network, fold_sets, train_fold
 
@@ -124,7 +126,7 @@ def test_train_fold_vgg3d_writes_predictions_and_removes_checkpoint(synthetic_in
     net.load_state_dict(state["state_dict"])  # the saved state rebuilds the network
 
 
-def _fit(volumes, max_epochs, checkpoint, signature="data-v1"):
+def _fit(volumes, checkpoint, max_epochs, signature="data-v1"):
     torch.manual_seed(0)
     net = VGG3D(2, volumes.shape[2:], widths=(4, 8), dense=(8,))
     rows = np.arange(24)
@@ -144,22 +146,10 @@ def _fit(volumes, max_epochs, checkpoint, signature="data-v1"):
     return best, history
 
 
-def test_training_resumes_from_its_checkpoint_exactly(synthetic_inputs, tmp_path):
-    torch.set_num_threads(1)
-    volumes = np.load(synthetic_inputs["volumes"], mmap_mode="r")
-    straight, history = _fit(volumes, 4, tmp_path / "a.pt")
-    _fit(volumes, 2, tmp_path / "b.pt")  # "killed" after two epochs
-    resumed, resumed_history = _fit(volumes, 4, tmp_path / "b.pt")
-    assert [h["epoch"] for h in resumed_history] == [1, 2, 3, 4]
-    assert [h["validation_mae"] for h in resumed_history] == [h["validation_mae"] for h in history]
-    for name, tensor in straight.items():
-        assert torch.equal(tensor, resumed[name]), name
-
-
 def test_a_stale_checkpoint_is_ignored(synthetic_inputs, tmp_path):
     volumes = np.load(synthetic_inputs["volumes"], mmap_mode="r")
-    _fit(volumes, 2, tmp_path / "c.pt", signature="old data")
-    _, history = _fit(volumes, 1, tmp_path / "c.pt", signature="new data")
+    _fit(volumes, tmp_path / "c.pt", 2, signature="old data")
+    _, history = _fit(volumes, tmp_path / "c.pt", 1, signature="new data")
     assert len(history) == 1
 
 
@@ -241,9 +231,9 @@ def test_train_fold_local_unet_writes_maps_whose_mean_is_the_global_age(
     assert (sets == "oof").sum() < len(table) < (sets != "").sum() - (sets == "train").sum()
 
 
-def _fit_local(volumes, checkpoint):
+def _fit_local(volumes, checkpoint, max_epochs):
     torch.manual_seed(0)
-    params = {**LOCAL_PARAMS, "max_epochs": 4}
+    params = {**LOCAL_PARAMS, "max_epochs": max_epochs}
     size_in, size_out = block_geometry(params["levels"], params["bottleneck"])
     rows, ages = np.arange(24), np.linspace(20, 80, 24)
     best, history, *_ = fit_local_unet(
@@ -264,31 +254,69 @@ def _fit_local(volumes, checkpoint):
     return best, history
 
 
-def test_local_unet_resumes_after_being_killed_mid_epoch(synthetic_inputs, tmp_path, monkeypatch):
-    """A job killed in epoch 3 of 4 (cosine schedule, age mixing, auxiliary losses fading)
-    resumes from the epoch-2 checkpoint and ends with the same weights as an unbroken run."""
+# every network of the registry, trained for 4 epochs from its checkpoint file
+FITTERS = {"vgg3d": _fit, "local_unet": _fit_local}
+
+
+def test_every_network_joins_the_resume_test():
+    assert set(FITTERS) == {name for name, spec in REGISTRY.items() if spec.kind != "tabular"}
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL: raised from inside an optimiser step, mid-epoch."""
+
+
+@contextlib.contextmanager
+def optimiser_steps(kill_at: int | None = None):
+    """Count every optimiser step (of any network) and raise Killed at step ``kill_at``."""
+    steps: list[int] = []
+
+    def hook(optimiser, args, kwargs):
+        steps.append(len(steps))
+        if kill_at is not None and len(steps) > kill_at:
+            raise Killed("killed mid-epoch")
+
+    handle = register_optimizer_step_pre_hook(hook)
+    try:
+        yield steps
+    finally:
+        handle.remove()
+
+
+@pytest.mark.parametrize("network", sorted(FITTERS))
+def test_a_network_killed_mid_epoch_resumes_exactly(synthetic_inputs, tmp_path, network):
+    """Killed in epoch 3 of 4, a network resumes from the epoch-2 checkpoint, does not redo
+    epochs 1-2 (fails if resuming is switched off) and ends with an unbroken run's weights."""
     torch.set_num_threads(1)
+    fit = FITTERS[network]
     volumes = np.load(synthetic_inputs["volumes"], mmap_mode="r")
-    straight, history = _fit_local(volumes, tmp_path / "a.pt")
-    steps, kill_at = [], 2 * LOCAL_PARAMS["iterations_per_epoch"] + 1
-
-    def watched(step, decay):  # every training step passes through aux_fade
-        steps.append(step)
-        if kill_at is not None and step >= kill_at:
-            raise KeyboardInterrupt("killed")
-        return aux_fade(step, decay)
-
-    monkeypatch.setattr("brainpad.local.aux_fade", watched)
-    with pytest.raises(KeyboardInterrupt, match="killed"):
-        _fit_local(volumes, tmp_path / "b.pt")
+    with optimiser_steps() as steps:
+        straight, history = fit(volumes, tmp_path / "a.pt", max_epochs=4)
+    per_epoch = len(steps) // 4
+    with pytest.raises(Killed), optimiser_steps(kill_at=2 * per_epoch + per_epoch // 2):
+        fit(volumes, tmp_path / "b.pt", max_epochs=4)
     assert torch.load(tmp_path / "b.pt", weights_only=True)["state"]["epoch"] == 2
-    steps, kill_at = [], None
-    resumed, resumed_history = _fit_local(volumes, tmp_path / "b.pt")
-    assert steps[0] == 2 * LOCAL_PARAMS["iterations_per_epoch"]  # epochs 1-2 not redone
+    with optimiser_steps() as steps:
+        resumed, resumed_history = fit(volumes, tmp_path / "b.pt", max_epochs=4)
+    assert len(steps) == 2 * per_epoch  # epochs 3 and 4 only
     assert [h["epoch"] for h in resumed_history] == [1, 2, 3, 4]
     assert [h["validation_mae"] for h in resumed_history] == [h["validation_mae"] for h in history]
     for name, tensor in straight.items():
         assert torch.equal(tensor, resumed[name]), name
+
+
+@pytest.mark.parametrize("network", sorted(FITTERS))
+def test_a_corrupt_checkpoint_restarts_training_with_a_warning(
+    synthetic_inputs, tmp_path, caplog, network
+):
+    volumes = np.load(synthetic_inputs["volumes"], mmap_mode="r")
+    checkpoint = tmp_path / "c.pt"
+    FITTERS[network](volumes, checkpoint, max_epochs=1)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # cut short, as by a full disk
+    _, history = FITTERS[network](volumes, checkpoint, max_epochs=2)
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert f"checkpoint {checkpoint} is unreadable" in caplog.text
+    assert "training this fold from scratch" in caplog.text
 
 
 def test_validation_figures_match_voxel_and_scan_means():

@@ -58,6 +58,7 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         control_group=args.control_group,
         on_unlisted_scan=args.on_unlisted_scan,
         max_voxel_size_mm=args.max_voxel_size,
+        max_image_mb=args.max_image_mb,
         schema_path=Path(args.schema),
         threads=args.threads,
     )
@@ -241,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--control-group", default="HC")
     val.add_argument("--on-unlisted-scan", choices=["warn", "error"], default="warn")
     val.add_argument("--max-voxel-size", type=float, default=4.0, help="mm")
+    val.add_argument(
+        "--max-image-mb", type=float, default=2048.0, help="largest image read (MB of voxels)"
+    )
     val.add_argument("--schema", default=str(SCHEMA_PATH), help="participants.tsv JSON schema")
     val.add_argument("--threads", type=int, default=1)
     val.set_defaults(func=_cmd_validate)

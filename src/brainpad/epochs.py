@@ -35,6 +35,31 @@ def save_atomic(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def load_checkpoint(path: Path, device) -> dict | None:
+    """A checkpoint's contents, or None when there is none or it cannot be read.
+
+    A corrupt or truncated checkpoint (a full disk, a copy cut short) is not fatal:
+    training restarts from scratch with a warning that names the file.
+    """
+    import torch
+
+    if not path.is_file():
+        return None
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+        if not isinstance(saved, dict):
+            raise TypeError(f"holds a {type(saved).__name__}, not a checkpoint")
+    except Exception as err:  # torch raises many types for damaged files
+        log.warning(
+            "checkpoint %s is unreadable (%s: %s); training this fold from scratch",
+            path,
+            type(err).__name__,
+            str(err).strip().splitlines()[0] if str(err).strip() else "",
+        )
+        return None
+    return saved
+
+
 def fingerprint(*parts: object) -> str:
     """A hash of data, fold and settings: a checkpoint is resumed only when it matches."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
@@ -79,8 +104,8 @@ def run_epochs(
     import torch
 
     state = {"epoch": 0, "best_mae": float("inf"), "best_state": None, "bad": 0, "history": []}
-    if checkpoint.is_file():
-        saved = torch.load(checkpoint, map_location=device, weights_only=True)
+    saved = load_checkpoint(checkpoint, device)
+    if saved is not None:
         if saved.get("signature") == signature:
             net.load_state_dict(saved["net"])
             optimiser.load_state_dict(saved["optimiser"])

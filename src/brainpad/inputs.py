@@ -7,6 +7,7 @@ the row or field, the bad value and the fix; nothing is written unless all check
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
@@ -17,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
-import nibabel as nib
 import numpy as np
 import pandas as pd
 import yaml
 
-from brainpad.layout import discover_scans
+from brainpad.image_checks import check_image
+from brainpad.layout import discover_scans, misfiled_scans, misnamed_scans
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +31,9 @@ DEFAULT_GROUPS = ("HC", "sMCI", "pMCI", "AD")
 MISSING = {"n/a", "na", "nan", ""}
 SEX_CODES = {"m": "M", "male": "M", "f": "F", "female": "F"}
 MAX_LISTED_PROBLEMS = 25
-SCHEMA_PATH = (
-    Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "participants.schema.yaml"
-)
+SCHEMAS = Path(__file__).resolve().parents[2] / "workflow" / "schemas"
+SCHEMA_PATH = SCHEMAS / "participants.schema.yaml"
+SESSIONS_SCHEMA_PATH = SCHEMAS / "sessions.schema.yaml"
 MANIFEST_COLUMNS = [
     "scan_id",
     "participant_id",
@@ -71,6 +72,7 @@ class ValidationOptions:
     control_group: str = "HC"
     on_unlisted_scan: str = "warn"  # or "error"
     max_voxel_size_mm: float = 4.0
+    max_image_mb: float = 2048.0
     schema_path: Path = SCHEMA_PATH
     threads: int = 1
 
@@ -134,36 +136,76 @@ def _describe(error: jsonschema.ValidationError) -> str:
     return error.message
 
 
-def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.DataFrame:
-    """Read and validate ``participants.tsv``; return it with typed, normalised columns.
+def read_tsv(path: Path, what: str) -> pd.DataFrame:
+    """Read a BIDS TSV as text cells, or raise an InputError that says what is wrong.
 
-    ``age`` becomes float, ``sex`` M/F, ``group`` one of ``options.groups`` (all
-    participants are controls when the column is absent); other columns are kept as text
-    (numbers where every value is numeric).
+    Refused: a folder in its place, an empty file, text that is not UTF-8, rows that do
+    not parse, duplicate or blank column names. A UTF-8 byte-order mark and spaces around
+    column names are tolerated; comma-separated files get a hint.
     """
-    path = Path(bids_dir) / "participants.tsv"
-    if not path.is_file():
+    if path.is_symlink() and not path.exists():
+        msg = f"{path} is a broken symbolic link; fix it or copy the {what} file in its place"
+        raise InputError(msg)
+    if path.is_dir():
+        msg = f"{path} is a folder, not a file; replace it with the tab-separated {what} table"
+        raise InputError(msg)
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        msg = f"{path} cannot be read ({err.strerror}); fix its permissions (chmod u+r)"
+        raise InputError(msg) from err
+    if not raw.strip():
         msg = (
-            f"{path} is missing; every BIDS dataset needs a participants.tsv with at least "
-            "the columns participant_id and age (years)"
+            f"{path} is empty; write a tab-separated header row ({what} columns) and one row "
+            "per entry"
         )
         raise InputError(msg)
     try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        msg = (
+            f"{path} is not UTF-8 text (byte {err.start}: {raw[err.start : err.start + 1]!r}); "
+            "save it as UTF-8 tab-separated text"
+        )
+        raise InputError(msg) from err
+    try:
+        table = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, ValueError) as err:
         msg = f"{path} cannot be parsed as a tab-separated table ({err}); save it as UTF-8 TSV"
         raise InputError(msg) from err
-    schema = load_schema(options.schema_path)
-    schema["properties"]["group"]["enum"] = list(options.groups)
+    header = [c.strip() for c in text.splitlines()[0].split("\t")]
+    if len(header) == 1 and "," in header[0]:
+        msg = (
+            f"{path} has one column '{header[0]}': it looks comma-separated; BIDS tables "
+            "are tab-separated — save it as TSV"
+        )
+        raise InputError(msg)
+    doubled = sorted({c for c in header if header.count(c) > 1})
+    if doubled or "" in header:
+        names = ", ".join(repr(c) for c in doubled) if doubled else "a blank name"
+        msg = f"{path}: the header has {names} more than once or blank; give every column one name"
+        raise InputError(msg)
+    table.columns = header
+    return table.apply(lambda column: column.str.strip())
+
+
+def check_rows(table: pd.DataFrame, schema: dict, path: Path, id_column: str) -> list[dict]:
+    """Typed records of ``table``'s rows, or an InputError listing every cell that fails.
+
+    Each cell is coerced to the schema's type (``n/a`` or empty = missing) and the row is
+    validated; problems name the file, the row, the entry's id, the column, the value and
+    the schema's ``fix``. Ids must be unique.
+    """
     missing = [c for c in schema.get("required", []) if c not in table.columns]
     if missing:
         msg = (
             f"{path} has no column(s) {', '.join(missing)} (found: {', '.join(table.columns)}); "
-            "add them: participant_id as sub-<label>, age in years"
+            f"add them: {schema.get('columns_fix', 'see the schema')}"
         )
         raise InputError(msg)
-    if "group" not in table.columns:
-        table["group"] = options.control_group
+    if table.empty:
+        msg = f"{path} has a header but no rows; add one row per {id_column.split('_')[0]}"
+        raise InputError(msg)
     properties = schema["properties"]
     validator = jsonschema.Draft202012Validator(schema)
     problems, records = [], []
@@ -174,25 +216,48 @@ def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.Da
             record[column] = _coerce(raw, kinds)
         if isinstance(record.get("sex"), str):
             record["sex"] = SEX_CODES.get(record["sex"].lower(), record["sex"])
-        pid = row.get("participant_id", "?")
+        entry = row.get(id_column, "?")
         for error in sorted(validator.iter_errors(record), key=lambda e: list(e.path)):
             column = error.path[0] if error.path else "?"
             fix = properties.get(column, {}).get("fix", "correct the value")
             problems.append(
-                f"{path.name} row {row_number} ({pid}): {column} "
+                f"{path.name} row {row_number} ({entry}): {column} "
                 f"{row.get(column, '')!r} {_describe(error)}; {fix}"
             )
         records.append(record)
-    ids = table["participant_id"]
-    for pid, rows in ids.groupby(ids).groups.items():
+    ids = table[id_column]
+    for entry, rows in ids.groupby(ids).groups.items():
         if len(rows) > 1:
             where = " and ".join(str(r + 1) for r in rows)
             problems.append(
-                f"{path.name} rows {where}: participant_id '{pid}' appears "
-                f"{len(rows)} times; each participant must have exactly one row"
+                f"{path.name} rows {where}: {id_column} '{entry}' appears "
+                f"{len(rows)} times; each must have exactly one row"
             )
     if problems:
         _raise(problems, str(path))
+    return records
+
+
+def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.DataFrame:
+    """Read and validate ``participants.tsv``; return it with typed, normalised columns.
+
+    ``age`` becomes float, ``sex`` M/F, ``group`` one of ``options.groups`` (all
+    participants are controls when the column is absent); other columns are kept as text
+    (numbers where every value is numeric).
+    """
+    path = Path(bids_dir) / "participants.tsv"
+    if not path.exists() and not path.is_symlink():
+        msg = (
+            f"{path} is missing; every BIDS dataset needs a participants.tsv with at least "
+            "the columns participant_id and age (years)"
+        )
+        raise InputError(msg)
+    table = read_tsv(path, "participants")
+    schema = load_schema(options.schema_path)
+    schema["properties"]["group"]["enum"] = list(options.groups)
+    if "group" not in table.columns and "participant_id" in table.columns:
+        table["group"] = options.control_group
+    records = check_rows(table, schema, path, "participant_id")
     typed = pd.DataFrame.from_records(records, columns=table.columns)
     typed["age"] = typed["age"].astype(float)
     for column in typed.columns.difference(["participant_id", "sex", "site", "group"]):
@@ -202,62 +267,33 @@ def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.Da
     return typed
 
 
-def read_sessions(bids_dir: str | Path, participant_id: str) -> pd.DataFrame | None:
-    """The optional ``sub-X/sub-X_sessions.tsv`` (per-session site or age), if present."""
-    path = Path(bids_dir) / participant_id / f"{participant_id}_sessions.tsv"
-    if not path.is_file():
-        return None
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    table["session"] = table["session_id"].str.removeprefix("ses-")
-    return table
+def read_sessions(
+    bids_dir: str | Path, participant_id: str, sessions: Sequence[str] = ()
+) -> pd.DataFrame | None:
+    """The optional ``sub-X/sub-X_sessions.tsv`` (per-session site or age), validated.
 
-
-# --------------------------------------------------------------------------- images
-def check_image(path: str | Path, max_voxel_size_mm: float = 4.0) -> str | None:
-    """Sanity-check one structural image; return a problem description or None.
-
-    Checks: readable and complete, 3D (a trailing singleton 4th axis is accepted),
-    plausible voxel sizes (0 < size ≤ ``max_voxel_size_mm``), finite, not all zero.
+    Checked like participants.tsv (``sessions.schema.yaml``: ``session_id`` as
+    ``ses-<label>``, ages numeric in 0–120), and every row must name one of the
+    participant's ``sessions`` (labels without ``ses-``) when they are given.
+    Returns None when the file does not exist.
     """
-    try:
-        img = nib.load(path)
-        data = np.asanyarray(img.dataobj)
-    except Exception as err:  # nibabel raises many types for corrupt or truncated files
-        reason = str(err).strip() or type(err).__name__
-        return (
-            f"{path}: cannot be read ({reason}); the file is corrupt or truncated — "
-            "re-export or re-copy it, or remove it from the dataset"
-        )
-    shape = data.shape
-    if data.ndim == 4 and shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim > 3:
-        return (
-            f"{path}: image is {data.ndim}D with shape {shape}, but a 3D structural image "
-            "is expected; keep one volume (e.g. `fslroi in out 0 1`) or average them"
-        )
-    if data.ndim < 3 or min(data.shape) < 2:
-        return (
-            f"{path}: image has shape {shape}, which is 2D, but a 3D structural image is "
-            "expected; convert the full volume from DICOM again"
-        )
-    zooms = tuple(float(z) for z in nib.affines.voxel_sizes(img.affine))
-    if not all(0 < z <= max_voxel_size_mm for z in zooms):
-        sizes = " x ".join(f"{z:g}" for z in zooms)
-        return (
-            f"{path}: voxel size {sizes} mm is implausible (each must be > 0 and <= "
-            f"{max_voxel_size_mm:g} mm); fix the header (pixdim/affine) or re-export the scan"
-        )
-    if data.dtype.kind == "f":
-        bad = int(np.size(data) - np.isfinite(data).sum())
-        if bad:
-            return (
-                f"{path}: {bad} voxel(s) are NaN or infinite; replace them (e.g. with 0) "
-                "or re-export the scan"
-            )
-    if not np.any(data):
-        return f"{path}: every voxel is zero; the scan is empty — re-export it or remove it"
-    return None
+    path = Path(bids_dir) / participant_id / f"{participant_id}_sessions.tsv"
+    if not path.exists() and not path.is_symlink():
+        return None
+    table = read_tsv(path, "sessions")
+    records = check_rows(table, load_schema(SESSIONS_SCHEMA_PATH), path, "session_id")
+    typed = pd.DataFrame.from_records(records, columns=table.columns)
+    typed["session"] = typed["session_id"].str.removeprefix("ses-")
+    unknown = sorted(set(typed["session"]) - set(sessions))
+    if unknown:
+        have = ", ".join(f"ses-{s}" for s in sessions) or "no ses-* folder"
+        problems = [
+            f"{path.name}: session_id 'ses-{s}' has no scan folder {participant_id}/ses-{s}/anat "
+            f"(scans found in: {have}); correct the id or remove the row"
+            for s in unknown
+        ]
+        _raise(problems, str(path))
+    return typed
 
 
 # --------------------------------------------------------------------------- manifest
@@ -269,16 +305,18 @@ def build_manifest(
     Raises
     ------
     InputError
-        With every problem found (participants, missing scans, unreadable images).
+        With every problem found (participants, sessions, file names, duplicate scans,
+        missing scans, unreadable images).
     """
     root = check_bids_root(bids_dir)
     participants = read_participants(root, options)
     scans = discover_scans(root, options.modalities)
+    problems = misnamed_scans(root, options.modalities, set(scans["path"]))
+    problems += misfiled_scans(root, scans)
     listed = scans["participant_id"].isin(participants["participant_id"])
     skipped = scans.loc[~listed, ["path", "participant_id", "modality"]].assign(
         reason="participant_id not in participants.tsv"
     )
-    problems = []
     if len(skipped) and options.on_unlisted_scan == "error":
         for r in skipped.itertuples():
             problems.append(
@@ -295,37 +333,53 @@ def build_manifest(
                 f"participants.tsv row {row_number} ({pid}): no T1w scan found under "
                 f"{root / pid}/[ses-*/]anat/; add the scan or remove the row"
             )
+    sessions = {}
+    for pid, labels in scans.groupby("participant_id")["session"]:
+        try:
+            sessions[pid] = read_sessions(root, pid, sorted(set(labels) - {""}))
+        except InputError as err:
+            problems.append(str(err).replace("\n  - ", "; "))
     with ThreadPoolExecutor(max(1, options.threads)) as pool:
-        checks = pool.map(lambda p: check_image(p, options.max_voxel_size_mm), scans["path"])
+        checks = pool.map(
+            lambda p: check_image(p, options.max_voxel_size_mm, options.max_image_mb),
+            scans["path"],
+        )
         problems += [c for c in checks if c]
     if problems:
         _raise(problems, f"BIDS dataset {root}")
     manifest = scans.merge(participants, on="participant_id", how="left", validate="many_to_one")
-    manifest = _apply_sessions(manifest, root)
+    manifest = _apply_sessions(manifest, sessions)
     manifest["site"] = manifest["site"].fillna("unknown")
     ordered = MANIFEST_COLUMNS + [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
     return manifest[ordered].reset_index(drop=True), skipped.reset_index(drop=True)
 
 
-def _apply_sessions(manifest: pd.DataFrame, root: Path) -> pd.DataFrame:
-    """Per-session ``site``/``age`` from sessions.tsv files override the participant's."""
+def _apply_sessions(
+    manifest: pd.DataFrame, sessions: dict[str, pd.DataFrame | None]
+) -> pd.DataFrame:
+    """Per-session ``site``/``age`` from sessions.tsv files override the participant's.
+
+    ``session_site`` records whether a scan's site came from its session (True) or only
+    from the participant (False): repeat scans of one participant can be told apart as
+    test–retest or between-site only in the first case.
+    """
     for column in ("sex", "site"):
         if column not in manifest.columns:
             manifest[column] = None
-    for pid in manifest["participant_id"].unique():
-        sessions = read_sessions(root, pid)
-        if sessions is None:
+    manifest["session_site"] = False
+    for pid, table in sessions.items():
+        if table is None:
             continue
+        rows = manifest["participant_id"] == pid
         for column in ("site", "age"):
-            if column not in sessions.columns:
+            if column not in table.columns:
                 continue
-            values = dict(zip(sessions["session"], sessions[column], strict=True))
-            rows = manifest["participant_id"] == pid
-            override = manifest.loc[rows, "session"].map(values)
-            override = override[override.notna() & ~override.str.lower().isin(MISSING)]
-            if column == "age":
-                override = override.astype(float)
+            values = dict(zip(table["session"], table[column], strict=True))
+            override = manifest.loc[rows, "session"].map(values).dropna()
             manifest.loc[override.index, column] = override
+            if column == "site":
+                manifest.loc[override.index, "session_site"] = True
+    manifest["age"] = manifest["age"].astype(float)
     return manifest
 
 
@@ -346,9 +400,16 @@ def validate_dataset(
 ) -> pd.DataFrame:
     """Validate ``bids_dir`` and write the manifest and the skipped-scan list.
 
-    Nothing is written when validation fails.
+    Nothing is written when validation fails, and a manifest and skipped list left by an
+    earlier run are removed: no later step may read a manifest of a dataset that no
+    longer validates.
     """
-    manifest, skipped = build_manifest(bids_dir, options)
+    try:
+        manifest, skipped = build_manifest(bids_dir, options)
+    except InputError:
+        for stale in (manifest_path, skipped_path):
+            Path(stale).unlink(missing_ok=True)
+        raise
     write_table_atomic(skipped, skipped_path)
     write_table_atomic(manifest, manifest_path)
     log.info(

@@ -4,6 +4,7 @@ import json
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.settings.types import DeploymentMethod
 
 import pandas as pd
@@ -11,8 +12,10 @@ import pandas as pd
 from brainpad.layout import (
     CONSUMED,
     array_files,
+    dataset_overlap,
     describe_scan,
     discover_scans,
+    listed_participants,
     output_paths,
     scan_batches,
     template_files,
@@ -21,6 +24,10 @@ from brainpad.models import get_spec
 
 SIMULATED = config["bids_dir"] == "simulated"
 BIDS_DIR = "results/simulated" if SIMULATED else config["bids_dir"]
+if not SIMULATED:
+    # a real dataset is read only: no output of the workflow may land inside it
+    if overlap := dataset_overlap(BIDS_DIR, Path.cwd()):
+        raise WorkflowError(overlap)
 MANIFEST = "results/manifest.tsv"
 MANIFEST_SKIPPED = "results/manifest_skipped.tsv"
 QC_TABLE = "results/preproc/qc.tsv"
@@ -107,6 +114,26 @@ def truth_maps():
     return [f for f in simulated_files() if f.endswith("_desc-truelocalbrainPAD.nii.gz")]
 
 
+def bids_metadata():
+    """dataset_description.json and participants.tsv as validate_inputs' inputs.
+
+    For a real dataset only the ones that exist: a missing one is then reported by
+    `brainpad validate` with its fix, not by Snakemake as a missing input.
+    """
+    files = {
+        "description": f"{BIDS_DIR}/dataset_description.json",
+        "participants": f"{BIDS_DIR}/participants.tsv",
+    }
+    return {k: f for k, f in files.items() if SIMULATED or Path(f).is_file()}
+
+
+def sessions_tables():
+    """A real dataset's sub-*/sub-*_sessions.tsv files (re-validated when they change)."""
+    if SIMULATED:
+        return []
+    return sorted(str(p) for p in Path(BIDS_DIR).glob("sub-*/sub-*_sessions.tsv") if p.is_file())
+
+
 def input_scans():
     """All scan files of the configured modalities, known before the run starts.
 
@@ -142,16 +169,18 @@ def t1w_scans():
     """T1w scans to preprocess, indexed by scan_id (participant_id, session, run, path).
 
     Scans whose subject has no participants.tsv row are left out (validate_inputs lists
-    them in results/manifest_skipped.tsv).
+    them in results/manifest_skipped.tsv); so are broken links and second copies of a
+    scan, which validate_inputs reports (the plan must not fail before it can).
     """
     rows = [describe_scan(p) for p in input_scans()]
     columns = ["scan_id", "participant_id", "session", "run", "modality", "path"]
     table = pd.DataFrame([r for r in rows if r and r["modality"] == "T1w"], columns=columns)
-    participants = Path(BIDS_DIR) / "participants.tsv"
-    if not SIMULATED and participants.is_file():
-        listed = pd.read_csv(participants, sep="\t", dtype=str)
-        if "participant_id" in listed.columns:  # else validate_inputs reports it
-            table = table[table["participant_id"].isin(listed["participant_id"])]
+    if not SIMULATED:
+        exists = table["path"].map(lambda p: Path(p).exists()).astype(bool)
+        table = table[exists].drop_duplicates("scan_id")
+        listed = listed_participants(BIDS_DIR)
+        if listed is not None:  # else validate_inputs reports what is wrong
+            table = table[table["participant_id"].isin(listed)]
     return table.set_index("scan_id")
 
 

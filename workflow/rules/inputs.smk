@@ -3,20 +3,21 @@
 
 rule validate_inputs:
     input:
-        description=f"{BIDS_DIR}/dataset_description.json",
-        participants=f"{BIDS_DIR}/participants.tsv",
-        scans=input_scans(),
+        **bids_metadata(),
+        scans=[p for p in input_scans() if SIMULATED or Path(p).exists()],
+        sessions=sessions_tables(),
         schema=SCHEMAS / "participants.schema.yaml",
     output:
         manifest=MANIFEST,
         skipped=MANIFEST_SKIPPED,
     params:
-        bids_dir=lambda wildcards, input: Path(input.description).parent,
+        bids_dir=BIDS_DIR,
         modalities=config["modalities"],
         groups=config["groups"],
         control_group=config["control_group"],
         on_unlisted=config["on_unlisted_scan"],
         max_voxel=config["max_voxel_size_mm"],
+        max_image_mb=config["max_image_mb"],
     log:
         log_path("validate_inputs"),
     threads: 2
@@ -30,4 +31,5 @@ rule validate_inputs:
         " --skipped {output.skipped} --modalities {params.modalities}"
         " --groups {params.groups} --control-group {params.control_group}"
         " --on-unlisted-scan {params.on_unlisted} --max-voxel-size {params.max_voxel}"
+        " --max-image-mb {params.max_image_mb}"
         " --schema {input.schema:q} --threads {threads} > {log} 2>&1"

@@ -3,6 +3,10 @@
 
 
 rule mni_templates:
+    input:
+        # every computing job waits for validation; ancient: re-validating does not by
+        # itself re-run them (a changed scan re-runs its own preprocessing)
+        manifest=ancient(MANIFEST),
     output:
         **TEMPLATES,
     params:
@@ -40,6 +44,7 @@ rule preprocess_t1w:
     input:
         scan=lambda wildcards: T1W_PATHS[wildcards.scan],
         templates=[TEMPLATES[k] for k in ("t1", "gm", "wm", "csf", "mask")],
+        manifest=ancient(MANIFEST),
     output:
         **preproc_files("{subject}", "{scan}"),
     params:
@@ -71,6 +76,7 @@ rule preprocess_batch:
     input:
         scans=lambda wildcards: [T1W_PATHS[scan] for scan in BATCHES[wildcards.batch]],
         templates=[TEMPLATES[k] for k in ("t1", "gm", "wm", "csf", "mask")],
+        manifest=ancient(MANIFEST),
     output:
         batch_qc_table("{batch}"),
     params:
