@@ -18,6 +18,16 @@ import yaml
 from brainpad.simulate import Settings, simulate_cohort
 
 REPO = Path(__file__).resolve().parents[1]
+# fixtures that simulate a cohort or run ANTs: a test using one is marked slow
+SLOW_FIXTURES = {"tiny_cohort", "preprocessed", "templates_4mm"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark slow every test that builds a cohort or runs ANTs (`-m "not slow"` skips them)."""
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 
 TINY = {
     "n_subjects": 8,
@@ -57,12 +67,30 @@ TINY_CONFIG = {
 N_SCANS = 14  # 12 subjects + a test-retest and a between-site repeat
 
 
-def snakemake(
-    workdir: Path, config: dict, *args: str, timeout: int = 900
-) -> subprocess.CompletedProcess:
-    """Run the workflow in ``workdir`` with ``config`` (written to its config.yaml)."""
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy")
+OFFLINE_SITE = Path(__file__).resolve().parent / "offline_site"  # its sitecustomize.py
+
+
+def offline_env() -> dict[str, str]:
+    """The environment with proxies unset and a sitecustomize that refuses sockets.
+
+    Every Python process started with it (Snakemake, and each job's ``brainpad``) fails
+    on any attempt to open a network connection.
+    """
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in PROXY_VARIABLES and not k.startswith("SNAKEMAKE")
+    }
+    paths = [str(OFFLINE_SITE), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(paths).rstrip(os.pathsep)
+    return env
+
+
+def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
+    """The Snakemake command line for ``workdir`` with ``config`` (written to its config.yaml)."""
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [
+    return [
         *SNAKEMAKE,
         "--directory",
         str(workdir),
@@ -72,10 +100,20 @@ def snakemake(
         "2",
         *args,
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SNAKEMAKE")}
+
+
+def snakemake(
+    workdir: Path, config: dict, *args: str, timeout: int = 900, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with ``config``, offline (:func:`offline_env`).
+
+    ``env`` adds or replaces environment variables (e.g. a PYTHONPATH with a fault to
+    inject, whose sitecustomize must then load the offline one itself).
+    """
     # `timeout -k` kills Snakemake and its jobs, so a hang fails the test instead of CI
-    command = ["timeout", "-k", "10", str(timeout), *command]
-    return subprocess.run(command, capture_output=True, text=True, env=env)
+    command = ["timeout", "-k", "10", str(timeout), *snakemake_command(workdir, config, *args)]
+    environment = offline_env() | (env or {})
+    return subprocess.run(command, capture_output=True, text=True, env=environment)
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,26 @@ def test_sessions_extra_modality_and_session_site(make_bids, tmp_path):
     assert len(manifest) == 7
     assert manifest.loc[("sub-01_ses-2", "T1w"), "site"] == "s9"
     assert manifest.loc[("sub-01_ses-1", "FLAIR"), "session"] == "1"
+    # only sub-01's sites are known per session: its repeats can be told apart
+    assert manifest.xs("T1w", level="modality")["session_site"].to_dict() == {
+        "sub-01_ses-1": True,
+        "sub-01_ses-2": True,
+        "sub-02_ses-1": False,
+        "sub-02_ses-2": False,
+        "sub-03_ses-1": False,
+        "sub-03_ses-2": False,
+    }
+
+
+def test_harmless_oddities_are_tolerated(make_bids, tmp_path):
+    """A byte-order mark, Windows line ends, spaces around cells and macOS '._' files."""
+    root = make_bids()
+    text = "participant_id \t age\r\nsub-01\t 34.5\r\nsub-02\t71\r\nsub-03\t66.2 \r\n"
+    (root / "participants.tsv").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    (root / "sub-01/anat/._sub-01_T1w.nii.gz").write_bytes(b"\0\5\x16\7")
+    manifest = validate(root, tmp_path)
+    assert manifest["age"].tolist() == [34.5, 71.0, 66.2]
+    assert len(manifest) == 3
 
 
 def test_discovery_parses_entities(tmp_path):

@@ -41,6 +41,19 @@ def test_repeat_pairs_tell_test_retest_from_between_site():
     assert pairs["first"].tolist() == ["sub-1_ses-1", "sub-3_ses-1"]
 
 
+def test_repeat_pairs_without_a_session_site_are_not_called_test_retest(caplog):
+    scans = pd.DataFrame(
+        {
+            "scan_id": ["sub-1_ses-1", "sub-1_ses-2", "sub-3_ses-1", "sub-3_ses-2"],
+            "participant_id": ["sub-1", "sub-1", "sub-3", "sub-3"],
+            "site": ["A", "A", "A", "B"],
+            "session_site": [False, False, True, True],  # sub-1: participants.tsv site only
+        }
+    )
+    assert repeat_pairs(scans)["kind"].tolist() == ["repeat-site-unknown", "between-site"]
+    assert "1 repeat pair(s) have no per-session site" in caplog.text
+
+
 def test_icc_map_reads_each_pair():
     rng = np.random.default_rng(1)
     maps = {f"s{i}": rng.normal(size=(3, 3)) for i in range(8)}

@@ -196,6 +196,7 @@ LOCAL_PARAMS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mix_fraction", [0.0, 0.5])
 def test_train_fold_local_unet_writes_maps_whose_mean_is_the_global_age(
     synthetic_inputs, tmp_path, mix_fraction
@@ -283,6 +284,7 @@ def optimiser_steps(kill_at: int | None = None):
         handle.remove()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("network", sorted(FITTERS))
 def test_a_network_killed_mid_epoch_resumes_exactly(synthetic_inputs, tmp_path, network):
     """Killed in epoch 3 of 4, a network resumes from the epoch-2 checkpoint, does not redo

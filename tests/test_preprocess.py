@@ -12,7 +12,7 @@ import pytest
 from brainpad.cli import main
 from brainpad.layout import output_paths
 from brainpad.preprocess import PreprocessOptions, preprocess_batch, preprocess_scan
-from brainpad.preprocess.qc import qc_metrics, summarise
+from brainpad.preprocess.qc import QCThresholds, qc_metrics, summarise
 from brainpad.preprocess.registration import to_ants
 from brainpad.preprocess.segmentation import modulate_and_smooth, segment
 
@@ -153,7 +153,8 @@ def test_qc_thresholds(similarity_shift, tiv, passed, reason):
         warped = rng.normal(size=template.shape)
     mask = np.ones(template.shape, bool)
     volumes = {"GM": tiv * 0.5, "WM": tiv * 0.3, "CSF": tiv * 0.2}
-    metrics = qc_metrics(warped, template, mask, volumes, 1.0, 0.8, (900.0, 2600.0))
+    thresholds = QCThresholds(min_similarity=0.8)
+    metrics = qc_metrics(warped, template, mask, volumes, 1.0, thresholds)
     assert metrics["passed"] is passed
     if reason:
         assert reason in metrics["reasons"][0]

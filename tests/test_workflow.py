@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import copy
 import json
-import os
 import re
 import subprocess
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import N_SCANS, REPO, SNAKEMAKE, TINY_CONFIG, snakemake
+from conftest import N_SCANS, OFFLINE_SITE, REPO, SNAKEMAKE, TINY_CONFIG, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -148,40 +148,82 @@ def test_local_statistics_and_truth_check(tiny_run):
     assert (tiny_run / "results/report/local_maps.png").stat().st_size > 10_000
 
 
-def test_changing_one_scan_reruns_only_that_scan(tiny_run):
-    # Snakemake >= 9.18 compares input checksums, so a bare `touch` is not a change:
-    # rewrite the scan with one voxel altered, as a re-exported or corrected scan would be.
-    scan = sorted((tiny_run / "results/simulated").glob("sub-*/ses-*/anat/*_T1w.nii.gz"))[3]
-    original = scan.read_bytes()
-    image = nib.load(scan)
-    data = np.asarray(image.dataobj).copy()
-    data[tuple(s // 2 for s in data.shape)] += 1
-    nib.save(nib.Nifti1Image(data, image.affine, image.header), scan)
-    try:
-        result = snakemake(tiny_run, TINY_CONFIG, "-n")
-    finally:
-        scan.write_bytes(original)
-        os.utime(scan, (0, 0))  # the original content, older than everything again
+def dry_run_jobs(workdir, config) -> dict[str, str]:
+    """Rule name -> job count of a dry run."""
+    result = snakemake(workdir, config, "-n")
+    assert result.returncode == 0, result.stderr[-3000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
-    assert counts.get("preprocess_t1w") == "1", result.stdout[-3000:]
-    scan_id = scan.name.removesuffix("_T1w.nii.gz")
-    assert f"scan={scan_id}" in result.stdout
-    assert "simulate_cohort" not in counts
-    cohort_steps = ("qc_summary", "make_folds", "build_arrays", "train", "ensemble", "local_maps")
-    for cohort_step in cohort_steps:
-        assert cohort_step in counts, cohort_step
+    counts.pop("total", None)
+    return counts
+
+
+def test_a_model_setting_reruns_that_model_and_what_reads_it(tiny_run):
+    config = copy.deepcopy(TINY_CONFIG)
+    config["models"]["vgg3d"]["max_epochs"] = 3
+    assert dry_run_jobs(tiny_run, config) == {
+        "train": "2",  # vgg3d's two folds
+        "ensemble": "1",
+        "stats": "1",
+        "report_figures": "1",
+        "all": "1",
+    }
+
+
+def test_a_correction_setting_reruns_only_the_local_maps_and_their_statistics(tiny_run):
+    config = copy.deepcopy(TINY_CONFIG)
+    config.setdefault("debias", {})["voxel_method"] = "linear"
+    assert dry_run_jobs(tiny_run, config) == {
+        "local_maps": "1",
+        "local_stats": "1",
+        "local_figure": "1",
+        "local_truth": "1",
+        "all": "1",
+    }
+
+
+FULL_DISK = """
+import errno, os, runpy
+runpy.run_path(os.environ["OFFLINE_SITECUSTOMIZE"])  # stay offline too
+import pandas as pd
+
+_to_csv = pd.DataFrame.to_csv
+
+
+def to_csv(self, path=None, *args, **kwargs):  # half a table, then the disk is full
+    if path is not None and os.environ["FULL_DISK_AT"] in str(path):
+        with open(path, "w") as stream:
+            stream.write("half a table")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    return _to_csv(self, path, *args, **kwargs)
+
+
+pd.DataFrame.to_csv = to_csv
+"""
+
+
+def test_a_job_that_fails_on_a_full_disk_fails_alone_and_leaves_nothing(tiny_run, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(FULL_DISK)
+    env = {
+        "PYTHONPATH": str(site),
+        "OFFLINE_SITECUSTOMIZE": str(OFFLINE_SITE / "sitecustomize.py"),
+        "FULL_DISK_AT": "results/stats/.accuracy.tsv",  # not maps/stats/accuracy.tsv
+    }
+    before = (tiny_run / "results/maps/stats/icc.tsv").stat().st_mtime_ns
+    forced = ("--forcerun", "stats", "local_stats", "--keep-going")
+    result = snakemake(tiny_run, TINY_CONFIG, *forced, env=env)
+    assert result.returncode != 0
+    log = (tiny_run / "results/logs/stats.log").read_text()
+    assert "brainpad stats: system error: No space left on device" in log
+    assert "fix the cause (free disk space, permissions) and re-run" in log
+    assert "Traceback" not in log
+    assert list((tiny_run / "results/stats").glob("*")) == []  # no table, whole or half
+    assert (tiny_run / "results/maps/stats/icc.tsv").stat().st_mtime_ns > before  # ran alone
+    assert snakemake(tiny_run, TINY_CONFIG).returncode == 0  # space freed: the re-run mends it
+    assert (tiny_run / "results/stats/accuracy.tsv").is_file()
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
     result = snakemake(tiny_run, TINY_CONFIG, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
-
-
-def test_bad_real_dataset_stops_with_message_and_no_manifest(tmp_path, make_bids):
-    bids = make_bids(rows=[["participant_id", "age"], ["sub-01", "n/a"]])
-    result = snakemake(tmp_path, {"bids_dir": str(bids)})
-    assert result.returncode != 0
-    log = (tmp_path / "results/logs/validate_inputs.log").read_text()
-    assert "row 1 (sub-01): age 'n/a' is not a number; ages must be numeric years" in log
-    assert "age 'n/a' is not a number" in result.stdout + result.stderr  # shown on the terminal
-    assert not (tmp_path / "results/manifest.tsv").exists()

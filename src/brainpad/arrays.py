@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from brainpad.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 BRAIN_THRESHOLD = 0.05  # modulated GM + WM fraction counted as brain
 CHANNELS = ("GM", "WM")
@@ -82,24 +84,21 @@ def build_arrays(
     bbox = union_bounding_box(paths, margin)
     shape = tuple(s.stop - s.start for s in bbox)
     n = len(scans)
-    tmp_volume = Path(volume_path).with_suffix(".partial.npy")
-    tmp_slices = Path(slice_path).with_suffix(".partial.npy")
-    volumes = np.lib.format.open_memmap(
-        tmp_volume, mode="w+", dtype=np.float16, shape=(n, len(channels), *shape)
-    )
-    slices = np.lib.format.open_memmap(
-        tmp_slices, mode="w+", dtype=np.float16, shape=(n, len(channels), *shape[:2])
-    )
-    for row, channel_paths in enumerate(tqdm(paths, desc="arrays", disable=not os.isatty(2))):
-        for c, path in enumerate(channel_paths):
-            cropped = _load(path)[bbox]
-            volumes[row, c] = cropped
-            slices[row, c] = cropped[:, :, shape[2] // 2]
-    volumes.flush()
-    slices.flush()
-    del volumes, slices
-    os.replace(tmp_volume, volume_path)
-    os.replace(tmp_slices, slice_path)
+    with atomic_path(volume_path) as tmp_volume, atomic_path(slice_path) as tmp_slices:
+        volumes = np.lib.format.open_memmap(
+            tmp_volume, mode="w+", dtype=np.float16, shape=(n, len(channels), *shape)
+        )
+        slices = np.lib.format.open_memmap(
+            tmp_slices, mode="w+", dtype=np.float16, shape=(n, len(channels), *shape[:2])
+        )
+        for row, channel_paths in enumerate(tqdm(paths, desc="arrays", disable=not os.isatty(2))):
+            for c, path in enumerate(channel_paths):
+                cropped = _load(path)[bbox]
+                volumes[row, c] = cropped
+                slices[row, c] = cropped[:, :, shape[2] // 2]
+        volumes.flush()
+        slices.flush()
+        del volumes, slices
     index = pd.DataFrame({"row": np.arange(n), "scan_id": scans["scan_id"].to_numpy()})
     for axis, s in zip("xyz", bbox, strict=True):
         index[f"crop_{axis}"] = f"{s.start}:{s.stop}"

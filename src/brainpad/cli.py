@@ -73,6 +73,7 @@ def _cmd_templates(args: argparse.Namespace) -> None:
 
 def _preprocess_options(args: argparse.Namespace) -> PreprocessOptions:
     from brainpad.preprocess import PreprocessOptions
+    from brainpad.preprocess.qc import QCThresholds
 
     return PreprocessOptions(
         voxel_size=args.voxel_size,
@@ -80,8 +81,7 @@ def _preprocess_options(args: argparse.Namespace) -> PreprocessOptions:
         syn_iterations=tuple(args.syn_iterations),
         prior_weight=args.prior_weight,
         modulation=args.modulation,
-        min_similarity=args.min_similarity,
-        tiv_range_ml=tuple(args.tiv_range),
+        qc_thresholds=QCThresholds.from_config(json.loads(args.qc)),
         seed=args.seed,
     )
 
@@ -115,8 +115,9 @@ def _add_preprocess_options(parser: argparse.ArgumentParser) -> None:
         default="full",
         help="Jacobian modulation: total (tissue volume) or nonlinear only (head-size free)",
     )
-    parser.add_argument("--min-similarity", type=float, default=0.7)
-    parser.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0], help="ml")
+    parser.add_argument(
+        "--qc", default="{}", help="QC thresholds as JSON (the config's qc section)"
+    )
     parser.add_argument("--seed", type=int, default=42, help="ANTs random seed")
 
 
@@ -338,4 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         print(f"brainpad {args.command}: input error\n{err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a folder made read-only, a file that vanished
+        log.debug("%s failed", args.command, exc_info=True)
+        where = f" ({err.filename})" if err.filename else ""
+        print(
+            f"brainpad {args.command}: system error: {err.strerror or err}{where}; fix the "
+            "cause (free disk space, permissions) and re-run",
+            file=sys.stderr,
+        )
+        return 1
     return 0

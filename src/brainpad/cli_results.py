@@ -97,6 +97,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
         table, by_group, args.control_group, args.control_min_age, out / "brain_pad_by_group.png"
     )
     report.qc_summary(qc, args.min_similarity, args.tiv_range, out / "qc.png")
+    report.failed_montages(qc, args.preproc_dir, out / "qc_failed_montages.png")
     write_table_atomic(qc[~qc["passed"].astype(bool)], out / "qc_failed.tsv")
 
 
@@ -263,6 +264,7 @@ def add_result_commands(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--control-min-age", type=float, default=60.0)
     rep.add_argument("--min-similarity", type=float, default=0.7)
     rep.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0])
+    rep.add_argument("--preproc-dir", default="results/preproc", help="for failed scans' montages")
     rep.add_argument("--out-dir", required=True)
     rep.set_defaults(func=_cmd_report)
 

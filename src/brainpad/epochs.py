@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from brainpad.atomic import atomic_path
+
 log = logging.getLogger(__name__)
 
 
@@ -30,9 +32,8 @@ def save_atomic(obj: dict, path: Path) -> None:
     """``torch.save`` to a temporary name, then rename: readers never see half a file."""
     import torch
 
-    tmp = path.with_name(path.name + ".partial")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(path: Path, device) -> dict | None:
@@ -185,7 +186,12 @@ def network_state(
         "state_dict": {k: v.cpu() for k, v in best.items()},
         "age_mean": age_mean,
         "age_sd": age_sd,
-        "history": history,
+        # per-epoch figures as plain numbers and without their timing, so that a run
+        # resumed from a checkpoint writes the bytes of an unbroken one
+        "history": [
+            {k: int(v) if k == "epoch" else float(v) for k, v in h.items() if k != "seconds"}
+            for h in history
+        ],
         "best_epoch": int(np.argmin([h["validation_mae"] for h in history])) + 1,
     }
 

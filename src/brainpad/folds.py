@@ -121,7 +121,8 @@ def scan_roles(
     """Roles per T1w scan from the manifest and the QC table (``results/folds.tsv``).
 
     A participant passes QC when all of their T1w scans do. Returns one row per T1w scan:
-    ``scan_id, participant_id, session, age, sex, site, group, qc_passed, role, fold``.
+    ``scan_id, participant_id, session, age, sex, site, session_site, group, qc_passed,
+    role, fold`` (``session_site``: the site is the session's own, from sessions.tsv).
     """
     scans = manifest[manifest["modality"] == "T1w"].merge(
         qc[["scan_id", "passed"]].rename(columns={"passed": "qc_passed"}),
@@ -141,8 +142,12 @@ def scan_roles(
         .reset_index()
     )
     roles = assign_roles(people, control_group, n_folds, calibration_fraction, test_fraction, seed)
-    columns = ["scan_id", "participant_id", "session", "age", "sex", "site", "group", "qc_passed"]
-    return scans[columns].merge(roles, on="participant_id", validate="many_to_one")
+    if "session_site" not in scans.columns:  # a manifest from before the column existed
+        scans["session_site"] = False
+    columns = ["scan_id", "participant_id", "session", "age", "sex", "site", "session_site"]
+    return scans[[*columns, "group", "qc_passed"]].merge(
+        roles, on="participant_id", validate="many_to_one"
+    )
 
 
 def fold_count(folds: pd.DataFrame) -> int:

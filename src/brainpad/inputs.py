@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from brainpad.atomic import atomic_path
 from brainpad.image_checks import check_image
 from brainpad.layout import discover_scans, misfiled_scans, misnamed_scans
 
@@ -385,11 +386,8 @@ def _apply_sessions(
 
 def write_table_atomic(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a TSV via a temporary file and a rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, sep="\t", index=False, na_rep="n/a")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, sep="\t", index=False, na_rep="n/a")
 
 
 def validate_dataset(

@@ -30,6 +30,7 @@ from scipy import stats as sps
 from brainpad.inputs import write_table_atomic
 from brainpad.layout import map_paths
 from brainpad.local_stats import (
+    REPEAT_UNKNOWN,
     RunningMoments,
     icc_map,
     repeat_pairs,
@@ -218,7 +219,9 @@ def icc_tables(
     if tissue is not None:
         loaders["tissue"] = tissue
     rows = []
-    for kind in ("test-retest", "between-site"):
+    kinds = ["test-retest", "between-site"]
+    kinds += [REPEAT_UNKNOWN] if (pairs["kind"] == REPEAT_UNKNOWN).any() else []
+    for kind in kinds:
         chosen = pairs[pairs["kind"] == kind]
         if len(chosen) < 2:
             log.warning("ICC %s: %d pair(s); at least 2 are needed, skipped", kind, len(chosen))

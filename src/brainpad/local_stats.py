@@ -7,6 +7,7 @@ on those moments; Cohen's d uses the pooled SD (``SCIENCE.md`` §1).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -15,6 +16,9 @@ import pandas as pd
 from scipy import stats
 
 from brainpad.stats import icc_2_1
+
+log = logging.getLogger(__name__)
+REPEAT_UNKNOWN = "repeat-site-unknown"  # a repeat pair whose sessions have no own site
 
 
 @dataclass
@@ -63,14 +67,21 @@ def repeat_pairs(scans: pd.DataFrame) -> pd.DataFrame:
     """Participants scanned twice: their first two scans and the kind of repeat.
 
     Returns ``participant_id, first, second, kind`` with ``kind`` ``test-retest`` (same
-    site) or ``between-site``.
+    site) or ``between-site``, or ``repeat-site-unknown`` when either scan's site is the
+    participant's and not its session's (``session_site`` false: the dataset has no
+    sessions.tsv ``site``), so the pair cannot be told apart; a warning says how many.
     """
     rows = []
     for pid, group in scans.sort_values("scan_id").groupby("participant_id"):
         if len(group) < 2:
             continue
         first, second = group.iloc[0], group.iloc[1]
-        kind = "test-retest" if first["site"] == second["site"] else "between-site"
+        if not (first.get("session_site", True) and second.get("session_site", True)):
+            kind = REPEAT_UNKNOWN
+        elif first["site"] == second["site"]:
+            kind = "test-retest"
+        else:
+            kind = "between-site"
         rows.append(
             {
                 "participant_id": pid,
@@ -79,7 +90,15 @@ def repeat_pairs(scans: pd.DataFrame) -> pd.DataFrame:
                 "kind": kind,
             }
         )
-    return pd.DataFrame(rows, columns=["participant_id", "first", "second", "kind"])
+    pairs = pd.DataFrame(rows, columns=["participant_id", "first", "second", "kind"])
+    if unknown := int((pairs["kind"] == REPEAT_UNKNOWN).sum()):
+        log.warning(
+            "%d repeat pair(s) have no per-session site (no sessions.tsv 'site'): they cannot "
+            "be told apart as test-retest or between-site and are counted as %s",
+            unknown,
+            REPEAT_UNKNOWN,
+        )
+    return pairs
 
 
 def icc_map(pairs: pd.DataFrame, load: Callable[[str], np.ndarray]) -> np.ndarray:

@@ -7,6 +7,7 @@ brain-PAD.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from brainpad.layout import participant_of, preproc_paths
+from brainpad.local_stats import REPEAT_UNKNOWN
 from brainpad.stats import baseline_scans, comparison_people
 
 
@@ -130,6 +133,36 @@ def qc_summary(
     _save(fig, path)
 
 
+def failed_montages(qc: pd.DataFrame, preproc_dir: str | Path, path: str | Path) -> None:
+    """The QC montage of every scan that failed, titled with its reasons, in one figure.
+
+    Montages are the preprocessing's own (native scan with its brain mask, the scan in
+    MNI with the template outline, modulated GM); a scan whose montage is missing gets a
+    panel saying so.
+    """
+    failed = qc[~qc["passed"].astype(bool)]
+    if failed.empty:
+        fig, ax = plt.subplots(figsize=(5, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"all {len(qc)} scans passed QC", ha="center", va="center")
+        _save(fig, path)
+        return
+    columns = min(3, len(failed))
+    rows = -(-len(failed) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.8 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, row in zip(axes.ravel(), failed.itertuples(), strict=False):
+        montage = preproc_paths(preproc_dir, participant_of(row.scan_id), row.scan_id)["montage"]
+        if montage.is_file():
+            ax.imshow(plt.imread(montage))
+        else:
+            ax.text(0.5, 0.5, f"no montage at\n{montage}", ha="center", va="center", fontsize=7)
+        reasons = textwrap.fill(str(row.reasons), 48)
+        ax.set_title(f"{row.scan_id}\n{reasons}", fontsize=8, color="darkred")
+    _save(fig, path)
+
+
 def _axial(values: np.ndarray, affine: np.ndarray, z_mm: float) -> np.ndarray:
     """The axial slice nearest to MNI z = ``z_mm``, oriented for ``imshow``."""
     k = round(float(np.linalg.solve(affine, [0.0, 0.0, z_mm, 1.0])[2]))
@@ -174,7 +207,7 @@ def local_maps_figure(
         panels.append(row)
     icc = [
         (f"ICC(2,1) {kind}", np.asarray(nib.load(p).dataobj), "viridis")
-        for kind in ("test-retest", "between-site")
+        for kind in ("test-retest", "between-site", REPEAT_UNKNOWN)
         if (p := statmap_path(statmaps_dir, f"icc-{kind}", "icc")).is_file()
     ]
     if icc:

@@ -40,7 +40,8 @@ STATS = {
     for name in ("accuracy", "brain_pad_by_group", "group_comparison")
 }
 REPORT_FIGURES = {
-    name: f"results/report/{name}.png" for name in ("predicted_vs_age", "brain_pad_by_group", "qc")
+    name: f"results/report/{name}.png"
+    for name in ("predicted_vs_age", "brain_pad_by_group", "qc", "qc_failed_montages")
 }
 REPORT_TABLES = {"qc_failed": "results/report/qc_failed.tsv"}
 LOCAL_MAPS = {"maps": "results/maps/scans", "age_dependence": "results/maps/age_dependence.tsv"}
@@ -112,6 +113,23 @@ def simulated_files(descriptions=True):
 def truth_maps():
     """The simulation's true local brain-PAD map of each group."""
     return [f for f in simulated_files() if f.endswith("_desc-truelocalbrainPAD.nii.gz")]
+
+
+def validated(files):
+    """An input function that returns ``files(wildcards)`` once validate_inputs has passed.
+
+    Jobs that compute from the scans take their inputs through it: Snakemake plans them
+    only after the validate_inputs checkpoint has finished, so no computation starts on a
+    dataset that fails validation. They do not take the manifest as an input, so a
+    re-validation (a new participant, an edited participants.tsv) re-runs only the jobs
+    whose own inputs changed. A dry run that must re-validate first lists every such job.
+    """
+
+    def after_validation(wildcards):
+        checkpoints.validate_inputs.get()
+        return files(wildcards)
+
+    return after_validation
 
 
 def bids_metadata():

@@ -1,7 +1,10 @@
 # Input discovery and validation: BIDS dataset -> results/manifest.tsv.
+# A checkpoint: the jobs that compute from the scans (mni_templates, preprocessing) are
+# planned only once it has passed (common.smk: validated), so a bad dataset computes
+# nothing, while a re-validation does not by itself re-run them.
 
 
-rule validate_inputs:
+checkpoint validate_inputs:
     input:
         **bids_metadata(),
         scans=[p for p in input_scans() if SIMULATED or Path(p).exists()],
@@ -11,7 +14,7 @@ rule validate_inputs:
         manifest=MANIFEST,
         skipped=MANIFEST_SKIPPED,
     params:
-        bids_dir=BIDS_DIR,
+        bids_dir=lambda wildcards: BIDS_DIR,  # the root folder; its files are the inputs
         modalities=config["modalities"],
         groups=config["groups"],
         control_group=config["control_group"],

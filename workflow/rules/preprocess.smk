@@ -4,9 +4,7 @@
 
 rule mni_templates:
     input:
-        # every computing job waits for validation; ancient: re-validating does not by
-        # itself re-run them (a changed scan re-runs its own preprocessing)
-        manifest=ancient(MANIFEST),
+        validated(lambda wildcards: []),  # planned only after validation passed
     output:
         **TEMPLATES,
     params:
@@ -34,17 +32,15 @@ PREPROCESS_PARAMS = dict(
     syn=config["preprocess"]["syn_iterations"],
     prior_weight=config["preprocess"]["prior_weight"],
     modulation=config["preprocess"]["modulation"],
-    min_similarity=config["qc"]["min_similarity"],
-    tiv_range=config["qc"]["tiv_range_ml"],
+    qc=json.dumps(config["qc"]),
     seed=config["seed"],
 )
 
 
 rule preprocess_t1w:
     input:
-        scan=lambda wildcards: T1W_PATHS[wildcards.scan],
+        scan=validated(lambda wildcards: T1W_PATHS[wildcards.scan]),
         templates=[TEMPLATES[k] for k in ("t1", "gm", "wm", "csf", "mask")],
-        manifest=ancient(MANIFEST),
     output:
         **preproc_files("{subject}", "{scan}"),
     params:
@@ -68,15 +64,13 @@ rule preprocess_t1w:
         " --out-dir {params.out_dir} --templates-dir {params.templates_dir}"
         " --voxel-size {params.voxel} --fwhm {params.fwhm} --syn-iterations {params.syn}"
         " --prior-weight {params.prior_weight} --modulation {params.modulation}"
-        " --min-similarity {params.min_similarity}"
-        " --tiv-range {params.tiv_range} --seed {params.seed} > {log} 2>&1"
+        " --qc {params.qc:q} --seed {params.seed} > {log} 2>&1"
 
 
 rule preprocess_batch:
     input:
-        scans=lambda wildcards: [T1W_PATHS[scan] for scan in BATCHES[wildcards.batch]],
+        scans=validated(lambda wildcards: [T1W_PATHS[s] for s in BATCHES[wildcards.batch]]),
         templates=[TEMPLATES[k] for k in ("t1", "gm", "wm", "csf", "mask")],
-        manifest=ancient(MANIFEST),
     output:
         batch_qc_table("{batch}"),
     params:
@@ -102,8 +96,7 @@ rule preprocess_batch:
         " --templates-dir {params.templates_dir}"
         " --voxel-size {params.voxel} --fwhm {params.fwhm} --syn-iterations {params.syn}"
         " --prior-weight {params.prior_weight} --modulation {params.modulation}"
-        " --min-similarity {params.min_similarity}"
-        " --tiv-range {params.tiv_range} --seed {params.seed} > {log} 2>&1"
+        " --qc {params.qc:q} --seed {params.seed} > {log} 2>&1"
 
 
 rule qc_summary:

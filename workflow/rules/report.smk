@@ -25,6 +25,12 @@ rule report_figures:
             category="Quality control",
             labels={"figure": "QC summary"},
         ),
+        qc_failed_montages=report(
+            REPORT_FIGURES["qc_failed_montages"],
+            caption="../report/qc_failed_montages.rst",
+            category="Quality control",
+            labels={"figure": "montages of the scans that failed QC"},
+        ),
         qc_failed=report(
             REPORT_TABLES["qc_failed"],
             caption="../report/qc_failed.rst",
@@ -38,6 +44,8 @@ rule report_figures:
         min_similarity=config["qc"]["min_similarity"],
         tiv_range=config["qc"]["tiv_range_ml"],
         stats_dir=lambda wildcards, input: Path(input.stats[0]).parent,
+        # results/preproc/qc.tsv -> results/preproc (the failed scans' montages)
+        preproc_dir=lambda wildcards, input: Path(input.qc).parent,
         out_dir=lambda wildcards, output: Path(output.qc).parent,
     log:
         log_path("report_figures"),
@@ -52,7 +60,7 @@ rule report_figures:
         " --stats-dir {params.stats_dir} --models {params.models}"
         " --control-group {params.control_group} --control-min-age {params.control_min_age}"
         " --min-similarity {params.min_similarity} --tiv-range {params.tiv_range}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " --preproc-dir {params.preproc_dir} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule local_figure:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ants
@@ -39,8 +39,7 @@ class PreprocessOptions:
     syn_iterations: tuple[int, ...] = (40, 20, 10)
     prior_weight: float = 0.25
     modulation: str = "full"
-    min_similarity: float = 0.7
-    tiv_range_ml: tuple[float, float] = (900.0, 2600.0)
+    qc_thresholds: qc.QCThresholds = field(default_factory=lambda: qc.QCThresholds())
     seed: int = 42
 
 
@@ -83,18 +82,17 @@ def preprocess_scan(
         ants.image_write(reg.brain_mask, str(paths["mask"]))
         reg.save(paths["affine"], paths["warp"], paths["inverse_warp"])
         brain = mask.numpy() > 0
+        quality = qc.image_quality(image.numpy(), reg.brain_mask.numpy() > 0, image.spacing)
         metrics = qc.qc_metrics(
             reg.warped.numpy(),
             template.numpy(),
             brain,
             volumes,
             reg.affine_determinant(),
-            options.min_similarity,
-            options.tiv_range_ml,
+            options.qc_thresholds,
+            quality,
         )
-        metrics.update(
-            scan_id=scan_id, source=str(scan), seconds=round(time.perf_counter() - start, 2)
-        )
+        metrics.update(scan_id=scan_id, source=str(scan))  # no timing: QC files repeat exactly
         log.info("%s: maps written (%.1f s)", scan_id, time.perf_counter() - start)
         qc.montage(
             corrected.numpy(),
@@ -111,7 +109,7 @@ def preprocess_scan(
     log.info(
         "%s: done in %.1f s, similarity %.3f, passed %s",
         scan_id,
-        metrics["seconds"],
+        time.perf_counter() - start,
         metrics["similarity"],
         metrics["passed"],
     )

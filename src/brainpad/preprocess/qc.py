@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -12,11 +13,75 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from scipy import ndimage
+
+from brainpad.atomic import atomic_path
 
 
 def similarity(warped: np.ndarray, template: np.ndarray, mask: np.ndarray) -> float:
     """Pearson correlation of the registered scan with the template inside the brain."""
     return float(np.corrcoef(warped[mask], template[mask])[0, 1])
+
+
+@dataclass(frozen=True)
+class QCThresholds:
+    """What a scan must reach to be used (``qc:`` in the config)."""
+
+    min_similarity: float = 0.7
+    tiv_range_ml: tuple[float, float] = (900.0, 2600.0)
+    max_fov_edge: float = 0.01
+    min_snr: float = 10.0
+    max_ghost_ratio: float = 0.15
+
+    @classmethod
+    def from_config(cls, qc: dict) -> QCThresholds:
+        """Thresholds from the config's ``qc`` section (missing keys keep the defaults)."""
+        values = dict(qc)
+        if "tiv_range_ml" in values:
+            values["tiv_range_ml"] = tuple(float(v) for v in values["tiv_range_ml"])
+        return cls(**values)
+
+
+def image_quality(
+    native: np.ndarray, native_brain: np.ndarray, spacing_mm: Sequence[float]
+) -> dict:
+    """Acquisition quality of the native scan, given its brain mask (carried back from MNI).
+
+    ``fov_edge``: the fraction of the brain within 2 voxels of the field of view's edge
+    (0 when the whole brain was imaged; a cut field of view puts brain on the edge).
+    ``snr``: the median of the brightest quarter of the brain (white matter in a T1w,
+    eroded 2 voxels) over the noise SD, estimated from differences of neighbouring voxels
+    there (1.4826 MAD / sqrt 2: smooth bias and anatomy cancel).
+    ``ghost_ratio``: the mean signal where a half-field-of-view (N/2) ghost of the brain
+    would fall, along either in-plane axis, more than 25 mm from the brain, over the
+    brain's mean (MRIQC's ghost-to-signal ratio); air there holds only the noise floor.
+    """
+    shell = np.ones(native.shape, bool)
+    shell[2:-2, 2:-2, 2:-2] = False
+    fov_edge = float((native_brain & shell).sum() / max(int(native_brain.sum()), 1))
+    core = ndimage.binary_erosion(native_brain, iterations=2)
+    bright = core & (native >= np.percentile(native[core], 75))
+    differences = np.concatenate([_neighbour_differences(native, bright, a) for a in range(3)])
+    mad = float(np.median(np.abs(differences - np.median(differences))))
+    noise = 1.4826 * mad / np.sqrt(2.0)
+    snr = float(np.median(native[bright]) / noise) if noise > 0 else float("inf")
+    near = ndimage.distance_transform_edt(~native_brain, sampling=spacing_mm) <= 25.0
+    brain_mean = float(native[native_brain].mean())
+    ghost = 0.0
+    for axis in (0, 1):  # left-right and anterior-posterior (the scan is RAS)
+        region = np.roll(native_brain, native.shape[axis] // 2, axis=axis) & ~near
+        if region.any() and brain_mean > 0:
+            ghost = max(ghost, float(native[region].mean()) / brain_mean)
+    return {"fov_edge": fov_edge, "snr": snr, "ghost_ratio": ghost}
+
+
+def _neighbour_differences(image: np.ndarray, where: np.ndarray, axis: int) -> np.ndarray:
+    """``image[i + 1] - image[i]`` along ``axis`` for neighbours both in ``where``."""
+    head = [slice(None)] * image.ndim
+    tail = [slice(None)] * image.ndim
+    head[axis], tail[axis] = slice(0, -1), slice(1, None)
+    both = where[tuple(head)] & where[tuple(tail)]
+    return (image[tuple(tail)] - image[tuple(head)])[both]
 
 
 def qc_metrics(
@@ -25,26 +90,45 @@ def qc_metrics(
     mask: np.ndarray,
     volumes_ml: dict[str, float],
     affine_det: float,
-    min_similarity: float,
-    tiv_range_ml: tuple[float, float],
+    thresholds: QCThresholds,
+    quality: dict[str, float] | None = None,
 ) -> dict:
-    """All QC numbers of a scan and whether it passes.
+    """All QC numbers of a scan and whether it passes, with a reason for each failure.
 
-    A scan fails when its registration similarity is below ``min_similarity`` or its total
-    intracranial volume (GM + WM + CSF) falls outside ``tiv_range_ml``.
+    A scan fails when its registration similarity is below ``min_similarity``, its total
+    intracranial volume (GM + WM + CSF) falls outside ``tiv_range_ml``, or (given the
+    :func:`image_quality` figures) its brain reaches the edge of the field of view, its
+    SNR is too low or its ghost ratio too high.
     """
+    t = thresholds
     sim = similarity(warped, template, mask)
     tiv = float(sum(volumes_ml.values()))
     reasons = []
-    if not sim >= min_similarity:
-        reasons.append(f"registration similarity {sim:.3f} < {min_similarity}")
-    if not tiv_range_ml[0] <= tiv <= tiv_range_ml[1]:
-        reasons.append(f"TIV {tiv:.0f} ml outside {tiv_range_ml[0]:.0f}-{tiv_range_ml[1]:.0f} ml")
+    if not sim >= t.min_similarity:
+        reasons.append(f"registration similarity {sim:.3f} < {t.min_similarity}")
+    if not t.tiv_range_ml[0] <= tiv <= t.tiv_range_ml[1]:
+        reasons.append(
+            f"TIV {tiv:.0f} ml outside {t.tiv_range_ml[0]:.0f}-{t.tiv_range_ml[1]:.0f} ml"
+        )
+    quality = quality or {}
+    if "fov_edge" in quality and not quality["fov_edge"] <= t.max_fov_edge:
+        reasons.append(
+            f"{quality['fov_edge']:.1%} of the brain on the edge of the field of view > "
+            f"{t.max_fov_edge:.0%} (brain cut off)"
+        )
+    if "snr" in quality and not quality["snr"] >= t.min_snr:
+        reasons.append(f"SNR {quality['snr']:.1f} < {t.min_snr}")
+    if "ghost_ratio" in quality and not quality["ghost_ratio"] <= t.max_ghost_ratio:
+        reasons.append(
+            f"ghost-to-signal ratio {quality['ghost_ratio']:.2f} > {t.max_ghost_ratio} "
+            "(ghosting or heavy noise)"
+        )
     return {
         "similarity": sim,
         **{f"{tissue.lower()}_ml": float(v) for tissue, v in volumes_ml.items()},
         "tiv_ml": tiv,
         "affine_determinant": affine_det,
+        **quality,
         "passed": not reasons,
         "reasons": reasons,
     }
@@ -52,10 +136,8 @@ def qc_metrics(
 
 def write_json(data: dict, path: str | Path) -> None:
     """Write JSON through a temporary file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
 
 
 def _mid_slices(volume: np.ndarray) -> list[np.ndarray]:
@@ -127,7 +209,10 @@ def summarise(qc_files: list[str | Path]) -> pd.DataFrame:
         "csf_ml",
         "tiv_ml",
         "affine_determinant",
-        "seconds",
+        "fov_edge",
+        "snr",
+        "ghost_ratio",
         "source",
     ]
-    return pd.DataFrame(rows)[columns].sort_values("scan_id", ignore_index=True)
+    # reindex: a qc.json from before a metric existed gives an empty cell, not an error
+    return pd.DataFrame(rows).reindex(columns=columns).sort_values("scan_id", ignore_index=True)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from brainpad.simulate import anatomy, truth
+from brainpad.simulate import anatomy, artefacts, truth
 from brainpad.simulate.cohort import (
     Settings,
     clinical_coefficients,
@@ -95,6 +95,8 @@ def _simulate_one(job: tuple[dict, list[dict], Settings, Path]) -> dict:
             settings.max_rotation_deg,
             settings.max_translation_mm,
         )
+        if session["artefact"] and "T1w" in images:
+            images["T1w"] = artefacts.corrupt(images["T1w"], session["artefact"], rng)
         for modality, img in images.items():
             rel = scan_paths(pd.DataFrame([session]), (modality,))[0]
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -107,6 +109,7 @@ def _simulate_one(job: tuple[dict, list[dict], Settings, Path]) -> dict:
                     "path": rel,
                     "site": session["site"],
                     "repeat": session["repeat"],
+                    "artefact": session["artefact"] if modality == "T1w" else "",
                     **{
                         f"rotation_{a}_deg": r
                         for a, r in zip("xyz", pose["rotation_deg"], strict=True)

@@ -70,6 +70,7 @@ class Settings:
     max_rotation_deg: float = 10.0
     max_translation_mm: float = 10.0
     sites: tuple[Site, ...] = DEFAULT_SITES
+    artefacts: tuple[str, ...] = ()
 
     @classmethod
     def from_config(cls, config: dict) -> Settings:
@@ -79,7 +80,7 @@ class Settings:
         values = {k: v for k, v in sim.items() if k in known}
         if "sites" in values:
             values["sites"] = tuple(Site.from_config(s) for s in values["sites"])
-        for key in ("control_age_range", "patient_age_range", "modalities"):
+        for key in ("control_age_range", "patient_age_range", "modalities", "artefacts"):
             if key in values:
                 values[key] = tuple(values[key])
         if "seed" in config:
@@ -173,7 +174,36 @@ def plan_cohort(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
             }
         )
     sessions = pd.DataFrame(rows).sort_values(["participant_id", "session"], ignore_index=True)
+    sessions["artefact"] = ""
+    if settings.artefacts:
+        sessions = _plant_artefacts(sessions, participants, settings, control)
     return participants, sessions
+
+
+def _plant_artefacts(
+    sessions: pd.DataFrame, participants: pd.DataFrame, settings: Settings, control: str
+) -> pd.DataFrame:
+    """One healthy control scanned once per kind in ``settings.artefacts`` (own RNG
+    stream: the rest of the cohort is the same with or without artefacts)."""
+    scanned_once = sessions.groupby("participant_id")["session"].count() == 1
+    candidates = participants.loc[
+        (participants["group"] == control)
+        & participants["participant_id"].map(scanned_once).to_numpy(),
+        "participant_id",
+    ].to_numpy()
+    if len(candidates) < len(settings.artefacts):
+        msg = (
+            f"simulation.artefacts lists {len(settings.artefacts)} artefacts but only "
+            f"{len(candidates)} controls are scanned once; simulate more subjects or fewer "
+            "artefacts"
+        )
+        raise ValueError(msg)
+    chosen = np.random.default_rng([settings.seed, 2]).choice(
+        candidates, len(settings.artefacts), replace=False
+    )
+    for pid, kind in zip(chosen, settings.artefacts, strict=True):
+        sessions.loc[sessions["participant_id"] == pid, "artefact"] = kind
+    return sessions
 
 
 def scan_paths(sessions: pd.DataFrame, modalities: tuple[str, ...]) -> list[str]:

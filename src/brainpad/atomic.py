@@ -1,0 +1,35 @@
+"""Files appear whole or not at all: write to a temporary name, then rename.
+
+A job that is killed or fails mid-write (a full disk, an exception) leaves neither half
+a file under the final name, which a later step could read, nor the temporary file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to; renamed onto ``path`` on success.
+
+    On an exception the temporary file is removed and the exception propagates; the
+    final name keeps whatever it held before (nothing, in a workflow job).
+
+    Examples
+    --------
+    >>> with atomic_path("table.tsv") as tmp:  # doctest: +SKIP
+    ...     frame.to_csv(tmp, sep="\\t")
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
