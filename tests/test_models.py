@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
+from brainpad.epochs import network_state, save_atomic
 from brainpad.local import fit_local_unet
 from brainpad.models import REGISTRY, get_spec, ridge_roi
 from brainpad.models.unet_local import block_geometry, build
@@ -362,3 +363,20 @@ def test_cosine_learning_rate_decays_from_base_to_zero():
     assert learning_rate(0.002, 50, 100, "cosine") == pytest.approx(0.001)
     assert learning_rate(0.002, 100, 100, "cosine") == pytest.approx(0.0, abs=1e-12)
     assert learning_rate(0.002, 70, 100, "none") == 0.002
+
+
+def test_a_model_file_does_not_depend_on_whether_training_was_resumed(tmp_path):
+    """model.pt of a resumed run (early epochs read back from the checkpoint) has the
+    bytes of an unbroken run's: no timings, plain numbers, the same pickled structure."""
+    history = [
+        {"epoch": e, "train_mae": 10.0 / e, "validation_mae": 12.0 / e, "seconds": 0.1 * e}
+        for e in (1, 2, 3)
+    ]
+    save_atomic({"history": history[:2]}, tmp_path / "checkpoint.pt")
+    resumed = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["history"] + history[2:]
+    files = []
+    for h in (history, resumed):
+        state = network_state("vgg3d", "image", {"widths": [4]}, {"w": torch.ones(2)}, 50.0, 9.0, h)
+        torch.save(state, tmp_path / "model.pt")
+        files.append((tmp_path / "model.pt").read_bytes())
+    assert files[0] == files[1]

@@ -186,10 +186,15 @@ def network_state(
         "state_dict": {k: v.cpu() for k, v in best.items()},
         "age_mean": age_mean,
         "age_sd": age_sd,
-        # per-epoch figures as plain numbers and without their timing, so that a run
-        # resumed from a checkpoint writes the bytes of an unbroken one
+        # per-epoch figures as plain numbers, without their timing and with interned keys
+        # (pickle shares equal objects by identity; epochs read back from a checkpoint
+        # have their own key strings), so that a resumed run writes an unbroken run's bytes
         "history": [
-            {k: int(v) if k == "epoch" else float(v) for k, v in h.items() if k != "seconds"}
+            {
+                sys.intern(k): int(v) if k == "epoch" else float(v)
+                for k, v in h.items()
+                if k != "seconds"
+            }
             for h in history
         ],
         "best_epoch": int(np.argmin([h["validation_mae"] for h in history])) + 1,
