@@ -50,7 +50,15 @@ MANIFEST_COLUMNS = [
 
 
 class InputError(ValueError):
-    """Bad input data; the message says what is wrong, where, and how to fix it."""
+    """Bad input data; the message says what is wrong, where, and how to fix it.
+
+    ``problems`` holds the message's problems one per line (one, the message itself,
+    unless it lists several), for a caller that gathers problems from many files.
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems) if problems is not None else [message]
 
 
 def _raise(problems: Sequence[str], context: str) -> None:
@@ -61,7 +69,7 @@ def _raise(problems: Sequence[str], context: str) -> None:
     msg = f"{context}: {len(problems)} problem(s) found, nothing was written\n  - " + "\n  - ".join(
         shown
     )
-    raise InputError(msg)
+    raise InputError(msg, problems)
 
 
 @dataclass(frozen=True)
@@ -339,7 +347,7 @@ def build_manifest(
         try:
             sessions[pid] = read_sessions(root, pid, sorted(set(labels) - {""}))
         except InputError as err:
-            problems.append(str(err).replace("\n  - ", "; "))
+            problems += err.problems
     with ThreadPoolExecutor(max(1, options.threads)) as pool:
         checks = pool.map(
             lambda p: check_image(p, options.max_voxel_size_mm, options.max_image_mb),
