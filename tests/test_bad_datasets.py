@@ -116,6 +116,16 @@ CASES: list[tuple[str, Callable[[Path], None], str]] = [
         r"the header has 'age' more than once",
     ),
     (
+        "participants row with an extra cell",
+        lambda r: _write(r, "participants.tsv", "participant_id\tage\nsub-01\t30\t99\n"),
+        r"participants.tsv row 1 has 3 cells but the header has 2; give every row one cell",
+    ),
+    (
+        "dataset_description.json not JSON",
+        lambda r: _write(r, "dataset_description.json", "{not json"),
+        r"dataset_description.json is not valid JSON \(Expecting property name",
+    ),
+    (
         "sessions empty",
         lambda r: _write(r, SESSIONS, b""),
         r"sub-01_sessions.tsv is empty",

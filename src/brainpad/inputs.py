@@ -105,6 +105,15 @@ def check_bids_root(bids_dir: str | Path) -> Path:
             'with at least {"Name": ..., "BIDSVersion": "1.9.0"}'
         )
         raise InputError(msg)
+    description = root / "dataset_description.json"
+    try:
+        json.loads(description.read_text(encoding="utf-8-sig"))
+    except (ValueError, OSError) as err:  # JSONDecodeError and UnicodeDecodeError included
+        msg = (
+            f"{description} is not valid JSON ({err}); fix it, e.g. "
+            '{"Name": "my study", "BIDSVersion": "1.9.0"}'
+        )
+        raise InputError(msg) from err
     return root
 
 
@@ -177,12 +186,8 @@ def read_tsv(path: Path, what: str) -> pd.DataFrame:
             "save it as UTF-8 tab-separated text"
         )
         raise InputError(msg) from err
-    try:
-        table = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, ValueError) as err:
-        msg = f"{path} cannot be parsed as a tab-separated table ({err}); save it as UTF-8 TSV"
-        raise InputError(msg) from err
-    header = [c.strip() for c in text.splitlines()[0].split("\t")]
+    lines = text.splitlines()
+    header = [c.strip() for c in lines[0].split("\t")]
     if len(header) == 1 and "," in header[0]:
         msg = (
             f"{path} has one column '{header[0]}': it looks comma-separated; BIDS tables "
@@ -194,6 +199,19 @@ def read_tsv(path: Path, what: str) -> pd.DataFrame:
         names = ", ".join(repr(c) for c in doubled) if doubled else "a blank name"
         msg = f"{path}: the header has {names} more than once or blank; give every column one name"
         raise InputError(msg)
+    for number, line in enumerate(lines[1:], start=1):
+        cells = line.count("\t") + 1
+        if line.strip() and cells != len(header):
+            msg = (
+                f"{path} row {number} has {cells} cells but the header has {len(header)}; "
+                "give every row one cell per column (n/a where a value is missing)"
+            )
+            raise InputError(msg)
+    try:
+        table = pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, ValueError) as err:
+        msg = f"{path} cannot be parsed as a tab-separated table ({err}); save it as UTF-8 TSV"
+        raise InputError(msg) from err
     table.columns = header
     return table.apply(lambda column: column.str.strip())
 
