@@ -24,12 +24,10 @@ if SIMULATED:
 
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/preprocess.smk"
-include: "workflow/rules/folds.smk"
-include: "workflow/rules/arrays.smk"
-include: "workflow/rules/regions.smk"
-include: "workflow/rules/train.smk"
+include: "workflow/rules/cohort.smk"
+include: "workflow/rules/training.smk"
 include: "workflow/rules/ensemble.smk"
-include: "workflow/rules/maps.smk"
+include: "workflow/rules/local.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/report.smk"
 

@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from brainpad.arrays import crop_slices
-from brainpad.blocks import training_batch
-from brainpad.local import Standardised, predict_map
-from brainpad.models.unet_local import LocalUNet, block_geometry
-from brainpad.planted import planted_response, planted_table, planted_truth
+from brainpad.cohort.arrays import crop_slices
+from brainpad.local.planted import planted_response, planted_table, planted_truth
+from brainpad.models.local_unet import LocalUNet, block_geometry
+from brainpad.training.blocks import training_batch
+from brainpad.training.voxel import Standardised, predict_map
 
 
 def main() -> None:

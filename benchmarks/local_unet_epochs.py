@@ -1,7 +1,7 @@
 """What each training epoch of one local_unet fold model gives: validation, global age, maps.
 
 Trains ``local_unet`` on one fold with the workflow's own code and config
-(:func:`brainpad.train.train_fold`, the settings of ``config/config.yaml``), keeps every
+(:func:`brainpad.training.fold.train_fold`, the settings of ``config/config.yaml``), keeps every
 epoch's weights, and prints per epoch the two validation MAEs early stopping can watch
 (``models.local_unet.selection``), the out-of-fold global MAE (mean over each fold
 control's whole-brain map, against its age), the median voxel MAE of those maps, and how
@@ -31,13 +31,13 @@ import yaml
 from snakemake.utils import validate
 
 import brainpad.epochs
-from brainpad.arrays import crop_slices
-from brainpad.layout import array_files, template_files
-from brainpad.local import Standardised, geometry, predict_map
-from brainpad.local_stats import spatial_correlation
-from brainpad.models.unet_local import build
-from brainpad.recovery import read_true_map
-from brainpad.train import fold_sets, train_fold
+from brainpad.cohort.arrays import crop_slices
+from brainpad.local.measures import spatial_correlation
+from brainpad.local.truth import read_true_map
+from brainpad.models.local_unet import build
+from brainpad.paths import array_files, template_files
+from brainpad.training.fold import fold_sets, train_fold
+from brainpad.training.voxel import Standardised, geometry, predict_map
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,13 +67,13 @@ def main() -> None:
     mask_path = template_files(results / "templates", config["preprocess"]["voxel_size"])["mask"]
 
     weights = {}
-    save = brainpad.epochs.save_atomic
+    save = brainpad.training.loop.save_atomic
 
     def keep_weights(state: dict, path: Path) -> None:  # run_epochs saves once per epoch
         weights[state["state"]["epoch"]] = copy.deepcopy(state["net"])
         save(state, path)
 
-    brainpad.epochs.save_atomic = keep_weights
+    brainpad.training.loop.save_atomic = keep_weights
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)

@@ -1,6 +1,6 @@
 """Seconds per training epoch of the local brain-age U-Net, on a CPU or a GPU.
 
-Runs the workflow's own training loop (:func:`brainpad.local.fit_local_unet`: blocks read
+Runs the workflow's own training loop (:func:`brainpad.training.voxel.fit_local_unet`: blocks read
 from the cohort array, age mixing, the auxiliary losses, Adam, the validation blocks) on
 random two-channel maps filling an ellipsoidal brain in the MNI box at ``--voxel-mm``,
 with the shipped config's ``models.local_unet`` settings (the schema's defaults for the
@@ -26,8 +26,8 @@ import numpy as np
 import torch
 import yaml
 
-from brainpad.local import fit_local_unet, geometry
-from brainpad.models.unet_local import build
+from brainpad.models.local_unet import build
+from brainpad.training.voxel import fit_local_unet, geometry
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG, SCHEMA = REPO / "config/config.yaml", REPO / "workflow/schemas/config.schema.yaml"

@@ -23,7 +23,7 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from brainpad.layout import output_paths
+from brainpad.paths import output_paths
 from brainpad.preprocess import PreprocessOptions, preprocess_scan
 from brainpad.preprocess.registration import load_canonical
 from brainpad.simulate import TEMPLATE_PAD_MM, Settings, anatomy, plan_cohort, simulate_cohort

@@ -6,7 +6,7 @@ participant's true volume of that region: Pearson r across participants, against
 absolute volume and against the volume relative to the participant's total (the right
 reference for ``modulation: nonlinear`` maps, which divide head size out). Then the
 regional excess age of a patient group estimated from the image volumes against the one
-from the true volumes (:func:`brainpad.recovery.regional_excess_age`), correlated over
+from the true volumes (:func:`brainpad.local.truth.regional_excess_age`), correlated over
 regions. Compare registration settings by running it on two finished runs.
 
 Needs a finished demo run on simulated data (``results/arrays``, ``results/folds.tsv``,
@@ -24,8 +24,8 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
-from brainpad.arrays import open_volumes
-from brainpad.recovery import image_regional_volumes, regional_excess_age
+from brainpad.cohort.arrays import open_volumes
+from brainpad.local.truth import image_regional_volumes, regional_excess_age
 
 SHOWN = ("Hippocampus", "Amygdala", "Thalamus", "Lateral_Ventricle")
 

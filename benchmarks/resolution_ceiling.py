@@ -3,8 +3,8 @@
 For each patient group of a simulated cohort, prints the Pearson r over the brain between
 the group's true local brain-PAD map and the same pattern as a noise-free map could show
 it: only where tissue shrinks (the model reads GM and WM, so nothing shows in the growing
-CSF regions: :func:`brainpad.planted.planted_years`), blurred by a Gaussian of each FWHM
-(:func:`brainpad.planted.smooth_in_mask`). ``planted_response.tsv`` gives the FWHM that
+CSF regions: :func:`brainpad.local.planted.planted_years`), blurred by a Gaussian of each FWHM
+(:func:`brainpad.local.planted.smooth_in_mask`). ``planted_response.tsv`` gives the FWHM that
 the workflow's maps have (``planted_fwhm_mm``) and this r at it (``resolution_ceiling_r``);
 this prints the whole curve, so the FWHM a goal needs can be read off. Needs only the
 simulated cohort and the templates (``results/simulated``, ``results/templates``).
@@ -21,9 +21,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from brainpad.local_stats import spatial_correlation
-from brainpad.planted import planted_years, smooth_in_mask
-from brainpad.recovery import read_true_map
+from brainpad.local.measures import spatial_correlation
+from brainpad.local.planted import planted_years, smooth_in_mask
+from brainpad.local.truth import read_true_map
 
 
 def main() -> None:

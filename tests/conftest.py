@@ -203,7 +203,7 @@ def synthetic_folds() -> pd.DataFrame:
 
     Every participant has one scan, except two controls with a repeat session.
     """
-    from brainpad.folds import assign_roles
+    from brainpad.cohort.folds import assign_roles
 
     rng = np.random.default_rng(3)
     n_hc, n_pat = 50, 12
@@ -246,7 +246,7 @@ def synthetic_inputs(
     synthetic_truth: pd.DataFrame,
 ) -> dict[str, Path]:
     """folds.tsv, an ROI table and a tiny volume array whose anatomy shrinks with age."""
-    from brainpad.layout import array_files
+    from brainpad.paths import array_files
 
     root = tmp_path_factory.mktemp("synthetic")
     folds = synthetic_folds
@@ -294,7 +294,7 @@ def local_maps_cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
     holds an AD map accelerated 8 in label 1 and 3 elsewhere, on a grid 2 voxels wider, with
     the region map and exact regional volumes (1 % anatomical noise) that go with it.
     """
-    from brainpad.layout import map_paths
+    from brainpad.paths import map_paths
 
     root = tmp_path_factory.mktemp("local_maps")
     rng = np.random.default_rng(11)

@@ -9,17 +9,8 @@ from snakemake.settings.types import DeploymentMethod
 
 import pandas as pd
 
-from brainpad.layout import (
-    CONSUMED,
-    array_files,
-    dataset_overlap,
-    describe_scan,
-    discover_scans,
-    listed_participants,
-    output_paths,
-    scan_batches,
-    template_files,
-)
+from brainpad.paths import CONSUMED, array_files, output_paths, scan_batches, template_files
+from brainpad.inputs.bids import dataset_overlap, describe_scan, discover_scans, listed_participants
 from brainpad.models import get_spec
 
 SIMULATED = config["bids_dir"] == "simulated"
@@ -212,7 +203,7 @@ def preproc_files(subject, scan):
 
     Only the files the cohort-level rules read: every declared output costs Snakemake
     planning time per scan. The transforms, the preprocessed T1w, its brain mask and the
-    QC montage are written beside them (brainpad.layout.output_paths).
+    QC montage are written beside them (brainpad.paths.output_paths).
     """
     paths = output_paths(preproc_dir(subject), scan)
     return {k: str(paths[k]) for k in CONSUMED}

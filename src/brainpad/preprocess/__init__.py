@@ -17,7 +17,7 @@ import ants
 import nibabel as nib
 import numpy as np
 
-from brainpad.layout import output_paths, participant_of, preproc_paths, template_files
+from brainpad.paths import output_paths, participant_of, preproc_paths, template_files
 from brainpad.preprocess import qc
 from brainpad.preprocess.registration import (
     bias_correct,
@@ -131,7 +131,7 @@ def preprocess_batch(
     :func:`brainpad.preprocess.qc.summarise`) is written last, so it exists only when
     every scan of the batch is done.
     """
-    from brainpad.inputs import write_table_atomic
+    from brainpad.atomic import write_table_atomic
 
     if len(scans) != len(scan_ids):
         message = f"{len(scans)} scans but {len(scan_ids)} scan ids: give one id per scan"

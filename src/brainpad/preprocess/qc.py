@@ -180,7 +180,7 @@ def manifest_qc_files(manifest: str | Path, preproc_dir: str | Path) -> list[Pat
     """The qc.json of every T1w scan in ``manifest`` (``<preproc_dir>/<sub>/...``)."""
     import pandas as pd
 
-    from brainpad.layout import preproc_paths
+    from brainpad.paths import preproc_paths
 
     scans = pd.read_csv(manifest, sep="\t", dtype=str)
     t1w = scans[scans["modality"] == "T1w"]

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import ants
 import numpy as np
 
-from brainpad.layout import TISSUES
+from brainpad.paths import TISSUES
 
 FWHM_TO_SIGMA = 1.0 / (2.0 * np.sqrt(2.0 * np.log(2.0)))
 

@@ -63,7 +63,7 @@ PSEUDO_RATES = {WM_REGION: -0.0015, OTHER_GM_REGION: -0.0015, SULCAL_CSF_REGION:
 # hippocampus 15 % smaller than age-matched controls' (28 y × 0.55 %/y; MRI studies report
 # 15-25 %), ventricles 30 % larger, 3-4 % in the lateral temporal lobe. (At a third of
 # this, 4 % in the hippocampus, no estimator could tell the pattern from individual anatomy
-# in a demo-sized AD group: brainpad.recovery.volumetric_ceiling r = 0.31.)
+# in a demo-sized AD group: brainpad.local.truth.volumetric_ceiling r = 0.31.)
 AD_ACCELERATION: tuple[tuple[str, float], ...] = (
     ("Hippocampus", 28.0),
     ("Amygdala", 28.0),

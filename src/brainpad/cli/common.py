@@ -1,0 +1,24 @@
+"""What several stages' subcommands share: model labels and the ``--calibration`` option."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from brainpad.cohort.folds import CALIBRATION_SETS
+
+
+def model_columns(models: Sequence[str]) -> dict[str, str]:
+    """Report label → brain-age column: the ensemble, then each base model."""
+    return {"ensemble": "brain_age", **{m: f"pred_{m}" for m in models}}
+
+
+def add_calibration(parser: argparse.ArgumentParser, corrections: str) -> None:
+    """``--calibration``: which scans the ``corrections`` are fitted on."""
+    parser.add_argument(
+        "--calibration",
+        choices=CALIBRATION_SETS,
+        default="calibration",
+        help=f"scans the {corrections} are fitted on: the calibration set, or with the "
+        "training controls (their out-of-fold predictions)",
+    )

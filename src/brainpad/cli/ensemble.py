@@ -1,0 +1,39 @@
+"""``brainpad ensemble`` (``workflow/rules/ensemble.smk``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from brainpad.cli.common import add_calibration
+
+log = logging.getLogger("brainpad")
+
+
+def _cmd_ensemble(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from brainpad.atomic import write_table_atomic
+    from brainpad.ensemble.stacking import brain_age_table
+
+    folds = pd.read_csv(args.folds, sep="\t")
+    predictions = [pd.read_csv(p, sep="\t") for p in args.predictions]
+    table, fits = brain_age_table(folds, predictions, args.models, args.alpha, args.calibration)
+    write_table_atomic(table, args.out)
+    Path(args.fits).write_text(json.dumps(fits, indent=2) + "\n")
+    log.info("stacking weights %s; bias %s", fits["stacking"]["weights"], fits["bias"])
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register this stage's subcommands on ``brainpad``'s subparsers."""
+    ens = sub.add_parser("ensemble", help="stack the models; raw and corrected brain-PAD")
+    ens.add_argument("--folds", required=True)
+    ens.add_argument("--models", nargs="+", required=True)
+    ens.add_argument("--alpha", type=float, default=1.0, help="ridge penalty of the head")
+    ens.add_argument("--out", required=True, help="brain-age table (TSV)")
+    ens.add_argument("--fits", required=True, help="stacking and bias fits (JSON)")
+    add_calibration(ens, "global bias corrections")
+    ens.add_argument("predictions", nargs="+", help="every model x fold predictions TSV")
+    ens.set_defaults(func=_cmd_ensemble)

@@ -1,0 +1,45 @@
+"""``brainpad validate`` (``workflow/rules/inputs.smk``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from brainpad.inputs.tables import SCHEMA_PATH
+from brainpad.inputs.validate import ValidationOptions, validate_dataset
+
+log = logging.getLogger("brainpad")
+
+
+def _cmd_validate(args: argparse.Namespace) -> None:
+    options = ValidationOptions(
+        modalities=tuple(args.modalities),
+        groups=tuple(args.groups),
+        control_group=args.control_group,
+        on_unlisted_scan=args.on_unlisted_scan,
+        max_voxel_size_mm=args.max_voxel_size,
+        max_image_mb=args.max_image_mb,
+        schema_path=Path(args.schema),
+        threads=args.threads,
+    )
+    validate_dataset(args.bids_dir, args.manifest, args.skipped, options)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register this stage's subcommands on ``brainpad``'s subparsers."""
+    val = sub.add_parser("validate", help="validate a BIDS dataset and write the manifest")
+    val.add_argument("--bids-dir", required=True)
+    val.add_argument("--manifest", required=True, help="output manifest TSV")
+    val.add_argument("--skipped", required=True, help="output TSV of skipped scans")
+    val.add_argument("--modalities", nargs="+", default=["T1w"])
+    val.add_argument("--groups", nargs="+", default=["HC", "sMCI", "pMCI", "AD"])
+    val.add_argument("--control-group", default="HC")
+    val.add_argument("--on-unlisted-scan", choices=["warn", "error"], default="warn")
+    val.add_argument("--max-voxel-size", type=float, default=4.0, help="mm")
+    val.add_argument(
+        "--max-image-mb", type=float, default=2048.0, help="largest image read (MB of voxels)"
+    )
+    val.add_argument("--schema", default=str(SCHEMA_PATH), help="participants.tsv JSON schema")
+    val.add_argument("--threads", type=int, default=1)
+    val.set_defaults(func=_cmd_validate)

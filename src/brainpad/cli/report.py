@@ -1,0 +1,62 @@
+"""``brainpad report`` and ``local-figure`` (``workflow/rules/report.smk``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from brainpad.cli.common import model_columns
+
+log = logging.getLogger("brainpad")
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from brainpad.report import figures as report
+    from brainpad.atomic import write_table_atomic
+
+    table = pd.read_csv(args.brain_age, sep="\t")
+    stats_dir = Path(args.stats_dir)
+    accuracy = pd.read_csv(stats_dir / "accuracy.tsv", sep="\t")
+    by_group = pd.read_csv(stats_dir / "brain_pad_by_group.tsv", sep="\t")
+    qc = pd.read_csv(args.qc, sep="\t")
+    out = Path(args.out_dir)
+    columns = model_columns(args.models)
+    report.predicted_vs_age(table, columns, accuracy, out / "predicted_vs_age.png")
+    report.brain_pad_by_group(
+        table, by_group, args.control_group, args.control_min_age, out / "brain_pad_by_group.png"
+    )
+    report.qc_summary(qc, args.min_similarity, args.tiv_range, out / "qc.png")
+    report.failed_montages(qc, args.preproc_dir, out / "qc_failed_montages.png")
+    write_table_atomic(qc[~qc["passed"].astype(bool)], out / "qc_failed.tsv")
+
+
+def _cmd_local_figure(args: argparse.Namespace) -> None:
+    from brainpad.report.figures import local_maps_figure
+
+    local_maps_figure(args.statmaps_dir, args.mask, args.control_group, args.out, args.truth_dir)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register this stage's subcommands on ``brainpad``'s subparsers."""
+    rep = sub.add_parser("report", help="figures and tables for the HTML report")
+    rep.add_argument("--brain-age", required=True)
+    rep.add_argument("--qc", required=True)
+    rep.add_argument("--stats-dir", required=True)
+    rep.add_argument("--models", nargs="+", required=True)
+    rep.add_argument("--control-group", default="HC")
+    rep.add_argument("--control-min-age", type=float, default=60.0)
+    rep.add_argument("--min-similarity", type=float, default=0.7)
+    rep.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0])
+    rep.add_argument("--preproc-dir", default="results/preproc", help="for failed scans' montages")
+    rep.add_argument("--out-dir", required=True)
+    rep.set_defaults(func=_cmd_report)
+    lfg = sub.add_parser("local-figure", help="slices of the group, effect-size and ICC maps")
+    lfg.add_argument("--statmaps-dir", required=True, help="from local-stats")
+    lfg.add_argument("--mask", required=True, help="template brain mask")
+    lfg.add_argument("--control-group", default="HC")
+    lfg.add_argument("--truth-dir", help="the simulation's truth folder (adds the true maps)")
+    lfg.add_argument("--out", required=True, help="output PNG")
+    lfg.set_defaults(func=_cmd_local_figure)

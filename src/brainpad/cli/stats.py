@@ -1,0 +1,43 @@
+"""``brainpad stats`` (``workflow/rules/stats.smk``)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from brainpad.cli.common import model_columns
+
+log = logging.getLogger("brainpad")
+
+
+def _cmd_stats(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from brainpad.atomic import write_table_atomic
+    from brainpad.stats.tables import accuracy_table, group_tables
+
+    table = pd.read_csv(args.brain_age, sep="\t")
+    truth = pd.read_csv(args.truth, sep="\t").set_index("participant_id") if args.truth else None
+    accuracy = accuracy_table(table, model_columns(args.models), truth)
+    by_group, comparisons = group_tables(
+        table, args.control_group, args.control_min_age, truth=truth
+    )
+    out = Path(args.out_dir)
+    write_table_atomic(accuracy, out / "accuracy.tsv")
+    write_table_atomic(by_group, out / "brain_pad_by_group.tsv")
+    write_table_atomic(comparisons, out / "group_comparison.tsv")
+    for row in accuracy.itertuples():
+        log.info("healthy test %s: MAE %.2f y, r %.2f, R2 %.2f", row.model, row.mae, row.r, row.r2)
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register this stage's subcommands on ``brainpad``'s subparsers."""
+    sta = sub.add_parser("stats", help="accuracy and group comparisons of brain-PAD")
+    sta.add_argument("--brain-age", required=True)
+    sta.add_argument("--models", nargs="+", required=True)
+    sta.add_argument("--control-group", default="HC")
+    sta.add_argument("--control-min-age", type=float, default=60.0)
+    sta.add_argument("--truth", help="simulation subjects.tsv (adds the truth columns)")
+    sta.add_argument("--out-dir", required=True)
+    sta.set_defaults(func=_cmd_stats)

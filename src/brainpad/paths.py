@@ -1,0 +1,100 @@
+"""Where brainpad's outputs live: every derived path, one function per kind of file.
+
+Only names, no image libraries: the workflow's planning (``workflow/rules/common.smk``)
+imports this module for every run, so it must load in milliseconds even when a cohort
+has 10,000 scans (``benchmarks/plan_scale.py``).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from pathlib import Path
+
+TISSUES = ("CSF", "GM", "WM")
+
+
+CONSUMED = ("gm", "wm", "csf", "qc")
+
+
+MAP_KINDS = ("brainage", "brainPAD", "brainPADcorrected")
+
+
+def template_files(directory: str | Path, voxel_size: float) -> dict[str, Path]:
+    """Names of the template files written by :func:`brainpad.templates.write_template_files`."""
+    res = f"{voxel_size:g}".replace(".", "p")
+    stem = f"tpl-MNI152NLin2009aSym_res-{res}mm"
+    names = {
+        "t1": f"{stem}_T1w.nii.gz",
+        "gm": f"{stem}_label-GM_probseg.nii.gz",
+        "wm": f"{stem}_label-WM_probseg.nii.gz",
+        "csf": f"{stem}_label-CSF_probseg.nii.gz",
+        "mask": f"{stem}_desc-brain_mask.nii.gz",
+        "atlas": f"{stem}_atlas-HarvardOxford_dseg.nii.gz",
+        "labels": f"{stem}_atlas-HarvardOxford_dseg.tsv",
+    }
+    return {k: Path(directory) / v for k, v in names.items()}
+
+
+def output_paths(out_dir: str | Path, scan_id: str) -> dict[str, Path]:
+    """Every file :func:`brainpad.preprocess.preprocess_scan` writes for one scan."""
+    base = Path(out_dir) / scan_id
+    paths = {
+        f"{tissue.lower()}": Path(f"{base}_space-MNI_label-{tissue}_desc-modulated_probseg.nii.gz")
+        for tissue in TISSUES
+    }
+    paths.update(
+        t1=Path(f"{base}_space-MNI_desc-preproc_T1w.nii.gz"),
+        mask=Path(f"{base}_desc-brain_mask.nii.gz"),
+        affine=Path(f"{base}_from-T1w_to-MNI_mode-image_xfm.mat"),
+        warp=Path(f"{base}_from-T1w_to-MNI_mode-image_warp.nii.gz"),
+        inverse_warp=Path(f"{base}_from-MNI_to-T1w_mode-image_warp.nii.gz"),
+        qc=Path(f"{base}_desc-qc.json"),
+        montage=Path(f"{base}_desc-qc.png"),
+    )
+    return paths
+
+
+def preproc_paths(preproc_dir: str | Path, participant: str, scan_id: str) -> dict[str, Path]:
+    """:func:`output_paths` of one scan in its participant's folder under ``preproc_dir``."""
+    return output_paths(Path(preproc_dir) / participant, scan_id)
+
+
+def scan_batches(scan_ids: Iterable[str], batches: int) -> dict[str, list[str]]:
+    """Scans split into at most ``batches`` preprocessing batches, by a hash of their id.
+
+    A scan's batch depends on its own id and ``batches`` only, so adding, removing or
+    changing a scan changes one batch and the others keep their scans (and their
+    results). Batches are named ``batch-000``, ``batch-001``, ...; empty ones are left out.
+
+    Returns
+    -------
+    dict
+        Batch name -> sorted scan ids.
+    """
+    width = max(3, len(str(batches - 1)))
+    found: dict[int, list[str]] = {}
+    for scan_id in sorted(scan_ids):
+        found.setdefault(zlib.crc32(scan_id.encode()) % batches, []).append(scan_id)
+    return {f"batch-{i:0{width}d}": found[i] for i in sorted(found)}
+
+
+def participant_of(scan_id: str) -> str:
+    """The ``sub-<label>`` a scan id (``sub-01_ses-1_run-2``) belongs to."""
+    return scan_id.split("_", 1)[0]
+
+
+def array_files(out_dir: str | Path) -> dict[str, Path]:
+    """The files written by :func:`brainpad.arrays.build_arrays` in ``out_dir``."""
+    out = Path(out_dir)
+    return {
+        "volumes": out / "volumes.npy",
+        "slices": out / "slices.npy",
+        "index": out / "index.tsv",
+    }
+
+
+def map_paths(out_dir: str | Path, participant: str, scan_id: str) -> dict[str, Path]:
+    """The three local-map NIfTIs of one scan (BIDS-derivatives style names)."""
+    folder = Path(out_dir) / participant
+    return {k: folder / f"{scan_id}_space-MNI_desc-{k}_map.nii.gz" for k in MAP_KINDS}

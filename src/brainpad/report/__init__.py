@@ -1,0 +1,3 @@
+"""Stage ``report`` (``workflow/rules/report.smk``): the report's figures
+(``brainpad report``, ``brainpad local-figure``).
+"""

@@ -1,0 +1,239 @@
+"""Figures for the HTML report (``brainpad report``); Snakemake's ``report()`` collects them.
+
+Each function draws one figure from the workflow's tables and saves it as PNG. On the
+simulated cohort the figures also show the truth: the floor MAE and the simulated group
+brain-PAD.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from brainpad.local.measures import REPEAT_UNKNOWN
+from brainpad.paths import participant_of, preproc_paths
+from brainpad.stats.tables import baseline_scans, comparison_people
+
+
+def _save(fig: plt.Figure, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def predicted_vs_age(
+    table: pd.DataFrame, columns: dict[str, str], accuracy: pd.DataFrame, path: str | Path
+) -> None:
+    """Predicted against chronological age, one panel per model and the ensemble.
+
+    Healthy test participants in blue, patients coloured by group; titles carry the test
+    MAE (and the floor on simulated data).
+    """
+    people = baseline_scans(table[table["role"].isin(["test", "clinical"])])
+    patients = people.loc[people["role"] == "clinical", "group"].unique().tolist()
+    colours = dict(zip(patients, plt.cm.tab10(np.arange(1, len(patients) + 1)), strict=True))
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 4.2), squeeze=False)
+    values = np.r_[people["age"], *(people[c] for c in columns.values())]
+    lo, hi = float(np.nanmin(values)) - 5, float(np.nanmax(values)) + 5
+    for ax, (label, column) in zip(axes[0], columns.items(), strict=True):
+        test = people[people["role"] == "test"]
+        ax.scatter(test["age"], test[column], s=14, color="tab:blue", label="healthy test")
+        for group, part in people[people["role"] == "clinical"].groupby("group", sort=False):
+            ax.scatter(
+                part["age"], part[column], s=14, color=colours[group], marker="^", label=str(group)
+            )
+        ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
+        row = accuracy.set_index("model").loc[label]
+        title = f"{label}: MAE {row['mae']:.2f} y, r {row['r']:.2f}"
+        if "floor_mae" in row:
+            title += f"\n(floor {row['floor_mae']:.2f} y)"
+        ax.set(
+            title=title,
+            xlabel="chronological age (y)",
+            ylabel="predicted age (y)",
+            xlim=(lo, hi),
+            ylim=(lo, hi),
+        )
+    axes[0][0].legend(fontsize=8, loc="upper left")
+    _save(fig, path)
+
+
+def brain_pad_by_group(
+    table: pd.DataFrame,
+    by_group: pd.DataFrame,
+    control_group: str,
+    control_min_age: float,
+    path: str | Path,
+    value: str = "brain_pad_corrected",
+) -> None:
+    """Corrected brain-PAD per group (controls ≥ ``control_min_age``), box + points.
+
+    A red diamond marks the simulated true mean brain-PAD of the group when known.
+    """
+    people = comparison_people(table, control_group, control_min_age)
+    groups = by_group["group"].tolist()
+    data = [people.loc[people["group"] == g, value].to_numpy() for g in groups]
+    fig, ax = plt.subplots(figsize=(1.6 * len(groups) + 2, 4.2))
+    ax.boxplot(data, showfliers=False)
+    ax.set_xticks(range(1, len(groups) + 1), groups)
+    rng = np.random.default_rng(0)
+    for k, values in enumerate(data, start=1):
+        ax.scatter(k + rng.uniform(-0.15, 0.15, values.size), values, s=10, alpha=0.6)
+    if "true_mean" in by_group:
+        ax.scatter(
+            range(1, len(groups) + 1),
+            by_group["true_mean"],
+            marker="D",
+            s=60,
+            color="red",
+            zorder=3,
+            label="simulated truth (mean)",
+        )
+        ax.legend(fontsize=8)
+    ax.axhline(0, color="grey", lw=1, ls="--")
+    ax.set(
+        ylabel="brain-PAD, bias-corrected (y)",
+        title=f"brain-PAD by group ({control_group} aged ≥ {control_min_age:g})",
+    )
+    _save(fig, path)
+
+
+def qc_summary(
+    qc: pd.DataFrame, min_similarity: float, tiv_range: Sequence[float], path: str | Path
+) -> None:
+    """Registration similarity against TIV for every scan, thresholds drawn, failures in red."""
+    fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    passed = qc["passed"].astype(bool)
+    ax.scatter(qc.loc[passed, "tiv_ml"], qc.loc[passed, "similarity"], s=12, label="passed")
+    ax.scatter(
+        qc.loc[~passed, "tiv_ml"],
+        qc.loc[~passed, "similarity"],
+        s=30,
+        color="red",
+        marker="x",
+        label=f"failed ({(~passed).sum()})",
+    )
+    ax.axhline(min_similarity, color="grey", ls="--", lw=1)
+    for tiv in tiv_range:
+        ax.axvline(tiv, color="grey", ls="--", lw=1)
+    ax.set(
+        xlabel="total intracranial volume (ml)",
+        ylabel="similarity to template",
+        title=f"QC: {passed.sum()} of {len(qc)} scans passed",
+    )
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def failed_montages(qc: pd.DataFrame, preproc_dir: str | Path, path: str | Path) -> None:
+    """The QC montage of every scan that failed, titled with its reasons, in one figure.
+
+    Montages are the preprocessing's own (native scan with its brain mask, the scan in
+    MNI with the template outline, modulated GM); a scan whose montage is missing gets a
+    panel saying so.
+    """
+    failed = qc[~qc["passed"].astype(bool)]
+    if failed.empty:
+        fig, ax = plt.subplots(figsize=(5, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"all {len(qc)} scans passed QC", ha="center", va="center")
+        _save(fig, path)
+        return
+    columns = min(3, len(failed))
+    rows = -(-len(failed) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.8 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, row in zip(axes.ravel(), failed.itertuples(), strict=False):
+        montage = preproc_paths(preproc_dir, participant_of(row.scan_id), row.scan_id)["montage"]
+        if montage.is_file():
+            ax.imshow(plt.imread(montage))
+        else:
+            ax.text(0.5, 0.5, f"no montage at\n{montage}", ha="center", va="center", fontsize=7)
+        reasons = textwrap.fill(str(row.reasons), 48)
+        ax.set_title(f"{row.scan_id}\n{reasons}", fontsize=8, color="darkred")
+    _save(fig, path)
+
+
+def _axial(values: np.ndarray, affine: np.ndarray, z_mm: float) -> np.ndarray:
+    """The axial slice nearest to MNI z = ``z_mm``, oriented for ``imshow``."""
+    k = round(float(np.linalg.solve(affine, [0.0, 0.0, z_mm, 1.0])[2]))
+    return np.rot90(values[:, :, int(np.clip(k, 0, values.shape[2] - 1))])
+
+
+def local_maps_figure(
+    statmaps_dir: str | Path,
+    mask_path: str | Path,
+    control_group: str,
+    path: str | Path,
+    truth_dir: str | Path | None = None,
+    z_mm: float = -14.0,
+) -> None:
+    """Axial slices of each patient group's maps: mean corrected brain-PAD, Cohen's d
+    against the controls and (simulated data) the true map; then the ICC maps.
+
+    The slice (MNI z = −14 mm by default) crosses the hippocampi, amygdalae and temporal
+    lobes, where study 1 found the largest effects.
+    """
+    import nibabel as nib
+
+    from brainpad.local.statistics import read_mean_maps, statmap_path
+    from brainpad.local.truth import read_true_map
+
+    mask = nib.load(mask_path)
+    brain = np.asarray(mask.dataobj) > 0
+    panels: list[list[tuple[str, np.ndarray | None, str]]] = []
+    for group, mean_map in read_mean_maps(statmaps_dir).items():
+        if group == control_group:
+            continue
+        d_path = statmap_path(statmaps_dir, f"group-{group}_vs_{control_group}", "d")
+        d_map = np.asarray(nib.load(d_path).dataobj) if d_path.is_file() else None
+        row = [
+            (f"{group}: mean brain-PAD (y)", mean_map, "RdBu_r"),
+            (f"{group} vs {control_group}: Cohen's d", d_map, "RdBu_r"),
+        ]
+        if truth_dir is not None:
+            row.append(
+                (f"{group}: true brain-PAD (y)", read_true_map(truth_dir, group, mask), "RdBu_r")
+            )
+        panels.append(row)
+    icc = [
+        (f"ICC(2,1) {kind}", np.asarray(nib.load(p).dataobj), "viridis")
+        for kind in ("test-retest", "between-site", REPEAT_UNKNOWN)
+        if (p := statmap_path(statmaps_dir, f"icc-{kind}", "icc")).is_file()
+    ]
+    if icc:
+        panels.append(icc)
+    columns = max((len(r) for r in panels), default=1)
+    fig, axes = plt.subplots(
+        max(len(panels), 1),
+        columns,
+        figsize=(3.2 * columns, 3.0 * max(len(panels), 1)),
+        squeeze=False,
+    )
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, row in enumerate(panels):
+        for c, (title, values, cmap) in enumerate(row):
+            ax = axes[r, c]
+            ax.set_title(title, fontsize=9)
+            if values is None:
+                continue
+            shown = np.where(brain, values, np.nan)
+            if cmap == "viridis":
+                limits = {"vmin": 0.0, "vmax": 1.0}
+            else:
+                bound = float(np.nanpercentile(np.abs(shown[brain]), 99)) or 1.0
+                limits = {"vmin": -bound, "vmax": bound}
+            image = ax.imshow(_axial(shown, mask.affine, z_mm), cmap=cmap, **limits)
+            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
+    fig.suptitle(f"Local brain-PAD maps, axial slice z = {z_mm:g} mm (MNI)", fontsize=10)
+    _save(fig, path)

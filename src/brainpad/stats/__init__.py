@@ -1,0 +1,3 @@
+"""Stage ``stats`` (``workflow/rules/stats.smk``): accuracy and group comparisons of
+brain-PAD (``brainpad stats``).
+"""

@@ -1,0 +1,143 @@
+"""``brainpad stats``: accuracy per model on the healthy test scans, group comparisons of
+brain-PAD (one scan per participant), as tables.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+
+from brainpad.stats.measures import accuracy, bonferroni, cohens_d, welch
+
+COMPARISON_COLUMNS = [
+    "first", "second", "n_first", "n_second", "mean_first", "mean_second",
+    "t", "df", "p", "d", "p_bonferroni",
+]  # fmt: skip
+"""Columns of a group-comparison table (:func:`compare_groups`)."""
+
+
+def compare_groups(
+    table: pd.DataFrame,
+    value: str,
+    group: str = "group",
+    pairs: list[tuple[str, str]] | None = None,
+) -> pd.DataFrame:
+    """Welch t, df, p, Bonferroni p and Cohen's d for each pair of groups.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per participant.
+    value : str
+        Column to compare (e.g. ``brain_pad``).
+    group : str
+        Column with the group labels.
+    pairs : list of (str, str), optional
+        Comparisons as (first, second); d and t are first minus second. Default: every
+        pair of groups with at least two members, in order of appearance.
+    """
+    sizes = table[group].value_counts()
+    present = [g for g in table[group].unique() if sizes[g] >= 2]
+    pairs = pairs or list(combinations(present, 2))
+    rows = []
+    for first, second in pairs:
+        a = table.loc[table[group] == first, value].dropna().to_numpy()
+        b = table.loc[table[group] == second, value].dropna().to_numpy()
+        if a.size < 2 or b.size < 2:
+            continue
+        rows.append(
+            {
+                "first": first,
+                "second": second,
+                "n_first": a.size,
+                "n_second": b.size,
+                "mean_first": a.mean(),
+                "mean_second": b.mean(),
+                **welch(a, b),
+                "d": cohens_d(a, b),
+            }
+        )
+    result = pd.DataFrame(rows, columns=COMPARISON_COLUMNS[:-1])
+    result["p_bonferroni"] = bonferroni(result["p"])
+    return result
+
+
+def baseline_scans(table: pd.DataFrame) -> pd.DataFrame:
+    """One scan per participant (the first by scan id), so repeat scans do not count twice."""
+    return table.sort_values("scan_id").drop_duplicates("participant_id").reset_index(drop=True)
+
+
+def accuracy_table(
+    table: pd.DataFrame, columns: dict[str, str], truth: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Healthy-test accuracy of each brain-age column, on raw predictions.
+
+    Parameters
+    ----------
+    table : DataFrame
+        The brain-age table (``role``, ``age`` and the brain-age columns).
+    columns : dict
+        Label → brain-age column, e.g. ``{"ensemble": "brain_age", "vgg3d": "pred_vgg3d"}``.
+    truth : DataFrame, optional
+        Simulation truth indexed by ``participant_id`` with ``true_brain_age``: adds the
+        floor MAE of the same test participants (what a perfect model would score) and
+        each model's MAE above it.
+    """
+    test = baseline_scans(table[table["role"] == "test"])
+    rows = [{"model": label, **accuracy(test["age"], test[col])} for label, col in columns.items()]
+    result = pd.DataFrame(rows)
+    if truth is not None:
+        true_age = truth.loc[test["participant_id"], "true_brain_age"].to_numpy()
+        result["floor_mae"] = float(np.abs(true_age - test["age"].to_numpy()).mean())
+        result["mae_above_floor"] = result["mae"] - result["floor_mae"]
+    return result
+
+
+def comparison_people(
+    table: pd.DataFrame, control_group: str, control_min_age: float
+) -> pd.DataFrame:
+    """One scan per participant for the group comparisons: every patient, and the controls
+    aged ``control_min_age`` or more (excluded participants left out)."""
+    people = baseline_scans(table[table["role"] != "excluded"])
+    keep = (people["group"] != control_group) | (people["age"] >= control_min_age)
+    return people[keep].reset_index(drop=True)
+
+
+def group_tables(
+    table: pd.DataFrame,
+    control_group: str,
+    control_min_age: float,
+    value: str = "brain_pad_corrected",
+    truth: pd.DataFrame | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Brain-PAD by group and the group comparisons (controls vs patients, patients pairwise).
+
+    Controls are the healthy participants aged ``control_min_age`` or more (their
+    out-of-fold or held-out predictions), so they match the patients' age range.
+
+    Returns
+    -------
+    by_group : DataFrame
+        ``group, n, mean, sd`` of ``value`` (and ``true_mean`` of the simulated brain-PAD
+        when ``truth`` is given).
+    comparisons : DataFrame
+        :func:`compare_groups` rows, patient group first, Bonferroni over all pairs.
+    """
+    people = comparison_people(table, control_group, control_min_age)
+    order = [control_group] + [g for g in people["group"].unique() if g != control_group]
+    summary = people.groupby("group")[value].agg(["size", "mean", "std"]).reindex(order)
+    summary = summary.dropna(subset=["size"]).rename(columns={"size": "n", "std": "sd"})
+    summary = summary.astype({"n": int}).rename_axis("group").reset_index()
+    if truth is not None:
+        true_pad = truth.loc[people["participant_id"], "true_brain_pad"].to_numpy()
+        means = pd.Series(true_pad, index=people.index).groupby(people["group"]).mean()
+        summary["true_mean"] = summary["group"].map(means)
+    return summary, compare_groups(people, value, pairs=comparison_pairs(people, control_group))
+
+
+def comparison_pairs(people: pd.DataFrame, control_group: str) -> list[tuple[str, str]]:
+    """Each patient group vs the controls, then the patient groups pairwise."""
+    patients = [g for g in people["group"].unique() if g != control_group]
+    return [(g, control_group) for g in patients] + list(combinations(patients, 2))

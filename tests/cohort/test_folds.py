@@ -1,0 +1,69 @@
+"""Roles and folds: participants, not scans; stratified; held-out sets always present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainpad.cohort.folds import assign_roles
+
+
+def cohort(n_controls: int = 100, n_patients: int = 20, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = n_controls + n_patients
+    return pd.DataFrame(
+        {
+            "participant_id": [f"sub-{i:03d}" for i in range(n)],
+            "age": rng.uniform(20, 90, n),
+            "site": rng.choice(["a", "b", "c"], n),
+            "group": ["HC"] * n_controls + ["AD"] * n_patients,
+            "qc_passed": True,
+        }
+    )
+
+
+def test_roles_and_folds_are_balanced():
+    people = cohort()
+    roles = assign_roles(people, "HC", n_folds=5, seed=1).merge(people, on="participant_id")
+    counts = roles["role"].value_counts()
+    assert counts["clinical"] == 20
+    assert counts["calibration"] == pytest.approx(15, abs=3)
+    assert counts["test"] == pytest.approx(15, abs=3)
+    train = roles[roles.role == "train"]
+    assert sorted(train["fold"].unique()) == [0, 1, 2, 3, 4]
+    assert train["fold"].value_counts().max() - train["fold"].value_counts().min() <= 3
+    assert (roles.loc[roles.role != "train", "fold"] == -1).all()
+    # every fold spans the age range and holds every site
+    for _, fold in train.groupby("fold"):
+        assert fold["age"].min() < 35 and fold["age"].max() > 75
+        assert set(fold["site"]) == {"a", "b", "c"}
+    assert abs(roles.loc[roles.role == "test", "age"].mean() - train["age"].mean()) < 8
+
+
+def test_deterministic_for_a_seed():
+    people = cohort()
+    pd.testing.assert_frame_equal(
+        assign_roles(people, "HC", seed=3), assign_roles(people, "HC", seed=3)
+    )
+    assert not assign_roles(people, "HC", seed=3).equals(assign_roles(people, "HC", seed=4))
+
+
+def test_qc_failures_are_excluded_not_trained():
+    people = cohort()
+    people.loc[[0, 1], "qc_passed"] = False
+    people.loc[110, "qc_passed"] = False  # a patient: stays clinical (flagged by QC elsewhere)
+    roles = assign_roles(people, "HC").set_index("participant_id")
+    assert roles.loc[["sub-000", "sub-001"], "role"].tolist() == ["excluded", "excluded"]
+    assert roles.loc["sub-110", "role"] == "clinical"
+
+
+def test_tiny_cohort_still_has_calibration_and_test():
+    roles = assign_roles(cohort(n_controls=7, n_patients=2), "HC", n_folds=2)
+    assert {"train", "calibration", "test", "clinical"} == set(roles["role"])
+    assert (roles["role"] == "calibration").sum() >= 3  # enough to fit the bias correction
+
+
+def test_too_few_controls_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"only 4 healthy controls .* 5 folds need at least 9"):
+        assign_roles(cohort(n_controls=4), "HC", n_folds=5)

@@ -1,0 +1,102 @@
+"""Collecting fold predictions, the stacking head and the brain-age table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import Ridge
+
+from brainpad.ensemble.stacking import brain_age_table, collect, stack
+from brainpad.training.fold import fold_sets
+
+
+def fake_predictions(folds: pd.DataFrame, model: str, bias: float, seed: int) -> list:
+    """Per-fold tables as train_fold writes them: age * 0.8 + bias + noise."""
+    rng = np.random.default_rng(seed)
+    tables = []
+    for fold in range(int(folds["fold"].max()) + 1):
+        sets = fold_sets(folds, fold)
+        use = sets.isin(["oof", "heldout"])
+        predicted = folds.loc[use, "age"] * 0.8 + bias + rng.normal(0, 2, use.sum())
+        tables.append(
+            folds.loc[use, ["scan_id"]].assign(
+                model=model, fold=fold, set=sets[use], predicted=predicted
+            )
+        )
+    return tables
+
+
+def test_collect_gives_one_honest_prediction_per_scan(synthetic_folds):
+    tables = fake_predictions(synthetic_folds, "m1", 5.0, 0)
+    wide = collect(tables)
+    assert len(wide) == len(synthetic_folds)
+    train = synthetic_folds.set_index("scan_id")["role"] == "train"
+    assert (wide.loc[train[train].index, "sd_m1"] == 0).all()  # one out-of-fold value
+    assert (wide.loc[train[~train].index, "sd_m1"] > 0).all()  # spread over 3 fold models
+    heldout = train[~train].index[0]
+    expected = np.mean([t.set_index("scan_id").loc[heldout, "predicted"] for t in tables])
+    assert wide.loc[heldout, "pred_m1"] == pytest.approx(expected)
+
+
+def test_collect_rejects_two_oof_predictions(synthetic_folds):
+    tables = fake_predictions(synthetic_folds, "m1", 0.0, 0)
+    with pytest.raises(ValueError, match="more than one out-of-fold prediction from m1"):
+        collect([*tables, tables[0]])
+
+
+def test_stack_cross_fits_the_training_scans(synthetic_folds):
+    table = synthetic_folds.merge(
+        collect(
+            fake_predictions(synthetic_folds, "m1", 5.0, 0)
+            + fake_predictions(synthetic_folds, "m2", -3.0, 1)
+        ),
+        left_on="scan_id",
+        right_index=True,
+    )
+    brain_age, head = stack(table, ["m1", "m2"])
+    train = (table["role"] == "train").to_numpy()
+    x = table[["pred_m1", "pred_m2"]].to_numpy()
+    full = Ridge(alpha=1.0).fit(x[train], table["age"][train])
+    np.testing.assert_allclose(brain_age[~train], full.predict(x[~train]))
+    assert not np.allclose(brain_age[train], full.predict(x[train]))  # out-of-sample
+    inside = train & (table["fold"] == 0).to_numpy()
+    others = train & (table["fold"] != 0).to_numpy()
+    one = Ridge(alpha=1.0).fit(x[others], table["age"][others])
+    np.testing.assert_allclose(brain_age[inside], one.predict(x[inside]))
+    assert head["weights"].keys() == {"m1", "m2"}
+    # the head undoes the models' shrinkage: the stack is more accurate than either model
+    age = table["age"].to_numpy()
+    assert np.abs(brain_age - age).mean() < np.abs(table["pred_m1"] - age).mean()
+
+
+def test_brain_age_table_has_raw_and_corrected_pad(synthetic_folds):
+    predictions = fake_predictions(synthetic_folds, "m1", 5.0, 0)
+    table, fits = brain_age_table(synthetic_folds, predictions, ["m1"])
+    assert {
+        "brain_age",
+        "brain_pad",
+        "brain_pad_corrected",
+        "brain_pad_m1",
+        "brain_pad_corrected_m1",
+    } <= set(table.columns)
+    np.testing.assert_allclose(table["brain_pad"], table["brain_age"] - table["age"])
+    calibration = table[table["role"] == "calibration"]
+    slope = np.polyfit(calibration["age"], calibration["brain_pad_corrected_m1"], 1)[0]
+    assert abs(slope) < 1e-9  # the correction removes the age trend where it was fitted
+    assert fits["bias"]["_m1"]["alpha"] == pytest.approx(-0.2, abs=0.15)
+    assert fits["bias"]["_m1"]["n"] == len(calibration)
+
+
+def test_global_correction_can_include_the_training_controls(synthetic_folds):
+    predictions = fake_predictions(synthetic_folds, "m1", 5.0, 0)
+    table, fits = brain_age_table(
+        synthetic_folds, predictions, ["m1"], calibration="calibration+out_of_fold"
+    )
+    fitted = table[table["role"].isin(["calibration", "train"])].drop_duplicates("participant_id")
+    assert fits["bias"]["ensemble"]["n"] == len(fitted) > (table["role"] == "calibration").sum()
+    slope, intercept = np.polyfit(fitted["age"], fitted["brain_pad"], 1)
+    assert fits["bias"]["ensemble"]["alpha"] == pytest.approx(slope)
+    assert fits["bias"]["ensemble"]["beta"] == pytest.approx(intercept)
+    with pytest.raises(ValueError, match=r"calibration set .train. .* is not one of"):
+        brain_age_table(synthetic_folds, predictions, ["m1"], calibration="train")
