@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
-# Debian packages for the localhost SLURM cluster of tests/test_slurm.py (needs root);
+# Debian packages for the localhost SLURM cluster of tests/workflow/test_slurm.py (needs root);
 # without them that test is skipped and says why.
 SLURM_BINARIES := /usr/sbin/slurmctld /usr/sbin/slurmd /usr/bin/sbatch /usr/sbin/munged
 slurm-deps:

@@ -25,9 +25,10 @@ import torch
 
 from brainpad.cohort.arrays import crop_slices
 from brainpad.local.planted import planted_response, planted_table, planted_truth
-from brainpad.models.local_unet import LocalUNet, block_geometry
+from brainpad.models.local_unet import LocalUNet, block_geometry, to_age
 from brainpad.training.blocks import training_batch
-from brainpad.training.voxel import Standardised, predict_map
+from brainpad.training.data import Standardised
+from brainpad.training.inference import predict_map
 
 
 def main() -> None:
@@ -78,7 +79,9 @@ def main() -> None:
         volume = np.asarray(volume, dtype=np.float32)
         if isinstance(volumes, Standardised):
             volume = (volume - volumes.mean) / volumes.scale
-        return predict_map(net, volume, brain, size_in, size_out, 2, 16, "cpu", mean, sd)
+        return predict_map(
+            net, to_age, volume, brain, (size_in, size_out), 2, 16, torch.device("cpu"), (mean, sd)
+        )
 
     optimiser = torch.optim.Adam(net.parameters(), args.lr)
     print(

@@ -34,10 +34,11 @@ import brainpad.epochs
 from brainpad.cohort.arrays import crop_slices
 from brainpad.local.measures import spatial_correlation
 from brainpad.local.truth import read_true_map
-from brainpad.models.local_unet import build
+from brainpad.models import local_unet
 from brainpad.paths import array_files, template_files
+from brainpad.training.data import Standardised
 from brainpad.training.fold import fold_sets, train_fold
-from brainpad.training.voxel import Standardised, geometry, predict_map
+from brainpad.training.inference import predict_map
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -106,16 +107,17 @@ def main() -> None:
     crop = crop_slices(index)
     mask_img = nib.load(mask_path)
     mask = np.asarray(mask_img.dataobj)[crop] > 0
-    levels, size_in, size_out = geometry(params, float(min(mask_img.header.get_zooms()[:3])))
+    resolved = local_unet.resolve(params, float(min(mask_img.header.get_zooms()[:3])))
+    size_in, size_out = resolved["block"]
     truth = read_true_map(results / "simulated/derivatives/simulation", "AD", mask_img)[crop]
-    net = build(volumes.shape[1], {**params, "levels": levels})
+    net = local_unet.build(volumes.shape[1], [size_in] * 3, {**params, **resolved})
     overlap = round(params["tile_overlap"] * size_out)
 
     def brain_pad(which: np.ndarray) -> np.ndarray:
         return np.stack([
             predict_map(
-                net, volumes[row], mask, size_in, size_out, overlap, params["batch_size"],
-                "cpu", model["age_mean"], model["age_sd"],
+                net, local_unet.to_age, volumes[row], mask, (size_in, size_out), overlap,
+                params["batch_size"], torch.device("cpu"), (model["age_mean"], model["age_sd"]),
             ) - age
             for row, age in zip(rows[which], ages[which], strict=True)
         ])  # fmt: skip

@@ -1,8 +1,8 @@
 """Seconds per training epoch of the local brain-age U-Net, on a CPU or a GPU.
 
-Runs the workflow's own training loop (:func:`brainpad.training.voxel.fit_local_unet`: blocks read
-from the cohort array, age mixing, the auxiliary losses, Adam, the validation blocks) on
-random two-channel maps filling an ellipsoidal brain in the MNI box at ``--voxel-mm``,
+Runs the workflow's own training loop (:func:`brainpad.training.loop.run_epochs` with
+:class:`brainpad.training.blocks.BlockBatches`: blocks read from the cohort array, age
+mixing, the auxiliary losses, Adam, the validation blocks) on random two-channel maps filling an ellipsoidal brain in the MNI box at ``--voxel-mm``,
 with the shipped config's ``models.local_unet`` settings (the schema's defaults for the
 rest) unless overridden. Timing does not depend on what the maps hold, so no demo run is
 needed and it runs on a bare GPU machine. Prints each epoch's seconds, then iterations and
@@ -26,8 +26,9 @@ import numpy as np
 import torch
 import yaml
 
-from brainpad.models.local_unet import build
-from brainpad.training.voxel import fit_local_unet, geometry
+from brainpad.models import local_unet
+from brainpad.training.blocks import BlockBatches
+from brainpad.training.loop import run_epochs
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG, SCHEMA = REPO / "config/config.yaml", REPO / "workflow/schemas/config.schema.yaml"
@@ -74,15 +75,16 @@ def main() -> None:
         "iterations_per_epoch": args.iterations_per_epoch,
         "patience": args.epochs,
     }
-    levels, size_in, size_out = geometry(params, args.voxel_mm)
-    params["levels"] = levels
+    resolved = local_unet.resolve(params, args.voxel_mm)
+    levels, (size_in, size_out) = resolved["levels"], resolved["block"]
     volumes, mask, ages = synthetic_cohort(args.scans, args.voxel_mm)
     train = (np.arange(args.scans - 4), ages[:-4])
     validation = (np.arange(args.scans - 4, args.scans), ages[-4:])
     device = torch.device(args.device)
     torch.manual_seed(0)
-    net = build(2, params).to(device)
-    mixing = (params.get("mix_fraction", 0.0), params.get("mix_edge_mm", 3.0) / args.voxel_mm)
+    net = local_unet.build(2, [size_in] * 3, {**params, **resolved}).to(device)
+    mix_edge = params.get("mix_edge_mm", 3.0) / args.voxel_mm
+    mean, sd = float(train[1].mean()), float(train[1].std())
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
         f"{name}: {args.voxel_mm:g} mm, blocks {size_in}^3 -> {size_out}^3, {levels} levels, "
@@ -93,10 +95,13 @@ def main() -> None:
         flush=True,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        _, history, _, _ = fit_local_unet(
-            net, volumes, mask, train, validation, params, 0, device,
-            Path(tmp) / "checkpoint.pt", "speed", size_in, size_out, mixing,
+        data = BlockBatches(
+            volumes, train, validation, mask, size_in, size_out, params, mix_edge, 0, device,
+            mean, sd,
         )  # fmt: skip
+        _, history = run_epochs(
+            net, local_unet, data, params, device, Path(tmp) / "checkpoint.pt", "speed"
+        )
     for entry in history:
         print(f"epoch {entry['epoch']}: {entry['seconds']:.1f} s")
     steady = [entry["seconds"] for entry in history[1:]] or [history[0]["seconds"]]

@@ -66,6 +66,39 @@ TINY_CONFIG = {
 }
 N_SCANS = 14  # 12 subjects + a test-retest and a between-site repeat
 
+NETWORK_PARAMS = {
+    "vgg3d": {
+        "widths": [4, 8],
+        "dense": [16],
+        "batch_size": 4,
+        "learning_rate": 0.003,
+        "max_epochs": 4,
+        "patience": 10,
+        "validation_fraction": 0.125,
+    },
+    "local_unet": {
+        "width": 4,
+        "levels": 1,
+        "bottleneck": 3,
+        "batch_size": 4,
+        "learning_rate": 0.003,
+        "iterations_per_epoch": 3,
+        "max_epochs": 2,
+        "patience": 5,
+        "aux_weights": [0.5, 0.25],
+        "aux_decay_iterations": 4,
+        "validation_fraction": 0.125,
+        "validation_blocks": 2,
+        "tile_overlap": 0.5,
+        "standardise": True,
+        "heldout_models": "one",
+        "lr_decay": "cosine",
+        "mix_fraction": 0.0,
+        "mix_edge_mm": 3.0,
+        "selection": "scan",
+    },
+}
+"""Small settings of every network for unit tests (each trains in seconds on the CPU)."""
 
 PROXY_VARIABLES = ("http_proxy", "https_proxy", "ftp_proxy", "all_proxy", "no_proxy")
 OFFLINE_SITE = Path(__file__).resolve().parent / "offline_site"  # its sitecustomize.py

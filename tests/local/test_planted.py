@@ -1,4 +1,4 @@
-"""Planted atrophy: the voxel model's own spatial specificity (brainpad.planted)."""
+"""Planted atrophy: the voxel model's own spatial specificity (brainpad.local.planted)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Block sampling, tiling and stitching for the voxelwise U-Net."""
+"""Blocks of the voxelwise U-Net: sampling for training, and whole-brain tiling (MONAI)."""
 
 from __future__ import annotations
 
@@ -8,48 +8,105 @@ import torch
 
 from brainpad.models.local_unet import LocalUNet, block_geometry, geometry_for_voxel
 from brainpad.training.blocks import (
-    extract,
     margin,
     mixing_ball,
-    padded,
     read_block,
     sample_blocks,
     sample_corners,
-    stitch,
-    tile_corners,
     training_batch,
 )
+from brainpad.training.inference import predict_map
 
 
-@pytest.mark.parametrize("overlap", [0, 2, 5])
-def test_tiles_cover_every_voxel(overlap):
-    shape = (23, 17, 30)
-    corners = tile_corners(shape, 6, overlap)
-    covered = np.zeros(shape, int)
-    for x, y, z in corners:
-        covered[x : x + 6, y : y + 6, z : z + 6] += 1
-    assert covered.min() >= 1
-    assert (corners >= 0).all() and (corners + 6 <= np.array(shape)).all()
+def reference_stitch(predict, volume, mask, size_in, size_out, overlap, batch_size):
+    """The hand-written tiling brainpad used before MONAI's (kept as the reference):
+    output-block corners every size_out - overlap voxels (the last one aligned with the
+    far edge), only blocks touching the mask, overlaps averaged in float64."""
+    m = margin(size_in, size_out)
+    ends = [(m, m + max(size_out - n, 0)) for n in mask.shape]  # short axes: one block
+    source = np.pad(volume.astype(np.float32), [(0, 0), *ends])
+    axes = []
+    for n in mask.shape:
+        last = max(n - size_out, 0)
+        starts = list(range(0, last + 1, size_out - overlap))
+        axes.append(starts + ([last] if starts[-1] != last else []))
+    corners = np.stack([g.ravel() for g in np.meshgrid(*axes, indexing="ij")], axis=1)
+    corners = [c for c in corners if mask[tuple(slice(a, a + size_out) for a in c)].any()]
+    total, count = np.zeros(mask.shape), np.zeros(mask.shape, int)
+    for i in range(0, len(corners), batch_size):
+        chunk = corners[i : i + batch_size]
+        blocks = np.stack(
+            [source[(slice(None), *(slice(a, a + size_in) for a in c))] for c in chunk]
+        )
+        for c, out in zip(chunk, predict(blocks), strict=True):
+            where = tuple(slice(a, a + size_out) for a in c)
+            total[where] += out[tuple(slice(0, s) for s in total[where].shape)]
+            count[where] += 1
+    result = np.full(mask.shape, np.nan, np.float32)
+    covered = mask & (count > 0)
+    result[covered] = (total[covered] / count[covered]).astype(np.float32)
+    return result
 
 
-def test_stitching_a_centre_crop_gives_back_the_volume():
+def first_channel(output):
+    return output[:, 0]
+
+
+class Centre(torch.nn.Module):
+    """A stand-in network whose output block is the centre of its input's first channel."""
+
+    def __init__(self, size_in, size_out):
+        super().__init__()
+        self.inner = slice(margin(size_in, size_out), margin(size_in, size_out) + size_out)
+
+    def forward(self, x):
+        return x[:, :1, self.inner, self.inner, self.inner]
+
+
+def test_tiling_a_centre_crop_gives_back_the_volume():
     rng = np.random.default_rng(0)
     volume = rng.normal(size=(2, 20, 18, 16)).astype(np.float32)
     mask = np.zeros((20, 18, 16), bool)
     mask[3:17, 2:15, 4:12] = True
     size_in, size_out = 14, 6
-    m = margin(size_in, size_out)
-
-    def centre(blocks):
-        return blocks[:, 0, m : m + size_out, m : m + size_out, m : m + size_out]
-
+    net, cpu = Centre(size_in, size_out), torch.device("cpu")
     for overlap in (0, 3):
-        result = stitch(centre, volume, mask, size_in, size_out, overlap, batch_size=5)
+        result = predict_map(
+            net, first_channel, volume, mask, (size_in, size_out), overlap, 5, cpu, (0.0, 1.0)
+        )
         np.testing.assert_allclose(result[mask], volume[0][mask], rtol=1e-6)
         assert np.isnan(result[~mask]).all()
 
 
-def test_stitched_constant_input_equals_the_per_block_output():
+@pytest.mark.parametrize(
+    ("shape", "overlap"), [((23, 17, 30), 0), ((23, 17, 30), 2), ((19, 5, 12), 1)]
+)
+def test_monai_tiling_reproduces_the_hand_written_one(shape, overlap):
+    """MONAI's sliding window with brainpad's predictor gives the maps of the former
+    hand-written tiling (same blocks, same averaging) to float32 rounding, including an
+    axis shorter than the output block."""
+    torch.manual_seed(0)
+    net = LocalUNet(2, width=4, levels=1).eval()
+    size_in, size_out = block_geometry(1, 5)  # 22 -> 6
+    rng = np.random.default_rng(1)
+    volume = rng.normal(size=(2, *shape)).astype(np.float32)
+    mask = rng.random(shape) < 0.3
+    mask[:, :, : shape[2] // 3] = False  # some blocks touch no brain and are skipped
+
+    @torch.no_grad()
+    def predict(blocks):
+        return net(torch.from_numpy(blocks))[0][:, 0].numpy() * 10.0 + 50.0
+
+    expected = reference_stitch(predict, volume, mask, size_in, size_out, overlap, 4)
+    result = predict_map(
+        net, lambda out: out[0][:, 0], volume, mask, (size_in, size_out), overlap, 4,
+        torch.device("cpu"), (50.0, 10.0),
+    )  # fmt: skip
+    np.testing.assert_allclose(result[mask], expected[mask], rtol=1e-6, atol=1e-5)
+    assert np.isnan(result[~mask]).all() and np.isfinite(result[mask]).all()
+
+
+def test_a_constant_input_maps_to_the_per_block_output():
     torch.manual_seed(0)
     net = LocalUNet(2, width=4, levels=1).eval()
     size_in, size_out = block_geometry(1, 4)
@@ -59,14 +116,13 @@ def test_stitched_constant_input_equals_the_per_block_output():
     mask = np.zeros(shape, bool)
     inner = slice(edge, edge + 6)
     mask[inner, inner, inner] = True
-
-    @torch.no_grad()
-    def predict(blocks):
-        return net(torch.from_numpy(blocks))[0][:, 0].numpy()
-
-    block = predict(np.full((1, 2, size_in, size_in, size_in), 0.5, np.float32))
+    with torch.no_grad():
+        block = net(torch.full((1, 2, size_in, size_in, size_in), 0.5))[0][:, 0].numpy()
     assert np.ptp(block) < 1e-5  # a constant input gives a constant block
-    result = stitch(predict, volume, mask, size_in, size_out, overlap=2)
+    result = predict_map(
+        net, lambda out: out[0][:, 0], volume, mask, (size_in, size_out), 2, 8,
+        torch.device("cpu"), (0.0, 1.0),
+    )  # fmt: skip
     np.testing.assert_allclose(result[mask], block.flat[0], rtol=1e-5)
 
 
@@ -76,11 +132,11 @@ def test_sampled_blocks_are_centred_in_the_brain():
     corners = sample_corners(mask, 200, 6, np.random.default_rng(1))
     centres = corners + 3
     assert mask[tuple(np.clip(centres, 0, 29).T)].mean() > 0.9
-    volume = np.arange(2 * 30**3, dtype=np.float32).reshape(2, 30, 30, 30)
-    blocks = extract(padded(volume, 16, 6), corners[:3], 16)
+    volume = np.arange(2 * 30**3, dtype=np.float32).reshape(1, 2, 30, 30, 30)
+    block = read_block(volume, 0, corners[0], 16, 6)
     x, y, z = corners[0]
     np.testing.assert_array_equal(
-        blocks[0, :, 5:11, 5:11, 5:11], volume[:, x : x + 6, y : y + 6, z : z + 6]
+        block[:, 5:11, 5:11, 5:11], volume[0, :, x : x + 6, y : y + 6, z : z + 6]
     )
 
 
@@ -94,15 +150,25 @@ def test_geometry_follows_the_paper_and_scales_with_the_voxel():
     with pytest.raises(ValueError, match="even number"):
         margin(13, 6)
     with pytest.raises(ValueError, match="overlap 6 must be smaller"):
-        tile_corners((10, 10, 10), 6, 6)
+        predict_map(
+            None,
+            None,
+            np.zeros((1, 9, 9, 9)),
+            np.ones((9, 9, 9), bool),
+            (16, 6),
+            6,
+            1,
+            torch.device("cpu"),
+            (0.0, 1.0),
+        )
 
 
 def test_reading_a_block_from_the_array_matches_padding_the_scan():
     rng = np.random.default_rng(2)
     volumes = rng.normal(size=(3, 2, 15, 12, 14)).astype(np.float16)
-    source = padded(volumes[1], 14, 6)
+    source = np.pad(volumes[1].astype(np.float32), [(0, 0)] + [(4, 4)] * 3)
     for corner in ([0, 0, 0], [9, 6, 8], [4, 3, 2]):
-        expected = extract(source, np.array([corner]), 14)[0]
+        expected = source[(slice(None), *(slice(c, c + 14) for c in corner))]
         np.testing.assert_array_equal(read_block(volumes, 1, np.array(corner), 14, 6), expected)
 
 

@@ -256,19 +256,22 @@ def all_predictions():
 
 
 def train_inputs(wildcards):
-    """What a model reads: the ROI table (tabular models) or the cohort arrays (image)."""
-    kind = get_spec(wildcards.model).kind
-    if kind == "tabular":
+    """What a model reads (its SPEC in src/brainpad/models/): the ROI table, or a cohort
+    array (3D volumes, 2D slices; blocks come from the volumes) and its index."""
+    spec = get_spec(wildcards.model)
+    if spec.reads == "roi":
         return {"folds": FOLDS, "roi": ROI_VOLUMES}
-    arrays = {"folds": FOLDS, "volumes": ARRAYS["volumes"], "index": ARRAYS["index"]}
-    return {**arrays, "mask": TEMPLATES["mask"]} if kind == "voxel" else arrays
+    array = "slices" if spec.reads == "slices" else "volumes"
+    arrays = {"folds": FOLDS, array: ARRAYS[array], "index": ARRAYS["index"]}
+    return {**arrays, "mask": TEMPLATES["mask"]} if spec.kind == "voxel" else arrays
 
 
 def train_data_args(wildcards, input):
     """The `brainpad train` options naming the model's data."""
     if "roi" in input.keys():
         return f"--roi {input.roi}"
-    return f"--volumes {input.volumes} --index {input.index}"
+    array = "slices" if "slices" in input.keys() else "volumes"
+    return f"--{array} {input[array]} --index {input.index}"
 
 
 def is_network(wildcards):

@@ -14,8 +14,8 @@ log = logging.getLogger("brainpad")
 def _cmd_report(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from brainpad.report import figures as report
     from brainpad.atomic import write_table_atomic
+    from brainpad.report import figures as report
 
     table = pd.read_csv(args.brain_age, sep="\t")
     stats_dir = Path(args.stats_dir)

@@ -30,6 +30,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         device=args.device,
         mask_path=args.mask,
         maps_path=args.maps,
+        slices_path=args.slices,
     )
 
 
@@ -44,10 +45,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     trn.add_argument("--predictions", required=True, help="output TSV")
     trn.add_argument("--state", required=True, help="output .pt of the fitted model")
     trn.add_argument("--roi", help="ROI volume table (tabular models)")
-    trn.add_argument("--volumes", help="cohort volume array .npy (image models)")
-    trn.add_argument("--index", help="array index TSV (image models)")
-    trn.add_argument("--mask", help="template brain mask (voxel models)")
-    trn.add_argument("--maps", help="output .npy of brain-age maps (voxel models)")
+    trn.add_argument("--volumes", help="cohort volume array .npy (models reading volumes)")
+    trn.add_argument("--slices", help="cohort slice array .npy (models reading slices)")
+    trn.add_argument("--index", help="array index TSV (networks)")
+    trn.add_argument("--mask", help="template brain mask (map models)")
+    trn.add_argument("--maps", help="output .npy of brain-age maps (map models)")
     trn.add_argument("--checkpoint", help="per-epoch checkpoint (resumed from if present)")
     trn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     trn.add_argument("--threads", type=int, default=1, help="CPU threads")

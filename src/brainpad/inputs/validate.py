@@ -36,14 +36,6 @@ log = logging.getLogger(__name__)
 DEFAULT_GROUPS = ("HC", "sMCI", "pMCI", "AD")
 
 
-
-
-
-
-
-
-
-
 MANIFEST_COLUMNS = [
     "scan_id",
     "participant_id",

@@ -1,6 +1,6 @@
 """How much of a local effect the voxel model shows: planted atrophy (``brainpad local-planted``).
 
-The truth validation (:mod:`brainpad.recovery`) compares a patient group's mean map with
+The truth validation (:mod:`brainpad.local.truth`) compares a patient group's mean map with
 its true map, and the volumetric ceiling says how much of that pattern the cohort's
 individual anatomy leaves visible. This module measures the third factor, the model's own
 spatial specificity, free of both: it plants a group's true regional atrophy into healthy
@@ -39,7 +39,7 @@ from brainpad.cohort.arrays import crop_slices
 from brainpad.local.measures import spatial_correlation
 from brainpad.local.truth import REGION_MAP, read_true_map, regions_on_grid
 from brainpad.stats.tables import baseline_scans
-from brainpad.training.voxel import VoxelModel
+from brainpad.training.inference import FittedNetwork
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def planted_truth(
 
 
 def planted_response(
-    models: Sequence[VoxelModel],
+    models: Sequence[FittedNetwork],
     volumes: np.ndarray,
     rows: Sequence[int],
     factors: dict[str, np.ndarray],
@@ -223,7 +223,7 @@ def run_planted(
     factors, years, true_maps = planted_truth(truth_dir, reference, crop, [control_group])
     test = baseline_scans(folds[(folds["role"] == "test") & (folds["group"] == control_group)])
     rows = index.set_index("scan_id").loc[test["scan_id"], "row"].to_numpy()
-    models = [VoxelModel(p, device) for p in model_paths]
+    models = [FittedNetwork(p, device) for p in model_paths]
     volumes = np.load(volumes_path, mmap_mode="r")
     responses = planted_response(models, volumes, rows, factors, mask)
     voxel_mm = float(min(reference.header.get_zooms()[:3]))

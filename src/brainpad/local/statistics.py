@@ -10,7 +10,7 @@ From the per-scan maps written by :func:`brainpad.local.maps.write_local_maps`:
 - ICC(2,1) maps of the test–retest and between-site pairs, summarised by median and
   95 % range, beside the ICC of the same pairs' input tissue maps;
 - the local model's accuracy on the healthy test set (median voxel MAE, global MAE);
-- (the validation against the simulated truth is in :mod:`brainpad.recovery`).
+- (the validation against the simulated truth is in :mod:`brainpad.local.truth`).
 
 Maps are read one scan at a time; group maps are reduced to running moments.
 """

@@ -1,23 +1,44 @@
-"""Brain-age models, a registry by name.
+"""Brain-age models: one module per model, found by name in a registry.
 
-Each entry says what a model reads and how to build it:
+A model module declares itself with a module-level ``SPEC = ModelSpec(...)`` (literal
+arguments) and holds everything that is particular to it:
 
-* ``tabular`` models (``ridge_roi``) learn from a feature table, one row per scan
-  (Harvard-Oxford ROI tissue volumes);
-* ``image`` models (``vgg3d``) are PyTorch networks that read the cohort's memory-mapped
-  volume array (modulated GM and WM maps cropped to the brain);
-* ``voxel`` models (``local_unet``) read the same array block by block and predict a
-  brain-age *map*; their global brain age is the map's mean over the brain.
+* ``reads``: what it learns from: the ROI table (``"roi"``), the cohort's cropped 3D
+  volumes (``"volumes"``), its 2D mid-axial slices (``"slices"``), or blocks of the 3D
+  volumes (``"blocks"``, networks that predict a map);
+* ``output``: what its output is: one age per scan (``"scalar"``), a distribution over
+  age bins (``"bins"``, soft-label networks such as SFCN) or an age per voxel (``"map"``).
 
-:mod:`brainpad.train` trains any registered model on one cross-validation fold.
+A tabular model (``reads="roi"``) defines ``fit(features, age, params) -> state`` and
+``predict(state, features) -> ages``. A network defines
+
+* ``build(in_channels, input_shape, params) -> torch.nn.Module``;
+* ``loss(output, batch, step, params) -> (loss, mae)``: the loss to minimise on one
+  :class:`brainpad.training.data.Batch`, and the MAE (standard units) reported per epoch;
+* ``to_age(output) -> Tensor``: age in standard units of the training set, one per scan
+  (``(batch,)``) or per voxel (``(batch, x, y, z)``);
+* optionally ``resolve(params, voxel_mm) -> dict``: settings fixed by the data (block
+  geometry), stored in ``model.pt`` and passed on to ``build`` with the config's.
+
+:mod:`brainpad.training` trains and applies every network through one loop and one
+inference path; adding a model is one module here, its config schema entry and its test.
+
+The workflow plans with this registry on every run, so the registry reads each module's
+``SPEC`` from its source (:func:`_declared_spec`) instead of importing it: a network
+module imports torch, which takes over a second.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ast
+import importlib
+from dataclasses import dataclass, replace
+from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
-ModelKind = Literal["tabular", "image", "voxel"]
+Reads = Literal["roi", "volumes", "slices", "blocks"]
+Output = Literal["scalar", "bins", "map"]
 
 
 @dataclass(frozen=True)
@@ -28,38 +49,58 @@ class ModelSpec:
     ----------
     name : str
         Registry key, used in config ``models.names`` and in output paths.
-    kind : {"tabular", "image", "voxel"}
-        Which input it reads (ROI table or volume array) and what it predicts (one age
-        per scan, or a map); image and voxel models may use a GPU.
+    reads : {"roi", "volumes", "slices", "blocks"}
+        The data it learns from (see the module docstring).
+    output : {"scalar", "bins", "map"}
+        What its output is: one age per scan, age bins, or an age per voxel.
     description : str
         One line for logs and the report.
+    module : str
+        The module that implements it (filled in by the registry).
     """
 
     name: str
-    kind: ModelKind
+    reads: Reads
+    output: Output
     description: str
+    module: str = ""
+
+    @property
+    def kind(self) -> Literal["tabular", "image", "voxel"]:
+        """``tabular`` (ROI table), ``voxel`` (predicts a map) or ``image`` (one age per
+        scan from images): what the workflow's rules distinguish."""
+        if self.reads == "roi":
+            return "tabular"
+        return "voxel" if self.output == "map" else "image"
 
 
-REGISTRY: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec(
-            "ridge_roi",
-            "tabular",
-            "ridge regression on Harvard-Oxford ROI GM/WM/CSF volumes (classical baseline)",
-        ),
-        ModelSpec(
-            "vgg3d",
-            "image",
-            "VGG-style 3D CNN on modulated GM+WM maps (study 4)",
-        ),
-        ModelSpec(
-            "local_unet",
-            "voxel",
-            "block U-Net predicting brain age in every voxel (study 1, local brain age)",
-        ),
-    )
-}
+def _declared_spec(path: Path) -> ModelSpec | None:
+    """The ``SPEC = ModelSpec(...)`` of a model module, read from its source."""
+    for node in ast.parse(path.read_text()).body:
+        if (
+            isinstance(node, ast.Assign)
+            and [getattr(t, "id", None) for t in node.targets] == ["SPEC"]
+            and isinstance(node.value, ast.Call)
+        ):
+            args = [ast.literal_eval(a) for a in node.value.args]
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.value.keywords}
+            return ModelSpec(*args, **kwargs, module=f"{__name__}.{path.stem}")
+    return None
+
+
+def _discover() -> dict[str, ModelSpec]:
+    specs = (_declared_spec(p) for p in sorted(Path(__file__).parent.glob("[!_]*.py")))
+    return {spec.name: spec for spec in specs if spec is not None}
+
+
+REGISTRY: dict[str, ModelSpec] = _discover()
+
+
+def register(module: ModuleType) -> ModelSpec:
+    """Add a model module from elsewhere (a plugin, a test) to the registry."""
+    spec = replace(module.SPEC, module=module.__name__)
+    REGISTRY[spec.name] = spec
+    return spec
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -68,3 +109,8 @@ def get_spec(name: str) -> ModelSpec:
         msg = f"unknown model '{name}' in config models.names; known models: {sorted(REGISTRY)}"
         raise KeyError(msg)
     return REGISTRY[name]
+
+
+def load(name: str) -> ModuleType:
+    """The module implementing model ``name``."""
+    return importlib.import_module(get_spec(name).module)

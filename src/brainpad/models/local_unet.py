@@ -17,7 +17,7 @@ convolutions per scale: for ``levels`` pooling steps, a bottleneck of ``b`` voxe
 
 The receptive field (input − output + 1) is 17 voxels for one level with two convolutions
 per scale, 9 with one. One convolution per scale departs from the paper; on the demo it
-doubles how much of a focal effect the maps show (:mod:`brainpad.planted`) at the cost of
+doubles how much of a focal effect the maps show (:mod:`brainpad.local.planted`) at the cost of
 global accuracy (``docs/local-brain-age.md``).
 
 The paper's 52³ → 12³ at 1.5 mm is ``levels=2, b=6, c=2``. :func:`block_geometry` computes
@@ -31,6 +31,15 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from brainpad.models import ModelSpec
+
+SPEC = ModelSpec(
+    "local_unet",
+    reads="blocks",
+    output="map",
+    description="block U-Net predicting brain age in every voxel (study 1, local brain age)",
+)
 
 
 def block_geometry(levels: int, bottleneck: int, convs: int = 2) -> tuple[int, int]:
@@ -217,8 +226,38 @@ def block_loss(
     return voxel_mae + fade * auxiliary, voxel_mae
 
 
-def build(in_channels: int, params: dict) -> LocalUNet:
-    """The network for the config's ``models.local_unet`` settings."""
+def resolve(params: dict, voxel_mm: float) -> dict:
+    """The block geometry for the working voxel: ``levels`` and ``block`` (input and output
+    edge, voxels); the config's ``levels`` and ``bottleneck`` when set, else
+    :func:`geometry_for_voxel`."""
+    convs = params.get("convs_per_scale", 2)
+    levels, bottleneck = geometry_for_voxel(voxel_mm, convs=convs)
+    levels = params.get("levels") or levels
+    bottleneck = params.get("bottleneck") or bottleneck
+    size_in, size_out = block_geometry(levels, bottleneck, convs)
+    if size_out < 1:
+        msg = f"local_unet: levels {levels} with bottleneck {bottleneck} leave no output voxels"
+        raise ValueError(msg)
+    return {"levels": levels, "block": [size_in, size_out]}
+
+
+def build(in_channels: int, input_shape: Sequence[int], params: dict) -> LocalUNet:
+    """The network for the config's ``models.local_unet`` settings (with :func:`resolve`'s
+    ``levels``); ``input_shape`` is the input block."""
     return LocalUNet(
         in_channels, params["width"], params["levels"], params.get("convs_per_scale", 2)
     )
+
+
+def loss(
+    output: tuple[torch.Tensor, list[torch.Tensor]], batch, step: int, params: dict
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`block_loss` on a batch of blocks, the auxiliary weights faded by ``step``."""
+    out, aux = output
+    fade = aux_fade(step, params["aux_decay_iterations"])
+    return block_loss(out, aux, batch.mask, batch.y, params["aux_weights"], fade)
+
+
+def to_age(output: tuple[torch.Tensor, list[torch.Tensor]]) -> torch.Tensor:
+    """The voxel ages (standard units), (batch, s, s, s)."""
+    return output[0][:, 0]

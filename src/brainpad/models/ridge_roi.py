@@ -14,8 +14,17 @@ import pandas as pd
 from sklearn.linear_model import RidgeCV
 from sklearn.preprocessing import StandardScaler
 
+from brainpad.models import ModelSpec
 
-def fit(features: pd.DataFrame, age: np.ndarray, alphas: Sequence[float]) -> dict:
+SPEC = ModelSpec(
+    "ridge_roi",
+    reads="roi",
+    output="scalar",
+    description="ridge regression on Harvard-Oxford ROI GM/WM/CSF volumes (classical baseline)",
+)
+
+
+def fit(features: pd.DataFrame, age: np.ndarray, params: dict) -> dict:
     """Fit the ridge model; returns its state (plain lists, safe to save).
 
     Parameters
@@ -24,9 +33,10 @@ def fit(features: pd.DataFrame, age: np.ndarray, alphas: Sequence[float]) -> dic
         One row per training scan, one numeric column per feature.
     age : ndarray
         Chronological age of each row.
-    alphas : sequence of float
-        Candidate penalties.
+    params : dict
+        The config's ``models.ridge_roi``: ``alphas``, the candidate penalties.
     """
+    alphas: Sequence[float] = params["alphas"]
     scaler = StandardScaler().fit(features.to_numpy(dtype=float))
     scale = np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
     x = (features.to_numpy(dtype=float) - scaler.mean_) / scale

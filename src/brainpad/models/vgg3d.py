@@ -14,6 +14,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from brainpad.models import ModelSpec
+
+SPEC = ModelSpec(
+    "vgg3d",
+    reads="volumes",
+    output="scalar",
+    description="VGG-style 3D CNN on modulated GM+WM maps (study 4)",
+)
+
 
 class VGG3D(nn.Module):
     """VGG-style 3D regression network.
@@ -74,3 +83,14 @@ def build(in_channels: int, input_shape: Sequence[int], params: dict) -> VGG3D:
     return VGG3D(
         in_channels, input_shape, params["widths"], params["dense"], params.get("downsample", 1)
     )
+
+
+def loss(output: torch.Tensor, batch, step: int, params: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """MAE of the predicted ages (standard units); it is also the reported training MAE."""
+    mae = nn.functional.l1_loss(output, batch.y)
+    return mae, mae
+
+
+def to_age(output: torch.Tensor) -> torch.Tensor:
+    """The output is the age itself (standard units), one per scan."""
+    return output

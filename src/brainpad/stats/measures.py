@@ -72,7 +72,7 @@ def icc_2_1(ratings: np.ndarray) -> np.ndarray:
     Notes
     -----
     No library computes it per voxel at once; it matches ``pingouin.intraclass_corr``'s
-    ``ICC(A,1)`` (= ICC(2,1)) voxel by voxel (tests/test_stats.py).
+    ``ICC(A,1)`` (= ICC(2,1)) voxel by voxel (tests/stats/test_stats.py).
     """
     y = np.asarray(ratings, dtype=float)
     n, k = y.shape[:2]

@@ -1,14 +1,17 @@
-"""Blocks for the voxelwise U-Net: sampling training batches and tiling whole brains.
+"""Blocks for networks that predict maps (``reads="blocks"``): training batches and validation.
 
 A block network maps an input block of ``size_in``³ voxels to the central output block of
 ``size_out``³ voxels; the margin ``(size_in - size_out) / 2`` is context. Positions are
 given by the *corner* of the output block in the coordinates of the (cropped) volume;
-input voxels outside the volume read as zero.
+input voxels outside the volume read as zero. Training draws random blocks centred in the
+brain from random training scans, straight from the memory-mapped cohort array
+(:class:`BlockBatches`); whole-brain inference tiles the volume with MONAI's sliding
+window (:func:`brainpad.training.inference.predict_map`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -21,23 +24,6 @@ def margin(size_in: int, size_out: int) -> int:
     return (size_in - size_out) // 2
 
 
-def padded(volume: np.ndarray, size_in: int, size_out: int) -> np.ndarray:
-    """``volume`` (channels, x, y, z) as float32, zero-padded by the block margin."""
-    m = margin(size_in, size_out)
-    return np.pad(np.asarray(volume, dtype=np.float32), [(0, 0)] + [(m, m)] * 3)
-
-
-def extract(padded_volume: np.ndarray, corners: np.ndarray, size_in: int) -> np.ndarray:
-    """Input blocks (n, channels, s, s, s) at output-block ``corners`` of a padded volume.
-
-    In padded coordinates the input block of output corner ``c`` starts at ``c`` itself.
-    """
-    blocks = np.empty((len(corners), padded_volume.shape[0], *(size_in,) * 3), np.float32)
-    for k, (x, y, z) in enumerate(np.asarray(corners, dtype=int)):
-        blocks[k] = padded_volume[:, x : x + size_in, y : y + size_in, z : z + size_in]
-    return blocks
-
-
 def sample_corners(mask: np.ndarray, n: int, size_out: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` output-block corners whose block centre lies inside ``mask`` (the brain).
 
@@ -47,73 +33,6 @@ def sample_corners(mask: np.ndarray, n: int, size_out: int, rng: np.random.Gener
     centres = inside[rng.integers(0, len(inside), n)]
     upper = np.array(mask.shape) - size_out
     return np.clip(centres - size_out // 2, 0, upper)
-
-
-def tile_corners(shape: tuple[int, ...], size_out: int, overlap: int = 0) -> np.ndarray:
-    """Output-block corners covering a volume of ``shape``, neighbours overlapping by
-    ``overlap`` voxels (the last tile on each axis is aligned with the far edge)."""
-    step = size_out - overlap
-    if step < 1:
-        msg = f"overlap {overlap} must be smaller than the output block {size_out}"
-        raise ValueError(msg)
-    axes = []
-    for n in shape:
-        last = max(n - size_out, 0)
-        starts = list(range(0, last + 1, step))
-        if starts[-1] != last:
-            starts.append(last)
-        axes.append(starts)
-    grid = np.meshgrid(*axes, indexing="ij")
-    return np.stack([g.ravel() for g in grid], axis=1)
-
-
-def stitch(
-    predict: Callable[[np.ndarray], np.ndarray],
-    volume: np.ndarray,
-    mask: np.ndarray,
-    size_in: int,
-    size_out: int,
-    overlap: int = 0,
-    batch_size: int = 8,
-) -> np.ndarray:
-    """Tile a whole volume, predict every tile that touches ``mask``, average overlaps.
-
-    Parameters
-    ----------
-    predict : callable
-        Input blocks (n, channels, s_in, s_in, s_in) → output blocks (n, s_out, s_out, s_out).
-    volume : ndarray
-        (channels, x, y, z) maps of one scan.
-    mask : ndarray of bool
-        (x, y, z) voxels to predict (the brain).
-    size_in, size_out, overlap : int
-        Block geometry and tile overlap (voxels).
-    batch_size : int
-        Tiles per call of ``predict`` (bounds memory on GPU and CPU alike).
-
-    Returns
-    -------
-    ndarray
-        (x, y, z) float32 map; NaN outside ``mask``.
-    """
-    source = padded(volume, size_in, size_out)
-    corners = tile_corners(mask.shape, size_out, overlap)
-    touches = [
-        mask[x : x + size_out, y : y + size_out, z : z + size_out].any() for x, y, z in corners
-    ]
-    corners = corners[np.asarray(touches, dtype=bool)]
-    total = np.zeros(mask.shape, np.float64)
-    count = np.zeros(mask.shape, np.int32)
-    for start in range(0, len(corners), batch_size):
-        chunk = corners[start : start + batch_size]
-        out = predict(extract(source, chunk, size_in))
-        for (x, y, z), block in zip(chunk, out, strict=True):
-            total[x : x + size_out, y : y + size_out, z : z + size_out] += block
-            count[x : x + size_out, y : y + size_out, z : z + size_out] += 1
-    result = np.full(mask.shape, np.nan, np.float32)
-    covered = mask & (count > 0)
-    result[covered] = (total[covered] / count[covered]).astype(np.float32)
-    return result
 
 
 def read_block(
@@ -211,7 +130,7 @@ def training_batch(
     same mix of the two ages. Every voxel then has to be read from its own neighbourhood:
     a block's context no longer tells a voxel's age. Study 1 trained without mixing (every
     voxel of a block shares the whole-brain age), which rewards reading age from anywhere in
-    the block and smooths focal effects away (:mod:`brainpad.planted`).
+    the block and smooths focal effects away (:mod:`brainpad.local.planted`).
 
     Returns
     -------
@@ -238,3 +157,143 @@ def training_batch(
             )
             y[i] = (1 - ball[inner]) * y[i] + ball[inner] * np.float32(targets[other])
     return x, m, y
+
+
+def validation_figures(
+    errors: np.ndarray,
+    predicted: np.ndarray,
+    voxels: np.ndarray,
+    scan: np.ndarray,
+    ages: np.ndarray,
+) -> dict[str, float]:
+    """The two validation MAEs (years) of a set of blocks from the validation scans.
+
+    Parameters
+    ----------
+    errors, predicted, voxels : ndarray, shape (blocks,)
+        Per block: the sum over its brain output voxels of |predicted - age|, the sum of
+        the predicted ages, and the number of those voxels.
+    scan : ndarray of int, shape (blocks,)
+        Which validation scan (0 … scans - 1) each block comes from.
+    ages : ndarray, shape (scans,)
+        The scans' ages (on the same scale as ``predicted``).
+
+    Returns
+    -------
+    dict
+        ``validation_voxel_mae``: MAE over all brain voxels of all blocks (each voxel's
+        own estimate); ``validation_scan_mae``: MAE over scans of the mean predicted age
+        of each scan's blocks (the global estimate the maps' mean gives).
+    """
+    scan_mean = np.bincount(scan, predicted) / np.maximum(np.bincount(scan, voxels), 1)
+    return {
+        "validation_voxel_mae": float(errors.sum() / max(voxels.sum(), 1)),
+        "validation_scan_mae": float(np.abs(scan_mean - ages).mean()),
+    }
+
+
+class BlockBatches:
+    """Batches of random blocks for networks that predict maps, and their validation.
+
+    Every training step draws ``batch_size`` blocks centred in the brain from random
+    training scans (:func:`training_batch`, seeded by epoch and step, with age mixing when
+    ``mix_fraction`` > 0); every output voxel inside the brain is asked for its scan's age.
+    Validation uses fixed blocks of the validation scans (``validation_blocks`` per scan)
+    and reports both MAEs of :func:`validation_figures`; early stopping watches the one
+    named by ``selection`` (``voxel`` or ``scan``).
+
+    Parameters
+    ----------
+    array : ndarray or Standardised
+        The cohort array (scans, channels, x, y, z).
+    train, validation : (rows, ages)
+        Array rows and ages of the training and early-stopping scans.
+    mask : ndarray of bool
+        The brain on the cropped grid.
+    size_in, size_out : int
+        Block geometry (voxels).
+    params : dict
+        ``batch_size, iterations_per_epoch, validation_blocks, selection``, optionally
+        ``mix_fraction``.
+    mix_edge : float
+        Age mixing's ball edge, in voxels.
+    seed : int
+        Seed of the draws.
+    device : torch.device
+        Where batches go.
+    age_mean, age_sd : float
+        The training ages' scaling.
+    """
+
+    def __init__(
+        self,
+        array,
+        train: tuple[np.ndarray, np.ndarray],
+        validation: tuple[np.ndarray, np.ndarray],
+        mask: np.ndarray,
+        size_in: int,
+        size_out: int,
+        params: dict,
+        mix_edge: float,
+        seed: int,
+        device,
+        age_mean: float,
+        age_sd: float,
+    ) -> None:
+        self.array, self.mask, self.size_in, self.size_out = array, mask, size_in, size_out
+        self.rows, ages = train
+        self.targets = (ages - age_mean) / age_sd
+        self.batch_size = params["batch_size"]
+        self.steps_per_epoch = params["iterations_per_epoch"]
+        self.mixing = (params.get("mix_fraction", 0.0), mix_edge)
+        self.selection = params["selection"]
+        self.seed, self.device, self.age_mean, self.age_sd = seed, device, age_mean, age_sd
+        rng = np.random.default_rng([seed, 10**6])
+        self.val_scan = np.repeat(np.arange(len(validation[0])), params["validation_blocks"])
+        self.val_targets = (validation[1][self.val_scan] - age_mean) / age_sd
+        self.val_x, self.val_m = sample_blocks(
+            array, validation[0][self.val_scan], mask, size_in, size_out, rng
+        )
+        self.val_voxels, self.val_ages = self.val_m.sum((1, 2, 3)), validation[1] - age_mean
+
+    def _batch(self, x: np.ndarray, m: np.ndarray, y: np.ndarray):
+        import torch
+
+        from brainpad.training.data import Batch
+
+        y = torch.as_tensor(y, dtype=torch.float32, device=self.device)
+        return Batch(torch.from_numpy(x).to(self.device), y, torch.from_numpy(m).to(self.device))
+
+    def batches(self, epoch: int) -> Iterator:
+        """The epoch's ``iterations_per_epoch`` batches of random blocks."""
+        for it in range(self.steps_per_epoch):
+            rng = np.random.default_rng([self.seed, epoch, it])
+            yield self._batch(
+                *training_batch(
+                    self.array, self.rows, self.targets, self.batch_size, self.mask,
+                    self.size_in, self.size_out, rng, self.mixing,
+                )
+            )  # fmt: skip
+
+    def validate(self, net, to_age) -> dict[str, float]:
+        """Both validation MAEs on the fixed validation blocks; ``validation_mae`` is the
+        one ``selection`` names."""
+        import torch
+
+        net.eval()
+        n, size = len(self.val_scan), self.batch_size
+        errors, predicted = np.zeros(n), np.zeros(n)
+        with torch.no_grad():
+            for i in range(0, n, size):
+                window = slice(i, i + size)
+                b = self._batch(self.val_x[window], self.val_m[window], self.val_targets[window])
+                out = to_age(net(b.x)).float()
+                errors[i : i + size] = (
+                    ((out - b.y[:, None, None, None]).abs() * b.mask).sum((1, 2, 3)).cpu()
+                )
+                predicted[i : i + size] = (out * b.mask).sum((1, 2, 3)).cpu()
+        figures = validation_figures(
+            errors * self.age_sd, predicted * self.age_sd, self.val_voxels, self.val_scan,
+            self.val_ages,
+        )  # fmt: skip
+        return {"validation_mae": figures[f"validation_{self.selection}_mae"], **figures}

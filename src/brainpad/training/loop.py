@@ -1,9 +1,19 @@
-"""The machinery every network shares: the epoch loop and the set-up of one fold.
+"""The one training loop of every network (:func:`run_epochs`).
 
-:func:`run_epochs` runs epochs with early stopping on a validation MAE, writes a
-checkpoint after every epoch and resumes from it when its fingerprint (data, fold and
-settings) matches; :func:`network_fold` seeds torch, opens the cohort array and splits
-its rows by what each scan is for (:func:`brainpad.training.fold.fold_sets`).
+Epochs with early stopping on a validation MAE, the learning-rate schedule, a checkpoint
+after every epoch and resuming from it when its fingerprint (data, fold and settings)
+matches. The loop knows nothing of a model but its ``loss`` and ``to_age``
+(:mod:`brainpad.models`) and nothing of the data but a batch source
+(:class:`brainpad.training.data.WholeScans`, :class:`brainpad.training.blocks.BlockBatches`).
+On CUDA it runs mixed precision (``torch.autocast`` with gradient scaling); on the CPU
+full precision, so CPU runs reproduce exactly.
+
+Why not PyTorch Lightning: its ``Trainer`` would bring the loop, checkpoints and mixed
+precision, but a resumed run must repeat an unbroken one bit for bit on the CPU (the
+batch order and block draws are seeded by epoch and step here), the checkpoint must load
+with ``weights_only=True``, and the workflow already owns devices, logging and retries;
+the loop below is ~100 lines and keeps those guarantees testable
+(``docs/architecture.md``).
 """
 
 from __future__ import annotations
@@ -12,18 +22,22 @@ import copy
 import hashlib
 import json
 import logging
-import os
+import math
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import pandas as pd
 from tqdm import tqdm
 
 from brainpad.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from types import ModuleType
+
+    from brainpad.training.data import Batch
 
 log = logging.getLogger(__name__)
 
@@ -66,36 +80,57 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def learning_rate(base: float, step: int, total: int, decay: str = "none") -> float:
+    """The learning rate at training step ``step`` of ``total``: constant, or cosine decay
+    from ``base`` to 0 (steadier final epochs when training is short)."""
+    if decay == "cosine" and total > 0:
+        return base * 0.5 * (1.0 + math.cos(math.pi * min(step, total) / total))
+    return base
+
+
+class BatchSource(Protocol):
+    """What the loop needs of the training data (whole scans or blocks)."""
+
+    steps_per_epoch: int
+    age_sd: float
+
+    def batches(self, epoch: int) -> Iterator[Batch]:
+        """The training batches of ``epoch``, drawn from the epoch number (so a resumed
+        run sees the same batches)."""
+
+    def validate(self, net, to_age) -> dict[str, float]:
+        """Validation figures (years) of the current weights; early stopping watches
+        ``"validation_mae"``, any others go into the history beside it."""
+
+
 def run_epochs(
     net,
-    optimiser,
-    train_epoch: Callable[[int], float],
-    validate: Callable[[], dict[str, float]],
+    model: ModuleType,
+    data: BatchSource,
     params: dict,
+    device,
     checkpoint: Path,
     signature: str,
-    device,
 ) -> tuple[dict, list[dict]]:
-    """The epoch loop shared by all networks: early stopping, checkpoints, resuming.
+    """Train ``net`` with Adam and early stopping; checkpoint every epoch, resume.
 
     Parameters
     ----------
-    net, optimiser : torch objects
-        What is trained; their states go into the checkpoint.
-    train_epoch : callable
-        ``train_epoch(epoch)`` runs one epoch and returns its training MAE (years). It
-        must draw its randomness from the epoch number, so a resumed run repeats exactly.
-    validate : callable
-        Returns the validation figures (years) of the current weights: early stopping
-        watches ``"validation_mae"``; any others go into the history beside it.
+    net : torch.nn.Module
+        The network, built by ``model.build`` and on ``device``.
+    model : module
+        The model module: its ``loss(output, batch, step, params)`` and ``to_age``.
+    data : BatchSource
+        Training batches per epoch and the validation figures.
     params : dict
-        ``max_epochs, patience``.
+        ``learning_rate, max_epochs, patience``, optionally ``lr_decay`` (``none`` or
+        ``cosine``); the whole section goes to ``model.loss``.
+    device : torch.device
+        Where to train; CUDA turns on mixed precision.
     checkpoint : Path
         Written after every epoch; resumed from when its signature matches.
     signature : str
-        Fingerprint of data, fold and settings.
-    device : torch.device
-        Where the checkpoint's tensors are loaded.
+        Fingerprint of data, fold and settings (:func:`fingerprint`).
 
     Returns
     -------
@@ -104,12 +139,36 @@ def run_epochs(
     """
     import torch
 
+    base_lr = params["learning_rate"]
+    optimiser = torch.optim.Adam(net.parameters(), lr=base_lr)
+    mixed = device.type == "cuda"
+    scaler = torch.amp.GradScaler(device.type, enabled=mixed)
+    total_steps = params["max_epochs"] * data.steps_per_epoch
+    decay = params.get("lr_decay", "none")
+
+    def train_epoch(epoch: int) -> float:
+        total, weight = 0.0, 0
+        for i, batch in enumerate(data.batches(epoch)):
+            step = epoch * data.steps_per_epoch + i
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(base_lr, step, total_steps, decay)
+            with torch.autocast(device.type, enabled=mixed):
+                loss, mae = model.loss(net(batch.x), batch, step, params)
+            optimiser.zero_grad()
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+            total += float(mae.detach()) * batch.weight
+            weight += batch.weight
+        return float(total / weight * data.age_sd)
+
     state = {"epoch": 0, "best_mae": float("inf"), "best_state": None, "bad": 0, "history": []}
     saved = load_checkpoint(checkpoint, device)
     if saved is not None:
         if saved.get("signature") == signature:
             net.load_state_dict(saved["net"])
             optimiser.load_state_dict(saved["optimiser"])
+            scaler.load_state_dict(saved.get("scaler", {}))
             torch.set_rng_state(saved["torch_rng"])
             state = saved["state"]
             log.info("resuming from %s after epoch %d", checkpoint, state["epoch"])
@@ -123,7 +182,8 @@ def run_epochs(
         start = time.perf_counter()
         net.train()
         train_mae = train_epoch(epoch)
-        figures = validate()
+        with torch.autocast(device.type, enabled=mixed):
+            figures = data.validate(net, model.to_age)
         val_mae = figures["validation_mae"]
         if val_mae < state["best_mae"] - 1e-6:
             state.update(best_mae=val_mae, bad=0, best_state=copy.deepcopy(net.state_dict()))
@@ -131,12 +191,7 @@ def run_epochs(
             state["bad"] += 1
         seconds = time.perf_counter() - start
         state["history"].append(
-            {
-                "epoch": epoch + 1,
-                "train_mae": train_mae,
-                **figures,
-                "seconds": seconds,
-            }
+            {"epoch": epoch + 1, "train_mae": train_mae, **figures, "seconds": seconds}
         )
         state["epoch"] = epoch + 1
         save_atomic(
@@ -144,6 +199,7 @@ def run_epochs(
                 "signature": signature,
                 "net": net.state_dict(),
                 "optimiser": optimiser.state_dict(),
+                "scaler": scaler.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "state": state,
             },
@@ -199,61 +255,3 @@ def network_state(
         ],
         "best_epoch": int(np.argmin([h["validation_mae"] for h in history])) + 1,
     }
-
-
-@dataclass
-class NetworkFold:
-    """What every network needs to train one fold: device, data, parts and fingerprint."""
-
-    device: object
-    volumes: np.ndarray
-    index: pd.DataFrame
-    rows: np.ndarray
-    part: dict[str, tuple[np.ndarray, np.ndarray]]
-    signature: str
-
-
-def network_fold(
-    name: str,
-    folds: pd.DataFrame,
-    sets: pd.Series,
-    volumes_path: str | Path,
-    index_path: str | Path,
-    params: dict,
-    seed: int,
-    fold: int,
-    device_name: str,
-) -> NetworkFold:
-    """Seed torch, open the cohort array (memory-mapped) and split its rows by set.
-
-    ``part`` maps each set (``train``, ``validation``, ``oof``, ``heldout``) to its array
-    rows and ages; without validation scans, early stopping watches the training scans.
-    """
-    import torch
-
-    from brainpad.training.inference import select_device
-
-    device = select_device(device_name)
-    torch.manual_seed(seed * 1000 + fold)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    volumes = np.load(volumes_path, mmap_mode="r")
-    index = pd.read_csv(index_path, sep="\t")
-    rows = folds["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
-    ages = folds["age"].to_numpy(dtype=float)
-    part = {s: (rows[sets.to_numpy() == s], ages[sets.to_numpy() == s]) for s in sets.unique()}
-    if "validation" not in part or len(part["validation"][0]) == 0:
-        part["validation"] = part["train"]
-        log.warning("no validation scans: early stopping watches the training scans")
-    stat = os.stat(volumes_path)
-    signature = fingerprint(
-        name,
-        fold,
-        seed,
-        params,
-        rows.tolist(),
-        ages.tolist(),
-        sets.tolist(),
-        stat.st_size,
-        stat.st_mtime_ns,
-    )
-    return NetworkFold(device, volumes, index, rows, part, signature)
