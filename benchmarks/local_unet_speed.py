@@ -2,13 +2,14 @@
 
 Runs the workflow's own training loop (:func:`brainpad.training.loop.run_epochs` with
 :class:`brainpad.training.blocks.BlockBatches`: blocks read from the cohort array, age
-mixing, the auxiliary losses, Adam, the validation blocks) on random two-channel maps filling an ellipsoidal brain in the MNI box at ``--voxel-mm``,
-with the shipped config's ``models.local_unet`` settings (the schema's defaults for the
-rest) unless overridden. Timing does not depend on what the maps hold, so no demo run is
-needed and it runs on a bare GPU machine. Prints each epoch's seconds, then iterations and
-blocks per second over the epochs after the first (which carries start-up and, on a GPU,
-kernel selection) and what study 1's 500,000 iterations would take at that pace. Study 1's
-network at 1.5 mm did not finish one epoch of 2 iterations in 400 s on 2 CPU threads.
+mixing, the auxiliary losses, Adam, the validation blocks) on random two-channel maps
+filling an ellipsoidal brain in the MNI box at ``--voxel-mm``, with the shipped config's
+``models.local_unet`` settings (the schema's defaults for the rest) unless overridden.
+Timing does not depend on what the maps hold, so no demo run is needed and it runs on a
+bare GPU machine. Prints each epoch's seconds, then iterations and blocks per second
+over the epochs after the first (which carries start-up and, on a GPU, kernel selection)
+and what study 1's 500,000 iterations would take at that pace. Study 1's network at 1.5
+mm did not finish one epoch of 2 iterations in 400 s on 2 CPU threads.
 
 Usage: python benchmarks/local_unet_speed.py [--device cuda] [--voxel-mm 1.5]
        [--width 64] [--batch-size 32]   (study 1's network: 52^3 -> 12^3 blocks at 1.5 mm)
