@@ -278,7 +278,7 @@ def synthetic_inputs(
     synthetic_folds: pd.DataFrame,
     synthetic_truth: pd.DataFrame,
 ) -> dict[str, Path]:
-    """folds.tsv, an ROI table and a tiny volume array whose anatomy shrinks with age."""
+    """folds.tsv, an ROI table and tiny volume and slice arrays whose anatomy shrinks with age."""
     from brainpad.paths import array_files
 
     root = tmp_path_factory.mktemp("synthetic")
@@ -296,6 +296,7 @@ def synthetic_inputs(
     gm = (grid[None] < radius[:, None, None, None]).astype(np.float16)
     volumes = np.stack([gm, 1 - gm], axis=1)
     np.save(files["volumes"], volumes)
+    np.save(files["slices"], volumes[..., shape[2] // 2])  # the mid-axial slices
     index = pd.DataFrame({"row": np.arange(len(folds)), "scan_id": folds["scan_id"]})
     index = index.assign(crop_x="2:12", crop_y="1:13", crop_z="0:10")  # of a 14x14x12 grid
     index.to_csv(files["index"], sep="\t", index=False)
