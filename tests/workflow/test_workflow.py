@@ -6,6 +6,7 @@ import copy
 import json
 import re
 import subprocess
+import sys
 
 import nibabel as nib
 import numpy as np
@@ -227,3 +228,17 @@ def test_a_job_that_fails_on_a_full_disk_fails_alone_and_leaves_nothing(tiny_run
 def test_second_run_has_nothing_to_do(tiny_run):
     result = snakemake(tiny_run, TINY_CONFIG, "-n")
     assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_the_time_profile_accounts_for_every_job(tiny_run):
+    """benchmarks/demo_profile.py reads a finished run's log and benchmark files."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "demo_profile.py"), "--workdir", str(tiny_run)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rows = {line.split("|")[1].strip(): line.split("|")[2:] for line in out.splitlines()[4:]}
+    assert int(rows["preprocess_t1w"][0]) == N_SCANS
+    assert rows["preprocess_t1w"][4].strip()  # CPU time from the benchmark files
+    assert {"simulate_cohort", "train", "train_voxel", "report_figures"} <= set(rows)
