@@ -1,7 +1,7 @@
 """Where a finished run's time went, per rule: jobs, wall time, CPU time.
 
 Reads the run's Snakemake log (the newest ``.snakemake/log/*.snakemake.log`` of the
-working directory, or ``--log``) for when each job started and finished, and the
+working directory that ran jobs, or ``--log``) for when each job started and finished, and the
 ``results/benchmarks/`` files of the costly rules for their CPU time. Prints one
 markdown row per rule, in the order the rules first started:
 
@@ -87,10 +87,9 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("."))
     parser.add_argument("--log", type=Path, help="a Snakemake log (default: the newest)")
     args = parser.parse_args()
-    log = args.log or max(
-        (args.workdir / ".snakemake" / "log").glob("*.snakemake.log"),
-        key=lambda p: p.stat().st_mtime,
-    )
+    logs = (args.workdir / ".snakemake" / "log").glob("*.snakemake.log")
+    runs = [p for p in logs if "Finished jobid" in p.read_text()]  # not --report or -n
+    log = args.log or max(runs, key=lambda p: p.stat().st_mtime)
     jobs = job_times(log)
     table = profile(jobs, cpu_times(args.workdir / "results" / "benchmarks"))
     total = (jobs["finish"].max() - jobs["start"].min()).total_seconds()

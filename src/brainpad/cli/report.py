@@ -1,4 +1,5 @@
-"""``brainpad report`` and ``local-figure`` (``workflow/rules/report.smk``)."""
+"""``brainpad report`` and ``local-figure`` (``workflow/rules/report.smk``), and ``summary``
+(the headline numbers ``make demo`` prints at its end)."""
 
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ def _cmd_local_figure(args: argparse.Namespace) -> None:
     local_maps_figure(args.statmaps_dir, args.mask, args.control_group, args.out, args.truth_dir)
 
 
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from brainpad.report.summary import headline
+
+    lines, _ = headline(args.results, args.control_group)
+    print("\n".join(lines))
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this stage's subcommands on ``brainpad``'s subparsers."""
     rep = sub.add_parser("report", help="figures and tables for the HTML report")
@@ -60,3 +68,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     lfg.add_argument("--truth-dir", help="the simulation's truth folder (adds the true maps)")
     lfg.add_argument("--out", required=True, help="output PNG")
     lfg.set_defaults(func=_cmd_local_figure)
+
+    smy = sub.add_parser("summary", help="headline numbers of a finished run")
+    smy.add_argument("--results", default="results", help="the run's results folder")
+    smy.add_argument("--control-group", default="HC")
+    smy.set_defaults(func=_cmd_summary)

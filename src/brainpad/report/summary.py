@@ -1,0 +1,82 @@
+"""``brainpad summary``: the headline numbers of a finished run, for the terminal.
+
+``make demo`` ends with it: where the report is, the ensemble's healthy-test accuracy,
+each patient group's separation from the controls, and how the local maps found the
+disease, all read from the run's own tables. On simulated data each line also says
+whether the demo's science checks hold (``CHECKS``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+CHECKS = {
+    "mae_over_floor": 1.5,  # the ensemble's healthy-test MAE at most 1.5x the floor
+    "ad_d": 0.8,  # AD vs controls: Cohen's d of the corrected brain-PAD at least 0.8
+    "ad_top5": 3,  # at least 3 of the AD map's 5 strongest ROIs are truly affected
+}
+"""Thresholds of the demo's science checks (``docs/benchmarks.md``)."""
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path, sep="\t") if path.is_file() else None
+
+
+def _verdict(ok: bool) -> str:
+    return "ok" if ok else "NOT MET"
+
+
+def headline(results: str | Path, control_group: str = "HC") -> tuple[list[str], bool]:
+    """The summary lines of the run under ``results``, and whether every check held.
+
+    Parameters
+    ----------
+    results : path
+        The run's ``results/`` folder.
+    control_group : str
+        The controls' group label (``control_group`` in the config).
+
+    Returns
+    -------
+    lines, passed
+        Lines to print; ``passed`` is False when a science check of simulated data fails
+        (True when there is nothing to check).
+    """
+    results = Path(results)
+    lines, passed = [f"report: {results / 'report.html'}"], True
+    accuracy = _read(results / "stats" / "accuracy.tsv")
+    if accuracy is not None:
+        row = accuracy.set_index("model").loc["ensemble"]
+        line = f"ensemble healthy-test MAE {row['mae']:.2f} y (n {int(row['n'])})"
+        if "floor_mae" in row and pd.notna(row["floor_mae"]):
+            ratio = row["mae"] / row["floor_mae"]
+            ok = ratio <= CHECKS["mae_over_floor"]
+            passed &= ok
+            line += (
+                f", {ratio:.2f}x the simulation's floor of {row['floor_mae']:.2f} y "
+                f"[<= {CHECKS['mae_over_floor']}x: {_verdict(ok)}]"
+            )
+        lines.append(line)
+    comparisons = _read(results / "stats" / "group_comparison.tsv")
+    if comparisons is not None:
+        versus = comparisons[comparisons["second"] == control_group]
+        for first, d in zip(versus["first"], versus["d"], strict=True):
+            line = f"{first} vs {control_group}: Cohen's d {d:.2f} (corrected brain-PAD)"
+            if first == "AD" and accuracy is not None and "floor_mae" in accuracy:
+                ok = d >= CHECKS["ad_d"]
+                passed &= ok
+                line += f" [>= {CHECKS['ad_d']}: {_verdict(ok)}]"
+            lines.append(line)
+    truth = _read(results / "maps" / "stats" / "truth_validation.tsv")
+    if truth is not None and "AD" in set(truth["group"]):
+        row = truth.set_index("group").loc["AD"]
+        found = int(row["top5_truly_affected"])
+        ok = found >= CHECKS["ad_top5"]
+        passed &= ok
+        lines.append(
+            f"AD local map: {found} of its 5 strongest regions truly affected "
+            f"({row['top5_rois']}) [>= {CHECKS['ad_top5']}: {_verdict(ok)}]"
+        )
+    return lines, passed

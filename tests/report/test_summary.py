@@ -1,0 +1,68 @@
+"""The headline numbers `make demo` prints, and its science checks."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from brainpad.report.summary import headline
+
+
+def write(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(path, sep="\t", index=False)
+
+
+@pytest.fixture
+def results(tmp_path):
+    out = tmp_path / "results"
+    write(out / "stats/accuracy.tsv", [
+        {"model": "ensemble", "n": 14, "mae": 3.3, "floor_mae": 3.0},
+        {"model": "ridge_roi", "n": 14, "mae": 3.6, "floor_mae": 3.0},
+    ])  # fmt: skip
+    write(out / "stats/group_comparison.tsv", [
+        {"first": "AD", "second": "HC", "d": 1.6},
+        {"first": "sMCI", "second": "HC", "d": 0.5},
+        {"first": "AD", "second": "sMCI", "d": 1.0},
+    ])  # fmt: skip
+    write(out / "maps/stats/truth_validation.tsv", [
+        {"group": "AD", "top5_truly_affected": 4, "top5_rois": "Left_Hippocampus, ..."},
+    ])  # fmt: skip
+    return out
+
+
+def test_a_demo_that_shows_the_science_passes(results):
+    lines, passed = headline(results)
+    assert passed
+    assert lines[0] == f"report: {results / 'report.html'}"
+    assert "ensemble healthy-test MAE 3.30 y (n 14), 1.10x the simulation's floor" in lines[1]
+    assert any(line.startswith("AD vs HC: Cohen's d 1.60") and "ok" in line for line in lines)
+    assert any(line.startswith("sMCI vs HC: Cohen's d 0.50") for line in lines)
+    assert not any("AD vs sMCI" in line for line in lines)  # controls only
+    assert "4 of its 5 strongest regions truly affected" in lines[-1]
+
+
+@pytest.mark.parametrize(
+    ("table", "row", "column", "value"),
+    [
+        ("stats/accuracy.tsv", 0, "mae", 4.6),  # 1.53x the floor
+        ("stats/group_comparison.tsv", 0, "d", 0.7),
+        ("maps/stats/truth_validation.tsv", 0, "top5_truly_affected", 2),
+    ],
+)
+def test_each_check_can_fail(results, table, row, column, value):
+    path = results / table
+    frame = pd.read_csv(path, sep="\t")
+    frame.loc[row, column] = value
+    frame.to_csv(path, sep="\t", index=False)
+    lines, passed = headline(results)
+    assert not passed
+    assert sum("NOT MET" in line for line in lines) == 1
+
+
+def test_real_data_has_no_checks(results):
+    accuracy = pd.read_csv(results / "stats/accuracy.tsv", sep="\t").drop(columns="floor_mae")
+    accuracy.to_csv(results / "stats/accuracy.tsv", sep="\t", index=False)
+    (results / "maps/stats/truth_validation.tsv").unlink()
+    lines, passed = headline(results)
+    assert passed and not any("[" in line for line in lines)
