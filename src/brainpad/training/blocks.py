@@ -15,6 +15,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from brainpad.training.data import Batch
+
 
 def margin(size_in: int, size_out: int) -> int:
     """Context voxels on each side of the output block."""
@@ -259,12 +261,10 @@ class BlockBatches:
     def _batch(self, x: np.ndarray, m: np.ndarray, y: np.ndarray):
         import torch
 
-        from brainpad.training.data import Batch
-
         y = torch.as_tensor(y, dtype=torch.float32, device=self.device)
         return Batch(torch.from_numpy(x).to(self.device), y, torch.from_numpy(m).to(self.device))
 
-    def batches(self, epoch: int) -> Iterator:
+    def batches(self, epoch: int) -> Iterator[Batch]:
         """The epoch's ``iterations_per_epoch`` batches of random blocks."""
         for it in range(self.steps_per_epoch):
             rng = np.random.default_rng([self.seed, epoch, it])
