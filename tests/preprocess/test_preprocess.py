@@ -82,6 +82,34 @@ def test_skull_and_no_skull_both_extract_the_brain(preprocessed, tiny_cohort):
         assert qc["tiv_ml"] == pytest.approx(true_ml, rel=0.15), row.site
 
 
+@pytest.mark.parametrize("head_scale", [0.88, 1.1])
+def test_small_and_large_heads_with_skull_keep_their_size(
+    preprocessed, tiny_cohort, tiny_settings, templates_4mm, tmp_path, head_scale
+):
+    """A head with skull resized to 0.88 or 1.1 of the template's (beyond the cohort's
+    extremes) registers with an affine of that size: a dilated first brain mask once reached
+    the skull of small heads, and the affine inflated the brain onto it (determinant 1.3
+    for a head of 0.94, similarity 0.66)."""
+    import nibabel as nib
+
+    skull = {s.name: s.skull for s in tiny_settings.sites}
+    row, qc = next((r, q) for r, q in preprocessed[1].values() if skull[r.site])
+    subjects = pd.read_csv(tiny_cohort / "derivatives/simulation/subjects.tsv", sep="\t")
+    scale = head_scale / subjects.set_index("participant_id").at[row.participant_id, "head_scale"]
+    image = nib.load(tiny_cohort / row.path)
+    centre = image.affine @ np.r_[(np.array(image.shape) - 1) / 2, 1.0]
+    about_centre = np.diag([scale, scale, scale, 1.0])
+    about_centre[:3, 3] = centre[:3] * (1 - scale)
+    resized = nib.Nifti1Image(image.get_fdata(dtype=np.float32), about_centre @ image.affine)
+    nib.save(resized, tmp_path / "resized_T1w.nii.gz")
+    result = preprocess_scan(
+        tmp_path / "resized_T1w.nii.gz", "sub-x_ses-1", templates_4mm, tmp_path, OPTIONS
+    )
+    ratio = result["affine_determinant"] / qc["affine_determinant"]
+    assert ratio == pytest.approx(scale**3, rel=0.05)
+    assert result["similarity"] > 0.8 and result["passed"]
+
+
 def test_modulated_maps_hold_tissue_volume(preprocessed):
     import nibabel as nib
 
