@@ -54,7 +54,7 @@ def test_stack_cross_fits_the_training_scans(synthetic_folds):
         left_on="scan_id",
         right_index=True,
     )
-    brain_age, head = stack(table, ["m1", "m2"])
+    brain_age, head = stack(table, ["m1", "m2"], positive=False)
     train = (table["role"] == "train").to_numpy()
     x = table[["pred_m1", "pred_m2"]].to_numpy()
     full = Ridge(alpha=1.0).fit(x[train], table["age"][train])
@@ -68,6 +68,27 @@ def test_stack_cross_fits_the_training_scans(synthetic_folds):
     # the head undoes the models' shrinkage: the stack is more accurate than either model
     age = table["age"].to_numpy()
     assert np.abs(brain_age - age).mean() < np.abs(table["pred_m1"] - age).mean()
+
+
+def test_positive_stacking_matches_a_constrained_ridge(synthetic_folds):
+    """A model anti-correlated with age gets weight 0, not a negative one, in every fit."""
+    table = synthetic_folds.merge(
+        collect(
+            fake_predictions(synthetic_folds, "m1", 5.0, 0)
+            + fake_predictions(synthetic_folds, "m2", -3.0, 1)
+        ),
+        left_on="scan_id",
+        right_index=True,
+    )
+    table["pred_m2"] = 100.0 - table["pred_m2"]  # a model that says old brains are young
+    _, plain_head = stack(table, ["m1", "m2"], positive=False)
+    brain_age, head = stack(table, ["m1", "m2"], positive=True)
+    assert plain_head["weights"]["m2"] < 0 and not plain_head["positive"]
+    assert head["weights"]["m2"] == 0.0 and head["weights"]["m1"] > 0 and head["positive"]
+    train = (table["role"] == "train").to_numpy()
+    x = table[["pred_m1", "pred_m2"]].to_numpy()
+    constrained = Ridge(alpha=1.0, positive=True).fit(x[train], table["age"][train])
+    np.testing.assert_allclose(brain_age[~train], constrained.predict(x[~train]))
 
 
 def test_brain_age_table_has_raw_and_corrected_pad(synthetic_folds):

@@ -12,6 +12,7 @@ rule ensemble:
     params:
         models=MODELS,
         alpha=config["models"]["stacking_alpha"],
+        positive="--positive" if config["models"]["stacking_positive"] else "--no-positive",
         calibration=config["debias"]["global_calibration"],
     log:
         log_path("ensemble"),
@@ -23,6 +24,6 @@ rule ensemble:
         "../../envs/train.yaml"
     shell:
         "brainpad ensemble --folds {input.folds} --models {params.models}"
-        " --alpha {params.alpha} --calibration {params.calibration}"
+        " --alpha {params.alpha} {params.positive} --calibration {params.calibration}"
         " --out {output.table} --fits {output.fits}"
         " {input.predictions} > {log} 2>&1"

@@ -20,7 +20,9 @@ def _cmd_ensemble(args: argparse.Namespace) -> None:
 
     folds = pd.read_csv(args.folds, sep="\t")
     predictions = [pd.read_csv(p, sep="\t") for p in args.predictions]
-    table, fits = brain_age_table(folds, predictions, args.models, args.alpha, args.calibration)
+    table, fits = brain_age_table(
+        folds, predictions, args.models, args.alpha, args.calibration, args.positive
+    )
     write_table_atomic(table, args.out)
     Path(args.fits).write_text(json.dumps(fits, indent=2) + "\n")
     log.info("stacking weights %s; bias %s", fits["stacking"]["weights"], fits["bias"])
@@ -32,6 +34,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ens.add_argument("--folds", required=True)
     ens.add_argument("--models", nargs="+", required=True)
     ens.add_argument("--alpha", type=float, default=1.0, help="ridge penalty of the head")
+    ens.add_argument(
+        "--positive",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="non-negative weights of the head (--no-positive: study 3's plain ridge)",
+    )
     ens.add_argument("--out", required=True, help="brain-age table (TSV)")
     ens.add_argument("--fits", required=True, help="stacking and bias fits (JSON)")
     add_calibration(ens, "global bias corrections")
