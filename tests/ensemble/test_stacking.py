@@ -45,8 +45,10 @@ def test_collect_rejects_two_oof_predictions(synthetic_folds):
         collect([*tables, tables[0]])
 
 
-def test_stack_cross_fits_the_training_scans(synthetic_folds):
-    table = synthetic_folds.merge(
+@pytest.fixture
+def two_models(synthetic_folds):
+    """The synthetic folds with two models' out-of-fold / fold-averaged predictions."""
+    return synthetic_folds.merge(
         collect(
             fake_predictions(synthetic_folds, "m1", 5.0, 0)
             + fake_predictions(synthetic_folds, "m2", -3.0, 1)
@@ -54,6 +56,10 @@ def test_stack_cross_fits_the_training_scans(synthetic_folds):
         left_on="scan_id",
         right_index=True,
     )
+
+
+def test_stack_cross_fits_the_training_scans(two_models):
+    table = two_models
     brain_age, head = stack(table, ["m1", "m2"], positive=False)
     train = (table["role"] == "train").to_numpy()
     x = table[["pred_m1", "pred_m2"]].to_numpy()
@@ -70,16 +76,9 @@ def test_stack_cross_fits_the_training_scans(synthetic_folds):
     assert np.abs(brain_age - age).mean() < np.abs(table["pred_m1"] - age).mean()
 
 
-def test_positive_stacking_matches_a_constrained_ridge(synthetic_folds):
+def test_positive_stacking_matches_a_constrained_ridge(two_models):
     """A model anti-correlated with age gets weight 0, not a negative one, in every fit."""
-    table = synthetic_folds.merge(
-        collect(
-            fake_predictions(synthetic_folds, "m1", 5.0, 0)
-            + fake_predictions(synthetic_folds, "m2", -3.0, 1)
-        ),
-        left_on="scan_id",
-        right_index=True,
-    )
+    table = two_models.copy()
     table["pred_m2"] = 100.0 - table["pred_m2"]  # a model that says old brains are young
     _, plain_head = stack(table, ["m1", "m2"], positive=False)
     brain_age, head = stack(table, ["m1", "m2"], positive=True)
