@@ -84,6 +84,7 @@ def stack(
     if train.sum() < len(columns) + 2:
         msg = f"stacking needs more than {len(columns) + 1} training scans, got {train.sum()}"
         raise ValueError(msg)
+
     def fit(rows: np.ndarray) -> Ridge:
         return Ridge(alpha=alpha, positive=positive).fit(x[rows], age[rows])
 
@@ -95,8 +96,13 @@ def stack(
         others = train & (folds != fold)
         brain_age[inside] = fit(others).predict(x[inside])
     weights = dict(zip(models, head.coef_.tolist(), strict=True))
-    fitted = {"weights": weights, "intercept": float(head.intercept_), "alpha": alpha}
-    return brain_age, {**fitted, "positive": positive}
+    intercept = float(head.intercept_)
+    return brain_age, {
+        "weights": weights,
+        "intercept": intercept,
+        "alpha": alpha,
+        "positive": positive,
+    }
 
 
 def brain_age_table(

@@ -18,6 +18,8 @@ import ants
 import nibabel as nib
 import numpy as np
 
+from brainpad.preprocess.qc import similarity
+
 log = logging.getLogger(__name__)
 
 
@@ -159,7 +161,8 @@ def _affine_from(
     template_brain: ants.ANTsImage,
     template_mask: ants.ANTsImage,
     metric_mask: ants.ANTsImage,
-    head: dict,
+    rigid_mask: ants.ANTsImage,
+    rigid: str,
     start_mm: float,
     prefix: str,
 ) -> tuple[float, dict, ants.ANTsImage]:
@@ -169,16 +172,15 @@ def _affine_from(
     it. The rigid cannot scale the template brain, so no one first mask suits every head:
     dilated, it reaches the skull of small heads (with skull), and the affine inflates the
     brain onto it (determinant 1.3 for a head of 0.94); eroded, it cuts large brains. So
-    the template mask is carried back through the rigid, eroded or dilated by ``start_mm``
-    (negative: eroded), an affine fitted, then refitted on its own mask dilated 3 mm. The
-    score is the correlation of the affinely registered brain with the template brain; the
-    brain mask is the template mask carried back through the refit, dilated 3 mm.
+    ``rigid_mask`` (the template mask carried back through the ``rigid`` transform) is
+    eroded or dilated by ``start_mm`` (negative: eroded), an affine fitted, then refitted on
+    its own mask dilated 3 mm. The score is the correlation of the affinely registered brain
+    with the template brain (:func:`brainpad.preprocess.qc.similarity`); the brain mask is
+    the template mask carried back through the refit, dilated 3 mm.
     """
-    mask = _carry_mask(image, template_mask, head["invtransforms"], dilation=0)
-    mask = ants.morphology(
-        mask, "erode" if start_mm < 0 else "dilate", _voxels(abs(start_mm), image)
-    )
-    initial = head["fwdtransforms"][0]
+    operation = "erode" if start_mm < 0 else "dilate"
+    mask = ants.morphology(rigid_mask, operation, _voxels(abs(start_mm), image))
+    initial = rigid
     for step in ("first", "refit"):
         brain = _linear(
             template_brain,
@@ -190,9 +192,8 @@ def _affine_from(
         initial = brain["fwdtransforms"][0]
         mask = _carry_mask(image, template_mask, brain["invtransforms"], _voxels(3.0, image))
     warped = ants.apply_transforms(template_brain, image * mask, brain["fwdtransforms"])
-    inside = template_mask.numpy() > 0
-    score = np.corrcoef(warped.numpy()[inside], template_brain.numpy()[inside])[0, 1]
-    return float(score), brain, mask
+    score = similarity(warped.numpy(), template_brain.numpy(), template_mask.numpy() > 0)
+    return score, brain, mask
 
 
 def register(
@@ -219,8 +220,18 @@ def register(
     # Rigid first: an affine fitted on a head with skull and scalp can inflate the template
     # brain onto the scalp (seen on atrophied brains); a rigid cannot.
     head = _linear(template, image, metric_mask, prefix + "head_", kind="Rigid")
+    rigid_mask = _carry_mask(image, template_mask, head["invtransforms"], dilation=0)
     candidates = [
-        _affine_from(image, template_brain, template_mask, metric_mask, head, start, prefix)
+        _affine_from(
+            image,
+            template_brain,
+            template_mask,
+            metric_mask,
+            rigid_mask,
+            head["fwdtransforms"][0],
+            start,
+            prefix,
+        )
         for start in AFFINE_STARTS_MM
     ]
     _, brain, brain_mask = max(candidates, key=lambda candidate: candidate[0])
