@@ -9,6 +9,7 @@ import torch
 
 from brainpad.models.vgg3d import VGG3D
 from brainpad.training.fold import train_fold
+from brainpad.training.inference import FittedNetwork
 from brainpad.training.sets import fold_sets, scans_to_map
 from conftest import NETWORK_PARAMS
 
@@ -92,6 +93,37 @@ def test_train_fold_vgg3d_writes_predictions_and_removes_checkpoint(synthetic_in
         **{k: state["params"][k] for k in ("widths", "dense")},
     )
     net.load_state_dict(state["state_dict"])  # the saved state rebuilds the network
+
+
+@pytest.mark.parametrize("name", ["sfcn", "cnn3d", "cnn2d"])
+def test_every_whole_scan_network_trains_on_a_fold_and_reloads(synthetic_inputs, tmp_path, name):
+    """sfcn and cnn3d read the 3D volumes, cnn2d the mid-axial slices; each learns
+    something of the synthetic age signal in a few epochs and rebuilds from its model.pt."""
+    torch.set_num_threads(1)
+    params = {**NETWORK_PARAMS[name], "max_epochs": 25, "patience": 25}
+    table = train_fold(
+        name,
+        0,
+        synthetic_inputs["folds"],
+        params,
+        1,
+        tmp_path / "pred.tsv",
+        tmp_path / "model.pt",
+        volumes_path=synthetic_inputs["volumes"],
+        slices_path=synthetic_inputs["slices"],
+        index_path=synthetic_inputs["index"],
+    )
+    state = torch.load(tmp_path / "model.pt", weights_only=True)
+    assert state["input_shape"] == ([10, 12] if name == "cnn2d" else [10, 12, 10])
+    folds = pd.read_csv(synthetic_inputs["folds"], sep="\t").set_index("scan_id")
+    age = folds.loc[table["scan_id"], "age"].to_numpy()
+    r = np.corrcoef(table["predicted"], age)[0, 1]
+    assert np.isfinite(table["predicted"]).all() and r > 0.5, r
+    fitted = FittedNetwork(tmp_path / "model.pt", torch.device("cpu"))
+    array = np.load(synthetic_inputs["slices" if name == "cnn2d" else "volumes"])
+    rows = pd.read_csv(synthetic_inputs["index"], sep="\t").set_index("scan_id")["row"]
+    again = fitted.predict(array[rows.loc[table["scan_id"]].to_numpy()])
+    assert np.allclose(again, table["predicted"], atol=1e-3)
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from brainpad.models import ModelSpec
+from brainpad.models._layers import age_itself, bias_at_zero, input_pool, mae_loss
 
 SPEC = ModelSpec(
     "vgg3d",
@@ -51,11 +52,8 @@ class VGG3D(nn.Module):
         downsample: int = 1,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        channels, shape = in_channels, list(input_shape)
-        if downsample > 1:
-            layers.append(nn.AvgPool3d(downsample, ceil_mode=True))
-            shape = [math.ceil(s / downsample) for s in shape]
+        layers, shape = input_pool(downsample, input_shape)
+        channels = in_channels
         for width in widths:
             layers += [
                 nn.Conv3d(channels, width, kernel_size=3, padding=1),
@@ -70,7 +68,9 @@ class VGG3D(nn.Module):
         for hidden in dense:
             head += [nn.Linear(size, hidden), nn.ReLU(inplace=True)]
             size = hidden
-        head.append(nn.Linear(size, 1))
+        output = nn.Linear(size, 1)
+        bias_at_zero(output)
+        head.append(output)
         self.head = nn.Sequential(*head)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -85,12 +85,5 @@ def build(in_channels: int, input_shape: Sequence[int], params: dict) -> VGG3D:
     )
 
 
-def loss(output: torch.Tensor, batch, step: int, params: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """MAE of the predicted ages (standard units); it is also the reported training MAE."""
-    mae = nn.functional.l1_loss(output, batch.y)
-    return mae, mae
-
-
-def to_age(output: torch.Tensor) -> torch.Tensor:
-    """The output is the age itself (standard units), one per scan."""
-    return output
+loss = mae_loss
+to_age = age_itself

@@ -165,6 +165,10 @@ class WholeScans:
         Where batches go.
     age_mean, age_sd : float
         The training ages' scaling (targets are in standard units).
+    augment : int
+        SFCN's augmentation (Peng et al.): each training scan shifted by up to this many
+        voxels along every axis and mirrored left-right with probability 1/2, drawn anew
+        every epoch (0: none). The crop's margin is background, so the shift wraps it.
     """
 
     def __init__(
@@ -177,8 +181,10 @@ class WholeScans:
         device,
         age_mean: float,
         age_sd: float,
+        augment: int = 0,
     ) -> None:
         self.array, self.train, self.validation = array, train, validation
+        self.augment = augment
         self.batch_size, self.seed, self.device = batch_size, seed, device
         self.age_mean, self.age_sd = age_mean, age_sd
         self.steps_per_epoch = -(-len(train[0]) // batch_size)
@@ -190,12 +196,14 @@ class WholeScans:
         from brainpad.training.inference import load_batch
 
         rows, ages = self.train
-        order = np.random.default_rng([self.seed, epoch]).permutation(len(rows))
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(rows))
         for i in range(0, len(order), self.batch_size):
             pick = order[i : i + self.batch_size]
             y = (ages[pick] - self.age_mean) / self.age_sd
+            x = load_batch(self.array, rows[pick], self.device)
             yield Batch(
-                load_batch(self.array, rows[pick], self.device),
+                shift_and_mirror(x, self.augment, rng) if self.augment else x,
                 torch.as_tensor(y, dtype=torch.float32, device=self.device),
                 weight=len(pick),
             )
@@ -209,3 +217,18 @@ class WholeScans:
         return {
             "validation_mae": float(np.abs(predicted * self.age_sd + self.age_mean - ages).mean())
         }
+
+
+def shift_and_mirror(x, shift: int, rng: np.random.Generator):
+    """Each scan of a batch (scans, channels, *spatial) rolled by up to ``shift`` voxels per
+    axis and flipped along the first spatial axis (left-right in RAS) with probability 1/2."""
+    import torch
+
+    out = torch.empty_like(x)
+    spatial = tuple(range(1, x.ndim - 1))
+    for k in range(len(x)):
+        moved = torch.roll(
+            x[k], [int(v) for v in rng.integers(-shift, shift + 1, len(spatial))], spatial
+        )
+        out[k] = moved.flip(1) if rng.random() < 0.5 else moved
+    return out

@@ -132,7 +132,7 @@ def train_network(
     else:
         source = WholeScans(
             array, part["train"], part["validation"], params["batch_size"], seed, device,
-            age_mean, age_sd,
+            age_mean, age_sd, params.get("augment", 0),
         )  # fmt: skip
     best, history = run_epochs(net, model, source, params, device, checkpoint, data.signature)
     net.load_state_dict(best)
