@@ -45,6 +45,7 @@ def output_paths(out_dir: str | Path, scan_id: str) -> dict[str, Path]:
     }
     paths.update(
         t1=Path(f"{base}_space-MNI_desc-preproc_T1w.nii.gz"),
+        flair=Path(f"{base}_space-MNI_desc-preproc_FLAIR.nii.gz"),
         mask=Path(f"{base}_desc-brain_mask.nii.gz"),
         affine=Path(f"{base}_from-T1w_to-MNI_mode-image_xfm.mat"),
         warp=Path(f"{base}_from-T1w_to-MNI_mode-image_warp.nii.gz"),

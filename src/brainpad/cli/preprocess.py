@@ -41,15 +41,22 @@ def _cmd_preprocess(args: argparse.Namespace) -> None:
     from brainpad.preprocess import preprocess_scan
 
     options = _preprocess_options(args)
-    preprocess_scan(args.scan, args.scan_id, args.templates_dir, args.out_dir, options)
+    preprocess_scan(args.scan, args.scan_id, args.templates_dir, args.out_dir, options, args.flair)
 
 
 def _cmd_preprocess_batch(args: argparse.Namespace) -> None:
     from brainpad.preprocess import preprocess_batch
 
     options = _preprocess_options(args)
+    flairs = [None if f == "-" else f for f in args.flairs] if args.flairs else None
     preprocess_batch(
-        args.scans, args.scan_ids, args.templates_dir, args.preproc_dir, options, args.qc_table
+        args.scans,
+        args.scan_ids,
+        args.templates_dir,
+        args.preproc_dir,
+        options,
+        args.qc_table,
+        flairs,
     )
 
 
@@ -100,12 +107,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pre = sub.add_parser("preprocess", help="one T1w scan to modulated tissue maps in MNI")
     pre.add_argument("--scan", required=True, help="input T1w NIfTI")
     pre.add_argument("--scan-id", required=True, help="output name stem, e.g. sub-01_ses-1")
+    pre.add_argument("--flair", help="the session's FLAIR, brought into MNI through the T1w")
     pre.add_argument("--out-dir", required=True)
     _add_preprocess_options(pre)
     pre.set_defaults(func=_cmd_preprocess)
     bat = sub.add_parser("preprocess-batch", help="several T1w scans, then their QC table")
     bat.add_argument("--scans", nargs="+", required=True, help="input T1w NIfTIs")
     bat.add_argument("--scan-ids", nargs="+", required=True, help="one output stem per scan")
+    bat.add_argument("--flairs", nargs="+", help="each scan's FLAIR, or '-' for none")
     bat.add_argument("--preproc-dir", required=True, help="each scan goes to <dir>/<sub-*>/")
     bat.add_argument("--qc-table", required=True, help="output TSV, written last")
     _add_preprocess_options(bat)

@@ -3,7 +3,9 @@
 Steps: reorient to RAS → N4 → affine to MNI on the head → template brain mask carried back
 (brain extraction) → SyN on the brain → 3-class Atropos segmentation in MNI space with the
 template priors → Jacobian modulation (affine × nonlinear, so voxels hold tissue volume;
-or nonlinear only, free of head size) → optional smoothing → QC metrics and montage.
+or nonlinear only, free of head size) → optional smoothing → QC metrics and montage. The
+bias-corrected, brain-extracted T1w is written in MNI space too, and, when the session has
+one, the FLAIR: rigidly registered to the T1w and carried by the T1w's transforms.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from brainpad.paths import output_paths, participant_of, preproc_paths, template
 from brainpad.preprocess import qc
 from brainpad.preprocess.registration import (
     bias_correct,
+    flair_to_template,
     load_canonical,
     nonlinear_jacobian,
     register,
@@ -49,8 +52,14 @@ def preprocess_scan(
     template_dir: str | Path,
     out_dir: str | Path,
     options: PreprocessOptions,
+    flair: str | Path | None = None,
 ) -> dict:
-    """Preprocess one T1w scan; write its outputs (:func:`output_paths`) and return its QC."""
+    """Preprocess one T1w scan; write its outputs (:func:`output_paths`) and return its QC.
+
+    With ``flair`` (the same session's FLAIR), the FLAIR is brought into MNI space through
+    the T1w's registration (:func:`~brainpad.preprocess.registration.flair_to_template`)
+    and its correlation with the T1w there is added to the QC (``flair_similarity``).
+    """
     start = time.perf_counter()
     # ANTs samples the metric at random points: without a fixed seed (and one ITK thread,
     # which this also sets) two runs on the same scan differ in the 4th decimal.
@@ -93,6 +102,12 @@ def preprocess_scan(
             quality,
         )
         metrics.update(scan_id=scan_id, source=str(scan))  # no timing: QC files repeat exactly
+        if flair is not None:
+            flair_mni, metrics["flair_similarity"] = flair_to_template(
+                bias_correct(load_canonical(flair)), corrected, reg, template, mask
+            )
+            ants.image_write(flair_mni, str(paths["flair"]))
+            log.info("%s: FLAIR done (%.1f s)", scan_id, time.perf_counter() - start)
         log.info("%s: maps written (%.1f s)", scan_id, time.perf_counter() - start)
         qc.montage(
             corrected.numpy(),
@@ -123,24 +138,31 @@ def preprocess_batch(
     preproc_dir: str | Path,
     options: PreprocessOptions,
     qc_table: str | Path,
+    flairs: list[str | Path | None] | None = None,
 ) -> None:
     """Preprocess several scans one after the other, then write their QC table.
 
     Each scan's files land where :func:`preprocess_scan` puts them for a single scan
     (``<preproc_dir>/<participant>/``); ``qc_table`` (the rows of
     :func:`brainpad.preprocess.qc.summarise`) is written last, so it exists only when
-    every scan of the batch is done.
+    every scan of the batch is done. ``flairs`` gives each scan's FLAIR (None: none).
     """
     from brainpad.atomic import write_table_atomic
 
-    if len(scans) != len(scan_ids):
-        message = f"{len(scans)} scans but {len(scan_ids)} scan ids: give one id per scan"
+    flairs = flairs or [None] * len(scans)
+    if not len(scans) == len(scan_ids) == len(flairs):
+        message = (
+            f"{len(scans)} scans, {len(scan_ids)} scan ids and {len(flairs)} FLAIRs: give one "
+            "id (and one FLAIR or '-') per scan"
+        )
         raise ValueError(message)
     qc_files = []
-    for number, (scan, scan_id) in enumerate(zip(scans, scan_ids, strict=True), start=1):
+    for number, (scan, scan_id, flair) in enumerate(
+        zip(scans, scan_ids, flairs, strict=True), start=1
+    ):
         paths = preproc_paths(preproc_dir, participant_of(scan_id), scan_id)
         log.info("scan %d of %d: %s", number, len(scans), scan_id)
-        preprocess_scan(scan, scan_id, template_dir, paths["qc"].parent, options)
+        preprocess_scan(scan, scan_id, template_dir, paths["qc"].parent, options, flair)
         qc_files.append(paths["qc"])
     write_table_atomic(qc.summarise(qc_files), qc_table)
 

@@ -260,3 +260,39 @@ def nonlinear_jacobian(registration: Registration, template: ants.ANTsImage) -> 
     """
     nonlinear = ants.create_jacobian_determinant_image(template, registration.forward[0]).numpy()
     return np.clip(nonlinear, 0.0, None)
+
+
+def flair_to_template(
+    flair: ants.ANTsImage,
+    t1w: ants.ANTsImage,
+    registration: Registration,
+    template: ants.ANTsImage,
+    template_mask: ants.ANTsImage,
+) -> tuple[ants.ANTsImage, float]:
+    """A session's FLAIR in template space, through its T1w's registration.
+
+    The FLAIR is registered rigidly to the session's bias-corrected T1w (Mattes mutual
+    information, which compares contrasts that differ, in the T1w's brain mask dilated
+    6 mm), then carried by the T1w's affine and SyN: no second nonlinear registration, so
+    FLAIR and T1w voxels of one session stay in register in MNI space. Voxels outside the
+    template brain mask are zeroed (brain-extracted, like the T1w).
+
+    Returns
+    -------
+    warped : ANTsImage
+        The FLAIR on the template grid, brain only.
+    similarity : float
+        Correlation of the warped FLAIR with the warped T1w in the brain (a QC figure:
+        FLAIR and T1w contrasts differ, so it is far from 1, but a misregistered FLAIR
+        drops it towards 0).
+    """
+    mask = ants.morphology(registration.brain_mask, "dilate", _voxels(6.0, t1w))
+    rigid = _linear(
+        t1w, flair, mask, str(registration.workdir / "flair_"), kind="Rigid", finest_mm=4.0
+    )
+    transforms = registration.forward + rigid["fwdtransforms"]
+    warped = ants.apply_transforms(template, flair, transforms, interpolator="linear")
+    warped = warped * template_mask
+    brain = template_mask.numpy() > 0
+    score = float(np.corrcoef(warped.numpy()[brain], registration.warped.numpy()[brain])[0, 1])
+    return warped, score

@@ -94,6 +94,8 @@ def _simulate_one(job: tuple[dict, list[dict], Settings, Path]) -> dict:
             rng,
             settings.max_rotation_deg,
             settings.max_translation_mm,
+            (settings.motion_deg, settings.motion_mm),
+            np.random.default_rng([int(subject["seed"]), 2, int(session["session"])]),
         )
         if session["artefact"] and "T1w" in images:
             images["T1w"] = artefacts.corrupt(images["T1w"], session["artefact"], rng)

@@ -221,18 +221,31 @@ def scan_subject(
     rng: np.random.Generator,
     max_rotation_deg: float,
     max_translation_mm: float,
+    motion: tuple[float, float] = (0.0, 0.0),
+    motion_rng: np.random.Generator | None = None,
 ) -> tuple[dict[str, object], dict]:
-    """Acquire one session: returns NIfTI images per modality and the pose used."""
+    """Acquire one session: returns NIfTI images per modality and the T1w's pose.
+
+    The T1w (the first modality) is acquired in a random pose; every later scan of the
+    session after the head moved by up to ``motion`` (degrees, mm) per axis, drawn from
+    ``motion_rng`` (so the T1w's own draws do not depend on it). The brain-extracted
+    sites' masks follow the head.
+    """
     voxel = model.template.grid.voxel_size[0]
     shape, affine = scanner.acquisition_grid(site, voxel)
     ijk = np.indices(shape, dtype=np.float32).reshape(3, -1)
     points = affine[:3, :3] @ ijk + affine[:3, 3:4]
     pose = scanner.random_pose(rng, max_rotation_deg, max_translation_mm)
-    sampled = sample_tissues(model, anatomy, points, pose, site.skull)
-    # a brain-extracted site delivers zeros outside the brain
-    inside = None if site.skull else sum(sampled.values()) > 0.5
     images = {}
-    for modality in modalities:
+    for number, modality in enumerate(modalities):
+        posed = pose
+        if number and any(motion):
+            moved = scanner.random_pose(motion_rng or rng, *motion)
+            posed = {k: np.asarray(pose[k]) + moved[k] for k in ("rotation_deg", "translation_mm")}
+        if number == 0 or posed is not pose:
+            sampled = sample_tissues(model, anatomy, points, posed, site.skull)
+            # a brain-extracted site delivers zeros outside the brain
+            inside = None if site.skull else sum(sampled.values()) > 0.5
         clean = scanner.contrast_image(sampled, modality, age)
         biased = clean * scanner.bias_field(points, rng, site.bias_strength)
         noisy = scanner.rician(biased, 1.0 / site.snr, rng)

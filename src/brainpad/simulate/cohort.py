@@ -69,6 +69,8 @@ class Settings:
     lesion_rate: float = 0.1
     max_rotation_deg: float = 10.0
     max_translation_mm: float = 10.0
+    motion_deg: float = 3.0
+    motion_mm: float = 3.0
     sites: tuple[Site, ...] = DEFAULT_SITES
     artefacts: tuple[str, ...] = ()
 
