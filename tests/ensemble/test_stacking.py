@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import Ridge
 
-from brainpad.ensemble.stacking import brain_age_table, collect, stack
+from brainpad.ensemble.stacking import brain_age_table, collect, inner_folds, stack, sub_ensembles
 from brainpad.training.fold import fold_sets
 
 
@@ -58,30 +58,68 @@ def two_models(synthetic_folds):
     )
 
 
-def test_stack_cross_fits_the_training_scans(two_models):
+def test_stack_cross_fits_the_training_scans_with_inner_folds(two_models):
     table = two_models
-    brain_age, head = stack(table, ["m1", "m2"], positive=False)
+    _, brain_age, head = stack(table, ["m1", "m2"], positive=False, stacking_folds=5, seed=3)
     train = (table["role"] == "train").to_numpy()
     x = table[["pred_m1", "pred_m2"]].to_numpy()
     full = Ridge(alpha=1.0).fit(x[train], table["age"][train])
     np.testing.assert_allclose(brain_age[~train], full.predict(x[~train]))
     assert not np.allclose(brain_age[train], full.predict(x[train]))  # out-of-sample
-    inside = train & (table["fold"] == 0).to_numpy()
-    others = train & (table["fold"] != 0).to_numpy()
+    inner = inner_folds(table, 5, 3)
+    assert set(inner[train]) == set(range(5)) and (inner[~train] == -1).all()
+    folds_per_person = pd.Series(inner[train]).groupby(table["participant_id"][train].to_numpy())
+    assert folds_per_person.nunique().max() == 1 and folds_per_person.ngroups > 5
+    inside, others = inner == 0, train & (inner != 0)
     one = Ridge(alpha=1.0).fit(x[others], table["age"][others])
     np.testing.assert_allclose(brain_age[inside], one.predict(x[inside]))
-    assert head["weights"].keys() == {"m1", "m2"}
+    assert head["weights"].keys() == {"m1", "m2"} and head["inner_folds"] == 5
     # the head undoes the models' shrinkage: the stack is more accurate than either model
     age = table["age"].to_numpy()
     assert np.abs(brain_age - age).mean() < np.abs(table["pred_m1"] - age).mean()
+
+
+def test_no_head_sees_the_label_of_the_scan_it_predicts(two_models):
+    """A training control's ensemble (and sub-ensemble) age does not move when its own
+    age label changes; other controls' do (their heads used it)."""
+    table = two_models.assign(**{"pred_m1-1": two_models["pred_m1"] + 1.0})
+    models = ["m1", "m1-1", "m2"]  # m1 has two members: a sub-ensemble head too
+    subs, before, _ = stack(table, models, positive=False)
+    train = np.flatnonzero((table["role"] == "train").to_numpy())
+    changed = table.copy()
+    changed.loc[train[0], "age"] += 30.0
+    subs_after, after, _ = stack(changed, models, positive=False)
+    assert after[train[0]] == before[train[0]]
+    assert subs_after.loc[train[0], "pred_m1"] == subs.loc[train[0], "pred_m1"]
+    assert not np.allclose(after[train[1:]], before[train[1:]])
+
+
+def test_sub_ensembles_stack_their_members_before_the_top_head(two_models):
+    noise = np.random.default_rng(9).normal(0, 3, len(two_models))
+    table = two_models.assign(**{"pred_m1-1": two_models["pred_m1"] + noise})
+    assert sub_ensembles(["m1", "m1-1", "m2", "cnn3d-t1w-2"]) == {
+        "m1": ["m1", "m1-1"], "m2": ["m2"], "cnn3d-t1w": ["cnn3d-t1w-2"],
+    }  # fmt: skip
+    subs, _, head = stack(table, ["m1", "m1-1", "m2"], positive=True)
+    assert list(subs.columns) == ["pred_m1"]  # one-member sub-ensembles are their member
+    assert head["sub_ensembles"]["m1"]["weights"].keys() == {"m1", "m1-1"}
+    assert head["weights"].keys() == {"m1", "m2"}
+    train = (table["role"] == "train").to_numpy()
+    x = table[["pred_m1", "pred_m1-1"]].to_numpy()
+    sub = Ridge(alpha=1.0, positive=True).fit(x[train], table["age"][train])
+    np.testing.assert_allclose(subs["pred_m1"][~train], sub.predict(x[~train]))
+    assert (
+        head["sub_ensembles"]["m1"]["weights"]["m1"]
+        > head["sub_ensembles"]["m1"]["weights"]["m1-1"]
+    )
 
 
 def test_positive_stacking_matches_a_constrained_ridge(two_models):
     """A model anti-correlated with age gets weight 0, not a negative one, in every fit."""
     table = two_models.copy()
     table["pred_m2"] = 100.0 - table["pred_m2"]  # a model that says old brains are young
-    _, plain_head = stack(table, ["m1", "m2"], positive=False)
-    brain_age, head = stack(table, ["m1", "m2"], positive=True)
+    _, _, plain_head = stack(table, ["m1", "m2"], positive=False)
+    _, brain_age, head = stack(table, ["m1", "m2"], positive=True)
     assert plain_head["weights"]["m2"] < 0 and not plain_head["positive"]
     assert head["weights"]["m2"] == 0.0 and head["weights"]["m1"] > 0 and head["positive"]
     train = (table["role"] == "train").to_numpy()

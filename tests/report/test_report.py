@@ -12,10 +12,12 @@ from brainpad.cli import main
 def test_stats_and_report_commands_write_tables_and_figures(
     synthetic_folds, synthetic_truth, tmp_path
 ):
+    noise = np.random.default_rng(0).normal(0, 2, len(synthetic_folds))
     table = synthetic_folds.assign(
-        brain_age=synthetic_folds["age"] + 1.0, pred_m1=synthetic_folds["age"] - 1.0
+        brain_age=synthetic_folds["age"] + noise,
+        pred_m1=synthetic_folds["age"] - 1.0,
+        uncertainty=np.abs(noise) * 2 + 1,  # wider where the error is larger
     )
-    noise = np.random.default_rng(0).normal(0, 2, len(table))
     table["brain_pad_corrected"] = table["brain_age"] - table["age"] + noise
     table.loc[table["group"] == "AD", "brain_pad_corrected"] += 4
     table.to_csv(tmp_path / "brain_age.tsv", sep="\t", index=False)
@@ -50,6 +52,11 @@ def test_stats_and_report_commands_write_tables_and_figures(
     )
     accuracy = pd.read_csv(stats_dir / "accuracy.tsv", sep="\t")
     assert accuracy["model"].tolist() == ["ensemble", "m1"] and "floor_mae" in accuracy
+    by_site = pd.read_csv(stats_dir / "accuracy_by_site.tsv", sep="\t")
+    test = table[table["role"] == "test"].drop_duplicates("participant_id")
+    assert by_site.groupby("model")["n"].sum().tolist() == [len(test)] * 2
+    by_age = pd.read_csv(stats_dir / "accuracy_by_age_bin.tsv", sep="\t")
+    assert by_age["age_bin"].str.fullmatch(r"\d+-\d+").all()
     assert (
         main(
             [
@@ -68,7 +75,7 @@ def test_stats_and_report_commands_write_tables_and_figures(
         )
         == 0
     )
-    for name in ("predicted_vs_age", "brain_pad_by_group", "qc"):
+    for name in ("predicted_vs_age", "brain_pad_by_group", "uncertainty", "qc"):
         image = mpimg.imread(out / f"{name}.png")
         assert image.shape[0] > 200 and image.std() > 0.05, name
     failed = pd.read_csv(out / "qc_failed.tsv", sep="\t")

@@ -35,6 +35,8 @@ def fit(name, volumes, checkpoint, max_epochs, signature="data-v1", **settings):
             volumes, train, validation, brain, size_in, size_out, params, 1.0, 7, cpu, mean, sd
         )
     else:
+        if model.SPEC.reads == "slices":  # the mid-axial slices, as build_arrays writes them
+            volumes = np.ascontiguousarray(volumes[..., volumes.shape[-1] // 2])
         net = model.build(2, volumes.shape[2:], params)
         data = WholeScans(volumes, train, validation, params["batch_size"], 7, cpu, mean, sd)
     return run_epochs(net, model, data, params, cpu, checkpoint, signature)

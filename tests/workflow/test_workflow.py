@@ -12,8 +12,17 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
-from conftest import N_SCANS, OFFLINE_SITE, REPO, SNAKEMAKE, TINY_CONFIG, snakemake
+from conftest import (
+    N_SCANS,
+    OFFLINE_SITE,
+    REPO,
+    SNAKEMAKE,
+    TINY_BASE_MODELS,
+    TINY_CONFIG,
+    snakemake,
+)
 
 pytestmark = pytest.mark.workflow
 
@@ -67,28 +76,58 @@ def test_preprocessing_and_folds(tiny_run):
     assert (rois["GM_Left_Hippocampus"] > 0).all()
 
 
+def test_input_arrays_and_flair(tiny_run):
+    for name in ("volumes_t1w", "slices_t1w", "volumes_flair", "slices_flair"):
+        array = np.load(tiny_run / f"results/arrays/{name}.npy", mmap_mode="r")
+        assert array.dtype == np.uint8 and array.shape[:2] == (N_SCANS, 1)
+        assert 0.5 < np.percentile(array[0], 99.5) / 100 < 2.0  # ~1 at the top 1 %
+    flair = sorted((tiny_run / "results/preproc").glob("sub-*/*_desc-preproc_FLAIR.nii.gz"))
+    assert len(flair) == N_SCANS
+    qc = pd.read_csv(tiny_run / "results/preproc/qc.tsv", sep="\t")
+    assert (qc["flair_similarity"] > 0.3).all()
+
+
 def test_models_ensemble_stats_and_report(tiny_run):
-    for model in ("ridge_roi", "vgg3d", "local_unet"):
+    for model in TINY_BASE_MODELS:
         for fold in (0, 1):
             predictions = tiny_run / f"results/models/{model}/fold-{fold}/predictions.tsv"
             assert set(pd.read_csv(predictions, sep="\t")["set"]) == {"oof", "heldout"}
+    state = torch.load(
+        tiny_run / "results/models/cnn3d-cortex-2/fold-0/model.pt", weights_only=True
+    )
+    assert state["region"] == "cortex" and state["base_model"] == "cnn3d-cortex-2"
     table = pd.read_csv(tiny_run / "results/ensemble/brain_age.tsv", sep="\t")
     assert len(table) == N_SCANS  # every scan passed QC
-    for column in ("pred_ridge_roi", "pred_vgg3d", "pred_local_unet", "brain_pad_corrected"):
+    columns = [f"pred_{m}" for m in TINY_BASE_MODELS] + ["pred_cnn3d", "pred_cnn3d-cortex"]
+    for column in [*columns, "brain_pad_corrected", "uncertainty", "uncertainty_cnn3d"]:
         assert np.isfinite(table[column]).all(), column
     fits = json.loads((tiny_run / "results/ensemble/fits.json").read_text())
-    assert set(fits["stacking"]["weights"]) == {"ridge_roi", "vgg3d", "local_unet"}
+    assert list(fits["stacking"]["weights"]) == [
+        "ridge_roi", "vgg3d-t1w", "vgg3d-flair", "sfcn", "cnn3d", "cnn3d-cortex", "cnn2d",
+        "local_unet",
+    ]  # fmt: skip
+    assert list(fits["stacking"]["sub_ensembles"]) == ["cnn3d", "cnn3d-cortex"]
     healthy = table[table["role"].isin(["calibration", "train"])]  # global lines fitted on
     assert fits["bias"]["ensemble"]["n"] == healthy["participant_id"].nunique()
     accuracy = pd.read_csv(tiny_run / "results/stats/accuracy.tsv", sep="\t")
-    assert accuracy["model"].tolist() == ["ensemble", "ridge_roi", "vgg3d", "local_unet"]
+    assert accuracy["model"].tolist()[:7] == [
+        "ensemble", "ridge_roi", "vgg3d-t1w", "vgg3d-flair", "sfcn", "cnn3d", "cnn3d-1",
+    ]  # fmt: skip
     assert (accuracy["floor_mae"] > 0).all()  # the simulation's truth is in the report
-    for figure in ("predicted_vs_age", "brain_pad_by_group", "qc"):
+    for name in ("accuracy_by_age_bin", "accuracy_by_site"):
+        by = pd.read_csv(tiny_run / f"results/stats/{name}.tsv", sep="\t")
+        assert set(by["model"]) == set(accuracy["model"])
+    versus = pd.read_csv(tiny_run / "results/stats/ensemble_vs_base.tsv", sep="\t")
+    assert versus["name"].tolist() == ["cnn3d", "cnn3d-cortex", "ensemble"]
+    modality = pd.read_csv(tiny_run / "results/ensemble/modality_stacking.tsv", sep="\t")
+    assert modality["model"].tolist() == ["t1w", "t1w + flair", "t1w + flair + sex"]
+    for figure in ("predicted_vs_age", "brain_pad_by_group", "uncertainty", "qc"):
         assert (tiny_run / f"results/report/{figure}.png").stat().st_size > 10_000
     result = snakemake(tiny_run, TINY_CONFIG, "--report", "results/report.html")
     assert result.returncode == 0, result.stderr[-3000:]
     html = (tiny_run / "results/report.html").read_text(errors="replace")
     assert "predicted vs chronological age" in html and "brain-PAD by group" in html
+    assert "multimodal stacking (study 4)" in html and "ensembles vs base models" in html
     assert "local brain-PAD maps" in html and "local maps vs truth" in html
 
 
@@ -162,7 +201,7 @@ def test_a_model_setting_reruns_that_model_and_what_reads_it(tiny_run):
     config = copy.deepcopy(TINY_CONFIG)
     config["models"]["vgg3d"]["max_epochs"] = 3
     assert dry_run_jobs(tiny_run, config) == {
-        "train": "2",  # vgg3d's two folds
+        "train": "4",  # vgg3d's two inputs x two folds
         "ensemble": "1",
         "stats": "1",
         "report_figures": "1",

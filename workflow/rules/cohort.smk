@@ -34,10 +34,12 @@ rule build_arrays:
         folds=FOLDS,
         maps=preprocessed(("gm", "wm")),
     output:
-        **ARRAYS,
+        index=ARRAYS["index"],
+        arrays=[path for files in INPUT_ARRAYS.values() for path in files.values()],
     params:
         preproc_dir=lambda wildcards, input: Path(input.maps[0]).parent.parent,
         out_dir=lambda wildcards, output: Path(output.index).parent,
+        inputs=MODEL_INPUTS,
     log:
         log_path("build_arrays"),
     benchmark:
@@ -50,7 +52,7 @@ rule build_arrays:
         "../../envs/preprocess.yaml"
     shell:
         "brainpad arrays --folds {input.folds} --preproc-dir {params.preproc_dir}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " --out-dir {params.out_dir} --inputs {params.inputs} > {log} 2>&1"
 
 
 rule roi_volumes:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from brainpad.paths import CONSUMED, array_files, output_paths, scan_batches, template_files
 from brainpad.inputs.bids import dataset_overlap, describe_scan, discover_scans, listed_participants
-from brainpad.models import get_spec
+from brainpad.models import base_models, get_spec, parse_base_model
 
 SIMULATED = config["bids_dir"] == "simulated"
 BIDS_DIR = "results/simulated" if SIMULATED else config["bids_dir"]
@@ -26,13 +26,21 @@ FOLDS = "results/folds.tsv"
 ROI_VOLUMES = "results/regions/roi_volumes.tsv"
 BRAIN_AGE = "results/ensemble/brain_age.tsv"
 ENSEMBLE_FITS = "results/ensemble/fits.json"
+MODALITY_STACKING = "results/ensemble/modality_stacking.tsv"
 STATS = {
     name: f"results/stats/{name}.tsv"
-    for name in ("accuracy", "brain_pad_by_group", "group_comparison")
+    for name in (
+        "accuracy",
+        "brain_pad_by_group",
+        "group_comparison",
+        "accuracy_by_age_bin",
+        "accuracy_by_site",
+        "ensemble_vs_base",
+    )
 }
 REPORT_FIGURES = {
     name: f"results/report/{name}.png"
-    for name in ("predicted_vs_age", "brain_pad_by_group", "qc", "qc_failed_montages")
+    for name in ("predicted_vs_age", "brain_pad_by_group", "uncertainty", "qc", "qc_failed_montages")
 }
 REPORT_TABLES = {"qc_failed": "results/report/qc_failed.tsv"}
 LOCAL_MAPS = {"maps": "results/maps/scans", "age_dependence": "results/maps/age_dependence.tsv"}
@@ -54,9 +62,19 @@ LOCAL_PLANTED = "results/maps/stats/planted_response.tsv"
 LOCAL_FIGURE = "results/report/local_maps.png"
 TRUTH_SUBJECTS = f"{BIDS_DIR}/derivatives/simulation/subjects.tsv"
 TRUTH_REGIONS = f"{BIDS_DIR}/derivatives/simulation/regions.tsv"
-MODELS = config["models"]["names"]
+BASE_MODELS = base_models(config["models"])
+MODELS = [m.name for m in BASE_MODELS]  # base models: cnn3d-t1w-cortex-2 (models/__init__.py)
 FOLD_IDS = list(range(config["folds"]["k"]))
 ARRAYS = {key: str(path) for key, path in array_files("results/arrays").items()}
+# the cohort arrays of every input an image model reads (tissue maps always: the crop)
+MODEL_INPUTS = list(
+    dict.fromkeys(["tissue", *(m.input for m in BASE_MODELS if get_spec(m.name).kind == "image")])
+)
+INPUT_ARRAYS = {
+    i: {k: str(p) for k, p in array_files("results/arrays", i).items() if k != "index"}
+    for i in MODEL_INPUTS
+}
+USES_FLAIR = "flair" in MODEL_INPUTS
 TEMPLATES_DIR = "results/templates"
 TEMPLATES = {
     key: str(path)
@@ -81,7 +99,7 @@ wildcard_constraints:
     scan=r"sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
     session=r"ses-[A-Za-z0-9]+",
     modality=r"[A-Za-z0-9]+",
-    model=r"[a-z0-9_]+",
+    model=r"[a-z0-9_]+(-[a-z0-9]+)*",
     fold=r"[0-9]+",
     batch=r"batch-[0-9]+",
 
@@ -174,8 +192,10 @@ def benchmark_path(name):
     return f"results/benchmarks/{name}.tsv"
 
 
-def t1w_scans():
+def t1w_scans(modality="T1w"):
     """T1w scans to preprocess, indexed by scan_id (participant_id, session, run, path).
+
+    With ``modality``, the scans of another suffix instead (the sessions' FLAIRs).
 
     Scans whose subject has no participants.tsv row are left out (validate_inputs lists
     them in results/manifest_skipped.tsv); so are broken links and second copies of a
@@ -183,7 +203,7 @@ def t1w_scans():
     """
     rows = [describe_scan(p) for p in input_scans()]
     columns = ["scan_id", "participant_id", "session", "run", "modality", "path"]
-    table = pd.DataFrame([r for r in rows if r and r["modality"] == "T1w"], columns=columns)
+    table = pd.DataFrame([r for r in rows if r and r["modality"] == modality], columns=columns)
     if not SIMULATED:
         exists = table["path"].map(lambda p: Path(p).exists()).astype(bool)
         table = table[exists].drop_duplicates("scan_id")
@@ -211,6 +231,8 @@ def preproc_files(subject, scan):
 
 T1W_SCANS = t1w_scans()
 T1W_PATHS = T1W_SCANS["path"].to_dict()  # scan_id -> file, looked up once per job
+# a session's FLAIR goes through its T1w's preprocessing when a model reads FLAIR
+FLAIR_PATHS = t1w_scans("FLAIR")["path"].to_dict() if USES_FLAIR else {}
 # config preprocess.batches > 0: that many preprocessing jobs instead of one per scan
 BATCHES = (
     scan_batches(T1W_SCANS.index, config["preprocess"]["batches"])
@@ -256,14 +278,18 @@ def all_predictions():
 
 
 def train_inputs(wildcards):
-    """What a model reads (its SPEC in src/brainpad/models/): the ROI table, or a cohort
-    array (3D volumes, 2D slices; blocks come from the volumes) and its index."""
-    spec = get_spec(wildcards.model)
+    """What a base model reads (its SPEC in src/brainpad/models/): the ROI table, or the
+    cohort array of its input (3D volumes, 2D slices; blocks come from the volumes), the
+    index, and the template's regions image when it is restricted to a region."""
+    spec, base = get_spec(wildcards.model), parse_base_model(wildcards.model)
     if spec.reads == "roi":
         return {"folds": FOLDS, "roi": ROI_VOLUMES}
     array = "slices" if spec.reads == "slices" else "volumes"
-    arrays = {"folds": FOLDS, array: ARRAYS[array], "index": ARRAYS["index"]}
-    return {**arrays, "mask": TEMPLATES["mask"]} if spec.kind == "voxel" else arrays
+    files = array_files("results/arrays", base.input)
+    inputs = {"folds": FOLDS, array: str(files[array]), "index": ARRAYS["index"]}
+    if base.region != "whole":
+        inputs["regions"] = TEMPLATES["regions"]
+    return {**inputs, "mask": TEMPLATES["mask"]} if spec.kind == "voxel" else inputs
 
 
 def train_data_args(wildcards, input):
@@ -271,7 +297,13 @@ def train_data_args(wildcards, input):
     if "roi" in input.keys():
         return f"--roi {input.roi}"
     array = "slices" if "slices" in input.keys() else "volumes"
-    return f"--{array} {input[array]} --index {input.index}"
+    regions = f" --regions {input.regions}" if "regions" in input.keys() else ""
+    return f"--{array} {input[array]} --index {input.index}{regions}"
+
+
+def model_settings(wildcards):
+    """The config section of a base model's architecture, as JSON for `brainpad train`."""
+    return json.dumps(config["models"][get_spec(wildcards.model).name])
 
 
 def is_network(wildcards):

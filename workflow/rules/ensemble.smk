@@ -1,4 +1,5 @@
-# Stacking head over the base models, then the global bias correction
+# Study 3's two-level stack (sub-ensemble heads, then the top head, cross-fitted with inner
+# folds), the per-scan uncertainty, then the global bias correction
 # (debias.global_calibration: the calibration set, or with the training controls).
 
 
@@ -9,9 +10,18 @@ rule ensemble:
     output:
         table=BRAIN_AGE,
         fits=ENSEMBLE_FITS,
+        modality=report(
+            MODALITY_STACKING,
+            caption="../report/modality_stacking.rst",
+            category="Results",
+            labels={"table": "multimodal stacking (study 4)"},
+        ),
     params:
         models=MODELS,
         alpha=config["models"]["stacking_alpha"],
+        sub_alpha=config["models"]["sub_ensemble_alpha"],
+        stacking_folds=config["models"]["stacking_folds"],
+        seed=config["seed"],
         positive="--positive" if config["models"]["stacking_positive"] else "--no-positive",
         calibration=config["debias"]["global_calibration"],
     log:
@@ -25,5 +35,7 @@ rule ensemble:
     shell:
         "brainpad ensemble --folds {input.folds} --models {params.models}"
         " --alpha {params.alpha} {params.positive} --calibration {params.calibration}"
-        " --out {output.table} --fits {output.fits}"
+        " --sub-alpha {params.sub_alpha} --stacking-folds {params.stacking_folds}"
+        " --seed {params.seed}"
+        " --out {output.table} --fits {output.fits} --modality {output.modality}"
         " {input.predictions} > {log} 2>&1"

@@ -40,6 +40,7 @@ PREPROCESS_PARAMS = dict(
 rule preprocess_t1w:
     input:
         scan=validated(lambda wildcards: T1W_PATHS[wildcards.scan]),
+        flair=validated(lambda wildcards: FLAIR_PATHS.get(wildcards.scan, [])),
         templates=[TEMPLATES[k] for k in ("t1", "gm", "wm", "csf", "mask")],
     output:
         **preproc_files("{subject}", "{scan}"),
@@ -47,6 +48,7 @@ rule preprocess_t1w:
         # a pattern, not a function: a job per scan, and each function costs Snakemake a
         # signature inspection per job when planning (10,000 scans)
         out_dir=preproc_dir("{subject}"),
+        flair=lambda wildcards, input: f"--flair '{input.flair}'" if input.flair else "",
         **PREPROCESS_PARAMS,
     log:
         log_path("preprocess/{subject}/{scan}"),
@@ -61,6 +63,7 @@ rule preprocess_t1w:
     shell:
         "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads}"
         " brainpad preprocess --scan {input.scan:q} --scan-id {wildcards.scan}"
+        " {params.flair}"
         " --out-dir {params.out_dir} --templates-dir {params.templates_dir}"
         " --voxel-size {params.voxel} --fwhm {params.fwhm} --syn-iterations {params.syn}"
         " --prior-weight {params.prior_weight} --modulation {params.modulation}"
@@ -70,11 +73,20 @@ rule preprocess_t1w:
 rule preprocess_batch:
     input:
         scans=validated(lambda wildcards: [T1W_PATHS[s] for s in BATCHES[wildcards.batch]]),
+        flairs=validated(
+            lambda wildcards: [FLAIR_PATHS[s] for s in BATCHES[wildcards.batch] if s in FLAIR_PATHS]
+        ),
         templates=[TEMPLATES[k] for k in ("t1", "gm", "wm", "csf", "mask")],
     output:
         batch_qc_table("{batch}"),
     params:
         scan_ids=lambda wildcards: BATCHES[wildcards.batch],
+        # each scan's FLAIR, or '-' (none, or no model reads FLAIR)
+        flairs=lambda wildcards: (
+            "--flairs " + " ".join(FLAIR_PATHS.get(s, "-") for s in BATCHES[wildcards.batch])
+            if FLAIR_PATHS
+            else ""
+        ),
         # results/preproc/batches/<batch>_qc.tsv -> results/preproc
         preproc_dir=lambda wildcards, output: Path(output[0]).parent.parent,
         **PREPROCESS_PARAMS,
@@ -92,6 +104,7 @@ rule preprocess_batch:
     shell:
         "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS={threads}"
         " brainpad preprocess-batch --scans {input.scans:q} --scan-ids {params.scan_ids}"
+        " {params.flairs}"
         " --preproc-dir {params.preproc_dir} --qc-table {output}"
         " --templates-dir {params.templates_dir}"
         " --voxel-size {params.voxel} --fwhm {params.fwhm} --syn-iterations {params.syn}"

@@ -19,6 +19,12 @@ rule report_figures:
             category="Results",
             labels={"figure": "brain-PAD by group"},
         ),
+        uncertainty=report(
+            REPORT_FIGURES["uncertainty"],
+            caption="../report/uncertainty.rst",
+            category="Results",
+            labels={"figure": "uncertainty vs error"},
+        ),
         qc=report(
             REPORT_FIGURES["qc"],
             caption="../report/qc.rst",

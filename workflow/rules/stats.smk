@@ -24,6 +24,24 @@ rule stats:
             category="Results",
             labels={"table": "group comparisons"},
         ),
+        accuracy_by_age_bin=report(
+            STATS["accuracy_by_age_bin"],
+            caption="../report/accuracy_by.rst",
+            category="Results",
+            labels={"table": "accuracy by age bin"},
+        ),
+        accuracy_by_site=report(
+            STATS["accuracy_by_site"],
+            caption="../report/accuracy_by.rst",
+            category="Results",
+            labels={"table": "accuracy by site"},
+        ),
+        ensemble_vs_base=report(
+            STATS["ensemble_vs_base"],
+            caption="../report/ensemble_vs_base.rst",
+            category="Results",
+            labels={"table": "ensembles vs base models"},
+        ),
     params:
         models=MODELS,
         control_group=config["control_group"],

@@ -12,7 +12,7 @@ rule train:
         **model_files("{model}", "{fold}"),
     params:
         data=train_data_args,
-        settings=lambda wildcards: json.dumps(config["models"][wildcards.model]),
+        settings=model_settings,
         checkpoint=lambda wildcards, output: Path(output.state).with_suffix(".checkpoint.pt"),
         seed=config["seed"],
     log:
@@ -41,7 +41,7 @@ rule train_voxel:
     output:
         **model_files("{model}", "{fold}", maps=True),
     params:
-        settings=lambda wildcards: json.dumps(config["models"][wildcards.model]),
+        settings=model_settings,
         checkpoint=lambda wildcards, output: Path(output.state).with_suffix(".checkpoint.pt"),
         seed=config["seed"],
     log:

@@ -36,7 +36,8 @@ def _cmd_folds(args: argparse.Namespace) -> None:
 
 
 def _scan_maps(folds_path: str, preproc_dir: str, tissues: tuple[str, ...]) -> pd.DataFrame:
-    """The scans of folds.tsv with the paths of their modulated maps, one column per tissue."""
+    """The scans of folds.tsv with the paths of their preprocessed images, one column per
+    tissue (``GM``, ``WM``, ``CSF``: the modulated maps) or image (``T1w``, ``FLAIR``)."""
     import pandas as pd
 
     from brainpad.paths import preproc_paths
@@ -44,19 +45,30 @@ def _scan_maps(folds_path: str, preproc_dir: str, tissues: tuple[str, ...]) -> p
     scans = pd.read_csv(folds_path, sep="\t")[["scan_id", "participant_id"]]
     for tissue in tissues:
         scans[tissue] = [
-            preproc_paths(preproc_dir, pid, scan_id)[tissue.lower()]
+            preproc_paths(preproc_dir, pid, scan_id)["t1" if tissue == "T1w" else tissue.lower()]
             for scan_id, pid in zip(scans["scan_id"], scans["participant_id"], strict=True)
         ]
     return scans
 
 
 def _cmd_arrays(args: argparse.Namespace) -> None:
-    from brainpad.cohort.arrays import CHANNELS, build_arrays
-    from brainpad.paths import array_files
+    from pathlib import Path
 
-    scans = _scan_maps(args.folds, args.preproc_dir, CHANNELS)
-    files = array_files(args.out_dir)
-    build_arrays(scans, CHANNELS, files["volumes"], files["slices"], files["index"], args.margin)
+    from brainpad.cohort.arrays import INPUT_CHANNELS, build_arrays
+
+    channels = tuple(dict.fromkeys(c for i in ("tissue", *args.inputs) for c in INPUT_CHANNELS[i]))
+    scans = _scan_maps(args.folds, args.preproc_dir, channels)
+    for channel in channels:
+        missing = scans.loc[~scans[channel].map(lambda p: Path(p).is_file()), "scan_id"]
+        if len(missing):
+            msg = (
+                f"arrays: {len(missing)} scans have no preprocessed {channel} (first: "
+                f"{missing.iloc[0]}, expected {scans.loc[missing.index[0], channel]}); a model "
+                f"reads '{channel.lower()}' (config models.<name>.inputs): give every session "
+                f"a {channel} scan, or drop '{channel.lower()}' from the models' inputs"
+            )
+            raise SystemExit(msg)
+    build_arrays(scans, args.out_dir, args.inputs, args.margin)
 
 
 def _cmd_regions(args: argparse.Namespace) -> None:
@@ -87,6 +99,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     arr.add_argument("--preproc-dir", required=True)
     arr.add_argument("--out-dir", required=True)
     arr.add_argument("--margin", type=int, default=2, help="voxels around the union brain")
+    arr.add_argument(
+        "--inputs",
+        nargs="+",
+        choices=["tissue", "t1w", "flair"],
+        default=["tissue"],
+        help="model inputs to build arrays for (tissue maps, T1w, FLAIR)",
+    )
     arr.set_defaults(func=_cmd_arrays)
     reg = sub.add_parser("regions", help="Harvard-Oxford ROI tissue volumes of every scan")
     reg.add_argument("--folds", required=True, help="folds.tsv (the scans, in order)")

@@ -9,8 +9,16 @@ from brainpad.cohort.folds import CALIBRATION_SETS
 
 
 def model_columns(models: Sequence[str]) -> dict[str, str]:
-    """Report label → brain-age column: the ensemble, then each base model."""
-    return {"ensemble": "brain_age", **{m: f"pred_{m}" for m in models}}
+    """Report label → brain-age column: the ensemble, then each sub-ensemble of several
+    members followed by its base models."""
+    from brainpad.ensemble.stacking import sub_ensembles
+
+    columns = {"ensemble": "brain_age"}
+    for name, members in sub_ensembles(models).items():
+        if len(members) > 1:
+            columns[name] = f"pred_{name}"
+        columns.update({m: f"pred_{m}" for m in members})
+    return columns
 
 
 def add_calibration(parser: argparse.ArgumentParser, corrections: str) -> None:

@@ -16,15 +16,25 @@ def _cmd_ensemble(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from brainpad.atomic import write_table_atomic
+    from brainpad.ensemble.modality import modality_table
     from brainpad.ensemble.stacking import brain_age_table
 
     folds = pd.read_csv(args.folds, sep="\t")
     predictions = [pd.read_csv(p, sep="\t") for p in args.predictions]
     table, fits = brain_age_table(
-        folds, predictions, args.models, args.alpha, args.calibration, args.positive
+        folds,
+        predictions,
+        args.models,
+        args.alpha,
+        args.calibration,
+        args.positive,
+        args.sub_alpha,
+        args.stacking_folds,
+        args.seed,
     )
     write_table_atomic(table, args.out)
     Path(args.fits).write_text(json.dumps(fits, indent=2) + "\n")
+    write_table_atomic(modality_table(table, args.models), args.modality)
     log.info("stacking weights %s; bias %s", fits["stacking"]["weights"], fits["bias"])
 
 
@@ -33,7 +43,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ens = sub.add_parser("ensemble", help="stack the models; raw and corrected brain-PAD")
     ens.add_argument("--folds", required=True)
     ens.add_argument("--models", nargs="+", required=True)
-    ens.add_argument("--alpha", type=float, default=1.0, help="ridge penalty of the head")
+    ens.add_argument("--alpha", type=float, default=1.0, help="ridge penalty of the top head")
+    ens.add_argument(
+        "--sub-alpha", type=float, default=1.0, help="ridge penalty of the sub-ensemble heads"
+    )
+    ens.add_argument(
+        "--stacking-folds", type=int, default=5, help="inner folds cross-fitting the heads"
+    )
+    ens.add_argument("--seed", type=int, default=42, help="seed of the inner folds")
     ens.add_argument(
         "--positive",
         action=argparse.BooleanOptionalAction,
@@ -42,6 +59,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     ens.add_argument("--out", required=True, help="brain-age table (TSV)")
     ens.add_argument("--fits", required=True, help="stacking and bias fits (JSON)")
+    ens.add_argument(
+        "--modality", required=True, help="study 4's nested multimodal stacking table (TSV)"
+    )
     add_calibration(ens, "global bias corrections")
     ens.add_argument("predictions", nargs="+", help="every model x fold predictions TSV")
     ens.set_defaults(func=_cmd_ensemble)

@@ -29,6 +29,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     report.brain_pad_by_group(
         table, by_group, args.control_group, args.control_min_age, out / "brain_pad_by_group.png"
     )
+    report.uncertainty_vs_error(table, out / "uncertainty.png")
     report.qc_summary(qc, args.min_similarity, args.tiv_range, out / "qc.png")
     report.failed_montages(qc, args.preproc_dir, out / "qc_failed_montages.png")
     write_table_atomic(qc[~qc["passed"].astype(bool)], out / "qc_failed.tsv")

@@ -15,11 +15,13 @@ def _cmd_stats(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from brainpad.atomic import write_table_atomic
-    from brainpad.stats.tables import accuracy_table, group_tables
+    from brainpad.ensemble.stacking import sub_ensembles
+    from brainpad.stats.tables import accuracy_by, accuracy_table, ensemble_vs_base, group_tables
 
     table = pd.read_csv(args.brain_age, sep="\t")
     truth = pd.read_csv(args.truth, sep="\t").set_index("participant_id") if args.truth else None
-    accuracy = accuracy_table(table, model_columns(args.models), truth)
+    columns = model_columns(args.models)
+    accuracy = accuracy_table(table, columns, truth)
     by_group, comparisons = group_tables(
         table, args.control_group, args.control_min_age, truth=truth
     )
@@ -27,6 +29,10 @@ def _cmd_stats(args: argparse.Namespace) -> None:
     write_table_atomic(accuracy, out / "accuracy.tsv")
     write_table_atomic(by_group, out / "brain_pad_by_group.tsv")
     write_table_atomic(comparisons, out / "group_comparison.tsv")
+    write_table_atomic(accuracy_by(table, columns, "age_bin"), out / "accuracy_by_age_bin.tsv")
+    write_table_atomic(accuracy_by(table, columns, "site"), out / "accuracy_by_site.tsv")
+    versus = ensemble_vs_base(accuracy, sub_ensembles(args.models))
+    write_table_atomic(versus, out / "ensemble_vs_base.tsv")
     for row in accuracy.itertuples():
         log.info("healthy test %s: MAE %.2f y, r %.2f, R2 %.2f", row.model, row.mae, row.r, row.r2)
 

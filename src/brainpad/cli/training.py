@@ -31,13 +31,16 @@ def _cmd_train(args: argparse.Namespace) -> None:
         mask_path=args.mask,
         maps_path=args.maps,
         slices_path=args.slices,
+        regions_path=args.regions,
     )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this stage's subcommands on ``brainpad``'s subparsers."""
     trn = sub.add_parser("train", help="train one model on one cross-validation fold")
-    trn.add_argument("--model", required=True, help="registered model name")
+    trn.add_argument(
+        "--model", required=True, help="registered model, or a base model (cnn3d-t1w-cortex-2)"
+    )
     trn.add_argument("--fold", type=int, required=True)
     trn.add_argument("--folds", required=True, help="folds.tsv")
     trn.add_argument("--params", default="{}", help="JSON of the config's models.<name>")
@@ -49,6 +52,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     trn.add_argument("--slices", help="cohort slice array .npy (models reading slices)")
     trn.add_argument("--index", help="array index TSV (networks)")
     trn.add_argument("--mask", help="template brain mask (map models)")
+    trn.add_argument("--regions", help="template regions image (models restricted to a region)")
     trn.add_argument("--maps", help="output .npy of brain-age maps (map models)")
     trn.add_argument("--checkpoint", help="per-epoch checkpoint (resumed from if present)")
     trn.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")

@@ -26,6 +26,15 @@ inference path; adding a model is one module here, its config schema entry and i
 The workflow plans with this registry on every run, so the registry reads each module's
 ``SPEC`` from its source (:func:`_declared_spec`) instead of importing it: a network
 module imports torch, which takes over a second.
+
+**Base models.** One architecture can be trained several times (study 3's ensembles):
+per input (``inputs``: tissue maps, T1w, FLAIR), per brain region (``regions``) and per
+seed (``members``), each a *base model* with its own name,
+``<architecture>[-<input>][-<region>][-<member>]`` (``cnn3d-t1w-cortex-2``; the defaults
+``tissue``, ``whole`` and a single member are left out, so ``vgg3d`` stays ``vgg3d``).
+The base models of one architecture, input and region form a *sub-ensemble*
+(:attr:`BaseModel.sub_ensemble`). :func:`base_models` expands the config;
+:func:`get_spec` and :func:`load` accept base-model names.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Literal
+
+from brainpad.paths import BRAIN_REGIONS, MODEL_INPUTS
 
 Reads = Literal["roi", "volumes", "slices", "blocks"]
 Output = Literal["scalar", "bins", "map"]
@@ -104,7 +115,9 @@ def register(module: ModuleType) -> ModelSpec:
 
 
 def get_spec(name: str) -> ModelSpec:
-    """The registry entry of ``name``; a clear error lists the known models."""
+    """The registry entry of ``name`` (an architecture or a base model of one); a clear
+    error lists the known models."""
+    name = name.split("-", 1)[0]
     if name not in REGISTRY:
         msg = f"unknown model '{name}' in config models.names; known models: {sorted(REGISTRY)}"
         raise KeyError(msg)
@@ -114,3 +127,84 @@ def get_spec(name: str) -> ModelSpec:
 def load(name: str) -> ModuleType:
     """The module implementing model ``name``."""
     return importlib.import_module(get_spec(name).module)
+
+
+@dataclass(frozen=True)
+class BaseModel:
+    """One trained model of the ensemble: an architecture on one input, region and seed.
+
+    Attributes
+    ----------
+    name : str
+        ``<architecture>[-<input>][-<region>][-<member>]``: output folders, columns.
+    architecture : str
+        Registry name of the model module.
+    input : str
+        ``tissue`` (modulated GM + WM), ``t1w`` or ``flair``.
+    region : str
+        ``whole`` or one of :data:`brainpad.paths.BRAIN_REGIONS`.
+    member : int
+        Which of the sub-ensemble's seeds (0-based).
+    """
+
+    name: str
+    architecture: str
+    input: str = "tissue"
+    region: str = "whole"
+    member: int = 0
+
+    @property
+    def sub_ensemble(self) -> str:
+        """The sub-ensemble it belongs to: its name without the member number."""
+        return base_model_name(self.architecture, self.input, self.region)
+
+
+def base_model_name(
+    architecture: str, model_input: str, region: str, member: int | None = None
+) -> str:
+    """``<architecture>[-<input>][-<region>][-<member + 1>]``, defaults left out."""
+    parts = [architecture]
+    parts += [model_input] if model_input != "tissue" else []
+    parts += [region] if region != "whole" else []
+    parts += [str(member + 1)] if member is not None else []
+    return "-".join(parts)
+
+
+def parse_base_model(name: str) -> BaseModel:
+    """The :class:`BaseModel` a name stands for (read from the name alone)."""
+    architecture, *parts = name.split("-")
+    fields = {"input": "tissue", "region": "whole", "member": 0}
+    for part in parts:
+        if part in MODEL_INPUTS:
+            fields["input"] = part
+        elif part in BRAIN_REGIONS:
+            fields["region"] = part
+        elif part.isdigit() and int(part) >= 1:
+            fields["member"] = int(part) - 1
+        else:
+            msg = (
+                f"base model '{name}': '{part}' is neither an input {MODEL_INPUTS}, a region "
+                f"{BRAIN_REGIONS} nor a member number"
+            )
+            raise ValueError(msg)
+    return BaseModel(name, architecture, **fields)
+
+
+def base_models(models: dict) -> list[BaseModel]:
+    """Every base model the config's ``models`` section asks for, in config order.
+
+    Each architecture of ``models.names`` is trained once per entry of its ``inputs``
+    (default ``[tissue]``) × ``regions`` (default ``[whole]``) × ``members`` seeds
+    (default 1).
+    """
+    found = []
+    for architecture in models["names"]:
+        section = models.get(architecture) or {}
+        members = int(section.get("members", 1))
+        for model_input in section.get("inputs", ["tissue"]):
+            for region in section.get("regions", ["whole"]):
+                for member in range(members):
+                    number = member if members > 1 else None
+                    name = base_model_name(architecture, model_input, region, number)
+                    found.append(BaseModel(name, architecture, model_input, region, member))
+    return found

@@ -212,6 +212,7 @@ def summarise(qc_files: list[str | Path]) -> pd.DataFrame:
         "fov_edge",
         "snr",
         "ghost_ratio",
+        "flair_similarity",
         "source",
     ]
     # reindex: a qc.json from before a metric existed gives an empty cell, not an error

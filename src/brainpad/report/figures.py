@@ -40,10 +40,10 @@ def predicted_vs_age(
     people = baseline_scans(table[table["role"].isin(["test", "clinical"])])
     patients = people.loc[people["role"] == "clinical", "group"].unique().tolist()
     colours = dict(zip(patients, plt.cm.tab10(np.arange(1, len(patients) + 1)), strict=True))
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 4.2), squeeze=False)
+    fig, axes = _panels(len(columns), 4.2)
     values = np.r_[people["age"], *(people[c] for c in columns.values())]
     lo, hi = float(np.nanmin(values)) - 5, float(np.nanmax(values)) + 5
-    for ax, (label, column) in zip(axes[0], columns.items(), strict=True):
+    for ax, (label, column) in zip(axes, columns.items(), strict=False):
         test = people[people["role"] == "test"]
         ax.scatter(test["age"], test[column], s=14, color="tab:blue", label="healthy test")
         for group, part in people[people["role"] == "clinical"].groupby("group", sort=False):
@@ -62,8 +62,52 @@ def predicted_vs_age(
             xlim=(lo, hi),
             ylim=(lo, hi),
         )
-    axes[0][0].legend(fontsize=8, loc="upper left")
+    axes[0].legend(fontsize=8, loc="upper left")
     _save(fig, path)
+
+
+def _panels(n: int, size: float, columns: int = 5) -> tuple[plt.Figure, list]:
+    """A grid of ``n`` square panels, at most ``columns`` a row (unused ones hidden)."""
+    cols = min(n, columns)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def uncertainty_vs_error(table: pd.DataFrame, path: str | Path) -> dict[str, float]:
+    """Per-scan uncertainty against absolute error on the healthy test set, for the
+    ensemble and each sub-ensemble of several members; Pearson r in each title.
+
+    Returns
+    -------
+    dict
+        Panel → Pearson r of uncertainty and absolute error.
+    """
+    from scipy import stats
+
+    test = baseline_scans(table[table["role"] == "test"])
+    scopes = {"ensemble": ("uncertainty", "brain_age")}
+    for column in table.columns:
+        if column.startswith("uncertainty_"):
+            name = column.removeprefix("uncertainty_")
+            scopes[name] = (column, f"pred_{name}")
+    fig, axes = _panels(len(scopes), 3.8)
+    found = {}
+    for ax, (label, (width, age)) in zip(axes, scopes.items(), strict=True):
+        error = (test[age] - test["age"]).abs()
+        r = float(stats.pearsonr(test[width], error)[0]) if len(test) > 2 else float("nan")
+        found[label] = r
+        ax.scatter(test[width], error, s=14, color="tab:blue")
+        ax.set(
+            title=f"{label}: r {r:.2f}",
+            xlabel="uncertainty: 95 % interval of base models (y)",
+            ylabel="absolute error (y)",
+        )
+    _save(fig, path)
+    return found
 
 
 def brain_pad_by_group(

@@ -10,17 +10,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from scipy import stats
-from sklearn.metrics import mean_absolute_error, r2_score
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from statsmodels.stats.multitest import multipletests
 
 
 def accuracy(age: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
-    """MAE, Pearson r and R² of predicted against chronological age (raw predictions)."""
+    """MAE, MSE, Pearson r and R² of predicted against chronological age (raw predictions)."""
     age = np.asarray(age, dtype=float)
     predicted = np.asarray(predicted, dtype=float)
+    if age.size == 0:
+        return {"n": 0, "mae": np.nan, "mse": np.nan, "r": np.nan, "r2": np.nan}
     return {
         "n": int(age.size),
         "mae": float(mean_absolute_error(age, predicted)),
+        "mse": float(mean_squared_error(age, predicted)),
         "r": float(stats.pearsonr(age, predicted)[0]) if age.size > 2 else float("nan"),
         "r2": float(r2_score(age, predicted)) if age.size > 1 else float("nan"),
     }

@@ -95,6 +95,78 @@ def accuracy_table(
     return result
 
 
+def accuracy_by(
+    table: pd.DataFrame, columns: dict[str, str], by: str, bin_years: float = 5.0
+) -> pd.DataFrame:
+    """Healthy-test accuracy of each brain-age column per site or per age bin (study 4's
+    Tables 2-3).
+
+    Parameters
+    ----------
+    table : DataFrame
+        The brain-age table.
+    columns : dict
+        Label → brain-age column (:func:`accuracy_table`).
+    by : str
+        ``site``, or ``age_bin`` for bins of ``bin_years`` (``[20, 25)`` is ``20-25``).
+    """
+    test = baseline_scans(table[table["role"] == "test"])
+    if by == "age_bin":
+        low = np.floor(test["age"] / bin_years) * bin_years
+        test = test.assign(age_bin=[f"{a:g}-{a + bin_years:g}" for a in low], _low=low)
+        keys = test.sort_values("_low")["age_bin"].unique()
+    else:
+        keys = sorted(test[by].unique())
+    rows = [
+        {"model": label, by: key, **accuracy(part["age"], part[column])}
+        for label, column in columns.items()
+        for key in keys
+        for part in [test[test[by] == key]]
+    ]
+    return pd.DataFrame(rows)
+
+
+def ensemble_vs_base(accuracy: pd.DataFrame, groups: dict[str, list[str]]) -> pd.DataFrame:
+    """Each sub-ensemble and the ensemble against their base models (study 3's Table 1).
+
+    Parameters
+    ----------
+    accuracy : DataFrame
+        :func:`accuracy_table` (``model``, ``mae`` ...), with a row per base model, per
+        sub-ensemble of several members, and ``ensemble``.
+    groups : dict
+        Sub-ensemble → its base models (:func:`brainpad.ensemble.stacking.sub_ensembles`).
+
+    Returns
+    -------
+    DataFrame
+        ``level`` (``sub-ensemble``, ``ensemble``), ``name``, ``n_base``, the base models'
+        mean, SD and best MAE, the stack's own ``mae`` and whether it beats the best one.
+    """
+    mae = accuracy.set_index("model")["mae"]
+    scopes = [
+        ("sub-ensemble", name, members) for name, members in groups.items() if len(members) > 1
+    ]
+    scopes.append(("ensemble", "ensemble", [m for ms in groups.values() for m in ms]))
+    rows = []
+    for level, name, members in scopes:
+        base = mae.loc[members]
+        rows.append(
+            {
+                "level": level,
+                "name": name,
+                "n_base": len(members),
+                "base_mae_mean": float(base.mean()),
+                "base_mae_sd": float(base.std(ddof=1)) if len(base) > 1 else np.nan,
+                "base_mae_best": float(base.min()),
+                "best_base": str(base.idxmin()),
+                "mae": float(mae.loc[name]),
+                "beats_best_base": bool(mae.loc[name] < base.min()),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def comparison_people(
     table: pd.DataFrame, control_group: str, control_min_age: float
 ) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainpad.cohort.arrays import open_volumes
 from brainpad.training.loop import fingerprint
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,57 @@ class Standardised:
         return (values - self.mean[tuple(window)]) / self.scale[tuple(window)]
 
 
+class RegionCrop:
+    """A cohort array restricted to one brain region: masked, and cropped to its box.
+
+    Study 3 trains base models on cortex, subcortex and cerebellum separately. Indexing by
+    rows (``crop[rows]``) reads those scans and returns (rows, channels, *box) float32,
+    zero outside the region.
+
+    Parameters
+    ----------
+    array : array-like
+        The cohort array (scans, channels, x, y, z), memory-mapped or a view of one.
+    box : tuple of slice
+        The region's bounding box on the array's crop.
+    mask : ndarray of bool
+        The region within ``box``.
+    """
+
+    def __init__(self, array, box: tuple[slice, ...], mask: np.ndarray) -> None:
+        self.array, self.box = array, tuple(box)
+        self.mask = np.asarray(mask, dtype=np.float32)
+
+    @classmethod
+    def from_labels(cls, array, labels: np.ndarray, code: int, dilation: int = 1) -> RegionCrop:
+        """The crop of label ``code`` in ``labels`` (on the array's crop), dilated by
+        ``dilation`` voxels so partial-volume voxels at its edge stay in."""
+        from scipy import ndimage
+
+        region = labels == code
+        if not region.any():
+            msg = f"region label {code} has no voxel in the cohort arrays' crop"
+            raise ValueError(msg)
+        if dilation:
+            region = ndimage.binary_dilation(region, iterations=dilation)
+        coords = np.argwhere(region)
+        box = tuple(
+            slice(int(a), int(b) + 1) for a, b in zip(coords.min(0), coords.max(0), strict=True)
+        )
+        return cls(array, box, region[box])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (*self.array.shape[:2], *self.mask.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        values = np.asarray(self.array[rows], dtype=np.float32)
+        return values[(..., *self.box)] * self.mask
+
+
 @dataclass
 class NetworkFold:
     """What every network needs to train one fold: device, data, parts and fingerprint."""
@@ -124,7 +176,7 @@ def network_fold(
     device = select_device(device_name)
     torch.manual_seed(seed * 1000 + fold)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    volumes = np.load(volumes_path, mmap_mode="r")
+    volumes = open_volumes(volumes_path)
     index = pd.read_csv(index_path, sep="\t")
     rows = folds["scan_id"].map(index.set_index("scan_id")["row"]).to_numpy()
     ages = folds["age"].to_numpy(dtype=float)

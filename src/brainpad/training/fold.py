@@ -20,11 +20,14 @@ import numpy as np
 import pandas as pd
 
 from brainpad.atomic import write_table_atomic
-from brainpad.models import ModelSpec, get_spec, load
+from brainpad.models import ModelSpec, get_spec, load, parse_base_model
 from brainpad.training.loop import network_state, run_epochs, save_atomic
 from brainpad.training.sets import fold_sets, scans_to_map
 
 log = logging.getLogger(__name__)
+
+MEMBER_SEED_STEP = 7919
+"""Member m of a sub-ensemble trains with seed ``seed + 7919 m`` (member 0 with ``seed``)."""
 
 
 def _train_tabular(
@@ -85,8 +88,15 @@ def train_network(
     checkpoint: Path,
     mask_path: str | Path | None = None,
     maps_path: str | Path | None = None,
+    regions_path: str | Path | None = None,
+    name: str | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Train network ``spec`` on one fold; its predictions (and maps) and its state.
+
+    ``name`` is the base model (:func:`brainpad.models.parse_base_model`): its member
+    number shifts the seed, and a region other than ``whole`` restricts the inputs to
+    that label of ``regions_path`` (the template's regions image), masked and cropped
+    (:class:`~brainpad.training.data.RegionCrop`); box and mask are stored with the model.
 
     Map models (``output="map"``) write the maps of their out-of-fold and held-out scans
     to ``maps_path`` (float16, rows in the order of the returned table, whose
@@ -98,14 +108,18 @@ def train_network(
     import torch
 
     from brainpad.training.blocks import BlockBatches
-    from brainpad.training.data import Standardised, WholeScans, network_fold
+    from brainpad.training.data import RegionCrop, Standardised, WholeScans, network_fold
     from brainpad.training.inference import predict_map, predict_rows
 
     model = load(spec.name)
+    base = parse_base_model(name or spec.name)
+    seed = seed + MEMBER_SEED_STEP * base.member
     data = network_fold(
-        spec.name, folds, sets, array_path, index_path, params, seed, fold, device_name
+        base.name, folds, sets, array_path, index_path, params, seed, fold, device_name
     )
     array, part, device = data.volumes, data.part, data.device
+    if base.region != "whole":
+        array = _region_crop(array, data.index, regions_path, base.region)
     mask, voxel = _brain_mask(data.index, mask_path) if mask_path else (None, 1.0)
     resolved = model.resolve(params, voxel) if hasattr(model, "resolve") else {}
     settings = {**params, **resolved}
@@ -120,7 +134,7 @@ def train_network(
     net = model.build(array.shape[1], input_shape, settings).to(device)
     log.info(
         "%s fold %d on %s: %d training, %d validation scans, input %s",
-        spec.name, fold, device, len(part["train"][0]), len(part["validation"][0]),
+        base.name, fold, device, len(part["train"][0]), len(part["validation"][0]),
         [int(array.shape[1]), *input_shape],
     )  # fmt: skip
     if spec.reads == "blocks":
@@ -169,7 +183,28 @@ def train_network(
     if isinstance(array, Standardised):
         state["input_mean"] = torch.from_numpy(array.mean)
         state["input_sd"] = torch.from_numpy(array.scale)
+    if isinstance(array, RegionCrop):
+        state["region"] = base.region
+        state["region_box"] = [[b.start, b.stop] for b in array.box]
+        state["region_mask"] = torch.from_numpy(array.mask.astype(np.uint8))
     return table, state
+
+
+def _region_crop(array, index: pd.DataFrame, regions_path: str | Path | None, region: str):
+    """``array`` restricted to ``region`` of the template's regions image."""
+    import nibabel as nib
+
+    from brainpad.cohort.arrays import crop_slices
+    from brainpad.paths import BRAIN_REGIONS
+    from brainpad.training.data import RegionCrop
+
+    if regions_path is None:
+        msg = f"a model restricted to the {region} needs the template's regions image (--regions)"
+        raise ValueError(msg)
+    labels = np.asarray(nib.load(regions_path).dataobj)[crop_slices(index)]
+    crop = RegionCrop.from_labels(array, labels, BRAIN_REGIONS.index(region) + 1)
+    log.info("%s: inputs cropped to %s voxels", region, list(crop.shape[2:]))
+    return crop
 
 
 def train_fold(
@@ -188,13 +223,15 @@ def train_fold(
     mask_path: str | Path | None = None,
     maps_path: str | Path | None = None,
     slices_path: str | Path | None = None,
+    regions_path: str | Path | None = None,
 ) -> pd.DataFrame:
     """Train model ``name`` on fold ``fold``; write its predictions and its state.
 
     Parameters
     ----------
     name : str
-        A registered model (:data:`brainpad.models.REGISTRY`).
+        A registered model (:data:`brainpad.models.REGISTRY`) or a base model of one
+        (``cnn3d-t1w-cortex-2``, :func:`brainpad.models.parse_base_model`).
     fold : int
         Fold left out.
     folds_path : path
@@ -221,6 +258,8 @@ def train_fold(
     mask_path, maps_path : path, optional
         Map models: the template brain mask, and the ``.npy`` of brain-age maps written
         for the out-of-fold and held-out scans (rows as in the predictions).
+    regions_path : path, optional
+        The template's regions image (base models restricted to a region).
     """
     spec = get_spec(name)
     folds = pd.read_csv(folds_path, sep="\t")
@@ -233,8 +272,9 @@ def train_fold(
         array_path = slices_path if spec.reads == "slices" else volumes_path
         table, state = train_network(
             spec, folds, sets, array_path, index_path, params, seed, fold, device,
-            checkpoint, mask_path, maps_path,
+            checkpoint, mask_path, maps_path, regions_path, name,
         )  # fmt: skip
+    state["base_model"] = name
     table.insert(1, "model", name)
     table.insert(2, "fold", fold)
     table.insert(3, "set", sets[table.index].to_numpy())

@@ -183,10 +183,19 @@ class FittedNetwork:
         self.age = (state["age_mean"], state["age_sd"])
         self.mean = state["input_mean"].numpy() if "input_mean" in state else 0.0
         self.scale = state["input_sd"].numpy() if "input_sd" in state else 1.0
+        self.region = None
+        if "region_box" in state:
+            box = tuple(slice(a, b) for a, b in state["region_box"])
+            self.region = (box, state["region_mask"].numpy().astype(np.float32))
         self.device = device
 
     def _inputs(self, volume: np.ndarray) -> np.ndarray:
-        return ((volume - self.mean) / self.scale).astype(np.float32)
+        """Inputs as in training: standardised, or cropped to the model's region."""
+        inputs = ((volume - self.mean) / self.scale).astype(np.float32)
+        if self.region is None:
+            return inputs
+        box, mask = self.region
+        return inputs[(..., *box)] * mask
 
     def map(self, volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Brain-age map (years) of one scan's inputs (channels, x, y, z)."""
