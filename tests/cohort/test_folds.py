@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainpad.cohort.folds import assign_roles
+from brainpad.cohort.folds import age_divergence, assign_roles
 
 
 def cohort(n_controls: int = 100, n_patients: int = 20, seed: int = 0) -> pd.DataFrame:
@@ -67,3 +67,34 @@ def test_tiny_cohort_still_has_calibration_and_test():
 def test_too_few_controls_is_a_clear_error():
     with pytest.raises(ValueError, match=r"only 4 healthy controls .* 5 folds need at least 9"):
         assign_roles(cohort(n_controls=4), "HC", n_folds=5)
+
+
+def test_age_divergence_is_scipys_kl_over_the_deciles():
+    whole = pd.Series(np.arange(100.0))
+    assert age_divergence(whole, whole) == pytest.approx(0.0)
+    young = whole[whole < 30]
+    assert age_divergence(young, whole) > 0.5
+    # by hand: 30 ages fill 3 of 10 decile bins (+0.5 each), against 10 per bin (+0.5)
+    p = np.array([10.5] * 3 + [0.5] * 7)
+    assert age_divergence(young, whole) == pytest.approx(
+        float(np.sum(p / p.sum() * np.log(p / p.sum() / 0.1)))
+    )
+
+
+def test_the_kl_split_picks_held_out_sets_whose_ages_match_the_cohort():
+    people = cohort(n_controls=80, seed=2)
+    controls = people[people["group"] == "HC"].set_index("participant_id")["age"]
+
+    def held_out_divergence(roles: pd.DataFrame) -> float:
+        roles = roles.set_index("participant_id")["role"]
+        return sum(
+            age_divergence(controls[roles[controls.index] == r], controls)
+            for r in ("calibration", "test")
+        )
+
+    blocked = [assign_roles(people, "HC", seed=s) for s in range(5)]
+    best = assign_roles(people, "HC", seed=0, split="kl", candidates=50)
+    assert held_out_divergence(best) < min(held_out_divergence(b) for b in blocked)
+    assert (best["role"] == "test").sum() == (blocked[0]["role"] == "test").sum()
+    with pytest.raises(ValueError, match=r"folds\.split 'random' is not one of"):
+        assign_roles(people, "HC", split="random")

@@ -13,6 +13,7 @@ rule make_folds:
         k=config["folds"]["k"],
         calibration=config["folds"]["calibration_fraction"],
         test=config["folds"]["test_fraction"],
+        split=config["folds"]["split"],
         seed=config["seed"],
     log:
         log_path("make_folds"),
@@ -26,7 +27,7 @@ rule make_folds:
         "brainpad folds --manifest {input.manifest} --qc {input.qc} --out {output}"
         " --control-group {params.control_group} --k {params.k}"
         " --calibration-fraction {params.calibration} --test-fraction {params.test}"
-        " --seed {params.seed} > {log} 2>&1"
+        " --split {params.split} --seed {params.seed} > {log} 2>&1"
 
 
 rule build_arrays:

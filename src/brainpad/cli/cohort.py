@@ -29,6 +29,7 @@ def _cmd_folds(args: argparse.Namespace) -> None:
         args.calibration_fraction,
         args.test_fraction,
         args.seed,
+        args.split,
     )
     write_table_atomic(table, args.out)
     counts = table.drop_duplicates("participant_id")["role"].value_counts().to_dict()
@@ -93,6 +94,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     fol.add_argument("--calibration-fraction", type=float, default=0.15)
     fol.add_argument("--test-fraction", type=float, default=0.15)
     fol.add_argument("--seed", type=int, default=42)
+    fol.add_argument(
+        "--split",
+        choices=["blocked", "kl"],
+        default="blocked",
+        help="held-out roles: one blocked randomisation, or the best of 200 by age KL (study 4)",
+    )
     fol.set_defaults(func=_cmd_folds)
     arr = sub.add_parser("arrays", help="stack cropped GM/WM maps into memory-mapped arrays")
     arr.add_argument("--folds", required=True, help="folds.tsv (the scans, in order)")

@@ -14,6 +14,11 @@ participants are sorted by age and cut into consecutive blocks; inside a block, 
 (or folds) are assigned in a random order. Every role and fold therefore spans the whole
 age range of every site, for any cohort size (the study 4 recipe, without the need for
 each stratum to hold K members as scikit-learn's stratified splitters require).
+
+With ``split="kl"`` (study 4's choice), ``candidates`` such blocked assignments of the
+held-out roles are drawn and the one whose calibration and test sets have age
+distributions closest to the whole set of usable controls is kept: the smallest sum of
+Kullback-Leibler divergences over the controls' age deciles (:func:`age_divergence`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,19 @@ def _by_site_and_age(participants: pd.DataFrame) -> pd.Index:
     return participants.sort_index().sort_values(["site", "age"], kind="stable").index
 
 
+def age_divergence(part: pd.Series, whole: pd.Series, bins: int = 10) -> float:
+    """KL divergence of ``part``'s age distribution from ``whole``'s, over the deciles of
+    ``whole`` (scipy's ``entropy``; half a count added to every bin, so an empty bin of a
+    small set stays finite)."""
+    from scipy.stats import entropy
+
+    edges = np.unique(np.quantile(whole, np.linspace(0, 1, bins + 1)))
+    edges[0], edges[-1] = -np.inf, np.inf
+    p = np.histogram(part, edges)[0] + 0.5
+    q = np.histogram(whole, edges)[0] + 0.5
+    return float(entropy(p / p.sum(), q / q.sum()))
+
+
 def assign_roles(
     participants: pd.DataFrame,
     control_group: str,
@@ -51,6 +69,8 @@ def assign_roles(
     calibration_fraction: float = 0.15,
     test_fraction: float = 0.15,
     seed: int = 42,
+    split: str = "blocked",
+    candidates: int = 200,
 ) -> pd.DataFrame:
     """Give every participant a role and, for training controls, a fold.
 
@@ -67,6 +87,11 @@ def assign_roles(
         Shares of the passing controls held out for bias correction and for testing.
     seed : int
         Random seed.
+    split : {"blocked", "kl"}
+        One blocked randomisation of the held-out roles, or the best of ``candidates``
+        by age divergence from the whole (study 4).
+    candidates : int
+        Blocked assignments drawn with ``split="kl"``.
 
     Returns
     -------
@@ -97,10 +122,24 @@ def assign_roles(
     n_cal = max(1, round(block * calibration_fraction))
     n_test = max(1, round(block * test_fraction))
     pattern = ["calibration"] * n_cal + ["test"] * n_test + ["train"] * (block - n_cal - n_test)
-    held = _blocked_assignment(_by_site_and_age(usable), pattern, rng)
-    for role, least in MIN_HELD_OUT.items():  # tiny cohorts: top up the held-out sets
-        while (held == role).sum() < least:
-            held[rng.choice(held.index[held == "train"])] = role
+
+    def draw() -> pd.Series:
+        held = _blocked_assignment(_by_site_and_age(usable), pattern, rng)
+        for role, least in MIN_HELD_OUT.items():  # tiny cohorts: top up the held-out sets
+            while (held == role).sum() < least:
+                held[rng.choice(held.index[held == "train"])] = role
+        return held
+
+    def divergence(held: pd.Series) -> float:
+        ages = usable.loc[held.index, "age"]
+        return sum(age_divergence(ages[held == r], ages) for r in ("calibration", "test"))
+
+    if split not in ("blocked", "kl"):
+        msg = f"folds.split {split!r} is not one of blocked, kl"
+        raise ValueError(msg)
+    held = (
+        draw() if split == "blocked" else min((draw() for _ in range(candidates)), key=divergence)
+    )
     roles[held.index] = held
     train = usable.loc[held.index[held == "train"]]
     folds = pd.Series(-1, index=table.index)
@@ -118,6 +157,7 @@ def scan_roles(
     calibration_fraction: float,
     test_fraction: float,
     seed: int,
+    split: str = "blocked",
 ) -> pd.DataFrame:
     """Roles per T1w scan from the manifest and the QC table (``results/folds.tsv``).
 
@@ -142,7 +182,9 @@ def scan_roles(
         )
         .reset_index()
     )
-    roles = assign_roles(people, control_group, n_folds, calibration_fraction, test_fraction, seed)
+    roles = assign_roles(
+        people, control_group, n_folds, calibration_fraction, test_fraction, seed, split
+    )
     if "session_site" not in scans.columns:  # a manifest from before the column existed
         scans["session_site"] = False
     columns = ["scan_id", "participant_id", "session", "age", "sex", "site", "session_site"]
