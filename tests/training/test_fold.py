@@ -11,7 +11,7 @@ from brainpad.models.vgg3d import VGG3D
 from brainpad.training.fold import train_fold
 from brainpad.training.inference import FittedNetwork
 from brainpad.training.sets import fold_sets, scans_to_map
-from conftest import NETWORK_PARAMS
+from conftest import NETWORK_PARAMS, write_image
 
 VGG_PARAMS = NETWORK_PARAMS["vgg3d"]
 LOCAL_PARAMS = NETWORK_PARAMS["local_unet"]
@@ -95,12 +95,19 @@ def test_train_fold_vgg3d_writes_predictions_and_removes_checkpoint(synthetic_in
     net.load_state_dict(state["state_dict"])  # the saved state rebuilds the network
 
 
-@pytest.mark.parametrize("name", ["sfcn", "cnn3d", "cnn2d"])
+@pytest.mark.parametrize("name", ["sfcn", "cnn3d", "cnn2d", "cnn3d-cortex-2"])
 def test_every_whole_scan_network_trains_on_a_fold_and_reloads(synthetic_inputs, tmp_path, name):
-    """sfcn and cnn3d read the 3D volumes, cnn2d the mid-axial slices; each learns
-    something of the synthetic age signal in a few epochs and rebuilds from its model.pt."""
+    """sfcn and cnn3d read the 3D volumes, cnn2d the mid-axial slices, a region's base
+    model (standardised) its crop; each learns something of the synthetic age signal in a
+    few epochs and rebuilds from its model.pt, predicting as in training."""
     torch.set_num_threads(1)
-    params = {**NETWORK_PARAMS[name], "max_epochs": 25, "patience": 25}
+    architecture = name.split("-")[0]
+    params = {**NETWORK_PARAMS[architecture], "max_epochs": 25, "patience": 25}
+    regions = np.zeros((14, 14, 12), np.int16)
+    regions[4:11, 3:10, 2:8] = 1  # "cortex": a box inside the crop (2:12, 1:13, 0:10)
+    write_image(tmp_path / "regions.nii.gz", regions, zooms=(4.0, 4.0, 4.0))
+    if "cortex" in name:
+        params["standardise"] = True
     table = train_fold(
         name,
         0,
@@ -112,9 +119,11 @@ def test_every_whole_scan_network_trains_on_a_fold_and_reloads(synthetic_inputs,
         volumes_path=synthetic_inputs["volumes"],
         slices_path=synthetic_inputs["slices"],
         index_path=synthetic_inputs["index"],
+        regions_path=tmp_path / "regions.nii.gz",
     )
     state = torch.load(tmp_path / "model.pt", weights_only=True)
-    assert state["input_shape"] == ([10, 12] if name == "cnn2d" else [10, 12, 10])
+    shape = {"cnn2d": [10, 12], "cnn3d-cortex-2": [9, 9, 8]}.get(name, [10, 12, 10])
+    assert state["input_shape"] == shape  # the cortex box dilated by a voxel
     folds = pd.read_csv(synthetic_inputs["folds"], sep="\t").set_index("scan_id")
     age = folds.loc[table["scan_id"], "age"].to_numpy()
     r = np.corrcoef(table["predicted"], age)[0, 1]

@@ -108,7 +108,7 @@ def train_network(
     import torch
 
     from brainpad.training.blocks import BlockBatches
-    from brainpad.training.data import RegionCrop, Standardised, WholeScans, network_fold
+    from brainpad.training.data import Standardised, WholeScans, network_fold
     from brainpad.training.inference import predict_map, predict_rows
 
     model = load(spec.name)
@@ -118,8 +118,9 @@ def train_network(
         base.name, folds, sets, array_path, index_path, params, seed, fold, device_name
     )
     array, part, device = data.volumes, data.part, data.device
+    region = None
     if base.region != "whole":
-        array = _region_crop(array, data.index, regions_path, base.region)
+        array = region = _region_crop(array, data.index, regions_path, base.region)
     mask, voxel = _brain_mask(data.index, mask_path) if mask_path else (None, 1.0)
     resolved = model.resolve(params, voxel) if hasattr(model, "resolve") else {}
     settings = {**params, **resolved}
@@ -183,10 +184,10 @@ def train_network(
     if isinstance(array, Standardised):
         state["input_mean"] = torch.from_numpy(array.mean)
         state["input_sd"] = torch.from_numpy(array.scale)
-    if isinstance(array, RegionCrop):
+    if region is not None:
         state["region"] = base.region
-        state["region_box"] = [[b.start, b.stop] for b in array.box]
-        state["region_mask"] = torch.from_numpy(array.mask.astype(np.uint8))
+        state["region_box"] = [[b.start, b.stop] for b in region.box]
+        state["region_mask"] = torch.from_numpy(region.mask.astype(np.uint8))
     return table, state
 
 

@@ -190,12 +190,11 @@ class FittedNetwork:
         self.device = device
 
     def _inputs(self, volume: np.ndarray) -> np.ndarray:
-        """Inputs as in training: standardised, or cropped to the model's region."""
-        inputs = ((volume - self.mean) / self.scale).astype(np.float32)
-        if self.region is None:
-            return inputs
-        box, mask = self.region
-        return inputs[(..., *box)] * mask
+        """Inputs as in training: cropped to the model's region, then standardised."""
+        if self.region is not None:
+            box, mask = self.region
+            volume = volume[(..., *box)] * mask
+        return ((volume - self.mean) / self.scale).astype(np.float32)
 
     def map(self, volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Brain-age map (years) of one scan's inputs (channels, x, y, z)."""
