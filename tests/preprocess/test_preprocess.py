@@ -40,7 +40,9 @@ def test_outputs_and_qc(preprocessed):
     out, results = preprocessed
     for scan_id, (_, qc) in results.items():
         paths = output_paths(out, scan_id)
+        flair = paths.pop("flair")
         assert all(p.is_file() for p in paths.values()), scan_id
+        assert not flair.exists(), "no FLAIR was given, so none is written"
         assert json.loads(paths["qc"].read_text()) == qc
         assert qc["passed"], qc["reasons"]
         assert qc["similarity"] > 0.8
@@ -58,7 +60,7 @@ def test_a_batch_writes_what_single_scans_write(preprocessed, tiny_cohort, templ
     from_table = pd.read_csv(table, sep="\t", na_values=["n/a"], keep_default_na=False)
     columns = ["scan_id", "passed", "reasons", "similarity", "tiv_ml"]
     pd.testing.assert_frame_equal(from_table[columns], single[columns])
-    with pytest.raises(ValueError, match="2 scans but 1 scan ids"):
+    with pytest.raises(ValueError, match="2 scans, 1 scan ids and 2 FLAIRs"):
         preprocess_batch(scans, list(results)[:1], templates_4mm, tmp_path, OPTIONS, table)
 
 
