@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from brainpad.models import ModelSpec
-from brainpad.models._layers import age_itself, bias_at_zero, input_pool, mae_loss
+from brainpad.models._layers import age_itself, bias_at_zero, conv_blocks, input_pool, mae_loss
 
 SPEC = ModelSpec(
     "cnn2d",
@@ -51,17 +51,9 @@ class CNN2D(nn.Module):
         downsample: int = 1,
     ) -> None:
         super().__init__()
-        layers, _ = input_pool(downsample, input_shape, dims=2)
-        channels = in_channels
-        for width in widths:
-            layers += [
-                nn.Conv2d(channels, width, kernel_size=3, padding=1),
-                nn.BatchNorm2d(width),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(kernel_size=2, ceil_mode=True),
-            ]
-            channels = width
-        self.features = nn.Sequential(*layers)
+        pool, shape = input_pool(downsample, input_shape, dims=2)
+        blocks, channels, _ = conv_blocks(in_channels, widths, shape, dims=2)
+        self.features = nn.Sequential(*pool, *blocks)
         output = nn.Linear(dense, 1)
         bias_at_zero(output)
         self.head = nn.Sequential(

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from brainpad.models import ModelSpec
-from brainpad.models._layers import input_pool
+from brainpad.models._layers import conv_blocks, input_pool
 
 SPEC = ModelSpec(
     "sfcn",
@@ -93,16 +93,9 @@ class SFCN(nn.Module):
         downsample: int = 1,
     ) -> None:
         super().__init__()
-        layers, _ = input_pool(downsample, input_shape)
-        channels = in_channels
-        for width in widths:
-            layers += [
-                nn.Conv3d(channels, width, kernel_size=3, padding=1),
-                nn.BatchNorm3d(width),
-                nn.MaxPool3d(kernel_size=2, ceil_mode=True),
-                nn.ReLU(inplace=True),
-            ]
-            channels = width
+        pool, shape = input_pool(downsample, input_shape)
+        blocks, channels, _ = conv_blocks(in_channels, widths, shape)
+        layers = [*pool, *blocks]
         layers += [
             nn.Conv3d(channels, head_width, kernel_size=1),
             nn.BatchNorm3d(head_width),

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from brainpad.models import ModelSpec
-from brainpad.models._layers import age_itself, bias_at_zero, input_pool, mae_loss
+from brainpad.models._layers import age_itself, bias_at_zero, conv_blocks, input_pool, mae_loss
 
 SPEC = ModelSpec(
     "vgg3d",
@@ -52,17 +52,9 @@ class VGG3D(nn.Module):
         downsample: int = 1,
     ) -> None:
         super().__init__()
-        layers, shape = input_pool(downsample, input_shape)
-        channels = in_channels
-        for width in widths:
-            layers += [
-                nn.Conv3d(channels, width, kernel_size=3, padding=1),
-                nn.BatchNorm3d(width),
-                nn.ReLU(inplace=True),
-                nn.MaxPool3d(kernel_size=2, ceil_mode=True),
-            ]
-            channels, shape = width, [math.ceil(s / 2) for s in shape]
-        self.features = nn.Sequential(*layers)
+        pool, shape = input_pool(downsample, input_shape)
+        blocks, channels, shape = conv_blocks(in_channels, widths, shape)
+        self.features = nn.Sequential(*pool, *blocks)
         head: list[nn.Module] = [nn.Flatten()]
         size = channels * math.prod(shape)
         for hidden in dense:
