@@ -8,16 +8,17 @@ from collections.abc import Sequence
 from brainpad.cohort.folds import CALIBRATION_SETS
 
 
-def model_columns(models: Sequence[str]) -> dict[str, str]:
+def model_columns(models: Sequence[str], members: bool = True) -> dict[str, str]:
     """Report label → brain-age column: the ensemble, then each sub-ensemble of several
-    members followed by its base models."""
+    members followed by its base models (without them when ``members`` is false)."""
     from brainpad.ensemble.stacking import sub_ensembles
 
     columns = {"ensemble": "brain_age"}
-    for name, members in sub_ensembles(models).items():
-        if len(members) > 1:
+    for name, base in sub_ensembles(models).items():
+        if len(base) > 1:
             columns[name] = f"pred_{name}"
-        columns.update({m: f"pred_{m}" for m in members})
+        if members or len(base) == 1:
+            columns.update({m: f"pred_{m}" for m in base})
     return columns
 
 

@@ -24,7 +24,8 @@ def _cmd_report(args: argparse.Namespace) -> None:
     by_group = pd.read_csv(stats_dir / "brain_pad_by_group.tsv", sep="\t")
     qc = pd.read_csv(args.qc, sep="\t")
     out = Path(args.out_dir)
-    columns = model_columns(args.models)
+    # one panel per sub-ensemble, not per member: study 3 stacks ten seeds per input
+    columns = model_columns(args.models, members=False)
     report.predicted_vs_age(table, columns, accuracy, out / "predicted_vs_age.png")
     report.brain_pad_by_group(
         table, by_group, args.control_group, args.control_min_age, out / "brain_pad_by_group.png"

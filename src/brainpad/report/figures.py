@@ -52,11 +52,11 @@ def predicted_vs_age(
             )
         ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls="--")
         row = accuracy.set_index("model").loc[label]
-        title = f"{label}: MAE {row['mae']:.2f} y, r {row['r']:.2f}"
+        title = f"{label}\nMAE {row['mae']:.2f} y, r {row['r']:.2f}"
         if "floor_mae" in row:
-            title += f"\n(floor {row['floor_mae']:.2f} y)"
+            title += f" (floor {row['floor_mae']:.2f} y)"
+        ax.set_title(title, fontsize=10)
         ax.set(
-            title=title,
             xlabel="chronological age (y)",
             ylabel="predicted age (y)",
             xlim=(lo, hi),
@@ -70,7 +70,9 @@ def _panels(n: int, size: float, columns: int = 5) -> tuple[plt.Figure, list]:
     """A grid of ``n`` square panels, at most ``columns`` a row (unused ones hidden)."""
     cols = min(n, columns)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(size * cols, size * rows), squeeze=False, layout="constrained"
+    )
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -102,8 +104,8 @@ def uncertainty_vs_error(table: pd.DataFrame, path: str | Path) -> dict[str, flo
         found[label] = r
         ax.scatter(test[width], error, s=14, color="tab:blue")
         ax.set(
-            title=f"{label}: r {r:.2f}",
-            xlabel="uncertainty: 95 % interval of base models (y)",
+            title=f"{label}: r {r:.2f} (n {len(test)})",
+            xlabel="95 % interval of base models (y)",
             ylabel="absolute error (y)",
         )
     _save(fig, path)
