@@ -80,3 +80,25 @@ def test_stats_and_report_commands_write_tables_and_figures(
         assert image.shape[0] > 200 and image.std() > 0.05, name
     failed = pd.read_csv(out / "qc_failed.tsv", sep="\t")
     assert failed["scan_id"].tolist() == [table.loc[0, "scan_id"]]
+
+
+def test_figures_show_sub_ensembles_and_tables_keep_their_members():
+    from brainpad.cli.common import model_columns
+
+    models = ["ridge_roi", "cnn3d-t1w-1", "cnn3d-t1w-2", "sfcn"]
+    tables = model_columns(models)
+    assert list(tables) == [
+        "ensemble",
+        "ridge_roi",
+        "cnn3d-t1w",
+        "cnn3d-t1w-1",
+        "cnn3d-t1w-2",
+        "sfcn",
+    ]
+    figures = model_columns(models, members=False)
+    assert figures == {
+        "ensemble": "brain_age",
+        "ridge_roi": "pred_ridge_roi",
+        "cnn3d-t1w": "pred_cnn3d-t1w",
+        "sfcn": "pred_sfcn",
+    }
