@@ -81,6 +81,26 @@ def test_sessions_extra_modality_and_session_site(make_bids, tmp_path):
     }
 
 
+def test_a_model_reading_flair_needs_one_in_every_session(make_bids, tmp_path):
+    root = make_bids(sessions=("1", "2"))
+    for pid in ("sub-01", "sub-02", "sub-03"):
+        for ses in ("1", "2"):
+            if (pid, ses) != ("sub-02", "2"):
+                write_image(
+                    root / f"{pid}/ses-{ses}/anat/{pid}_ses-{ses}_FLAIR.nii.gz", brain_like()
+                )
+    options = ValidationOptions(modalities=("T1w", "FLAIR"), required=("FLAIR",))
+    assert_fails(
+        root,
+        tmp_path,
+        r"sub-02_ses-2_T1w.nii.gz: no FLAIR in this session, but a model reads 'flair' "
+        r"\(config models.<name>.inputs\); add sub-02_ses-2_FLAIR.nii.gz beside it",
+        options,
+    )
+    write_image(root / "sub-02/ses-2/anat/sub-02_ses-2_FLAIR.nii.gz", brain_like())
+    assert len(validate(root, tmp_path, options)) == 12
+
+
 def test_harmless_oddities_are_tolerated(make_bids, tmp_path):
     """A byte-order mark, Windows line ends, spaces around cells and macOS '._' files."""
     root = make_bids()

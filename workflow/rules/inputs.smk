@@ -16,6 +16,7 @@ checkpoint validate_inputs:
     params:
         bids_dir=lambda wildcards: BIDS_DIR,  # the root folder; its files are the inputs
         modalities=config["modalities"],
+        require=["FLAIR"] if USES_FLAIR else [],  # a model reads it: every session needs one
         groups=config["groups"],
         control_group=config["control_group"],
         on_unlisted=config["on_unlisted_scan"],
@@ -32,6 +33,7 @@ checkpoint validate_inputs:
     shell:
         "brainpad validate --bids-dir {params.bids_dir:q} --manifest {output.manifest}"
         " --skipped {output.skipped} --modalities {params.modalities}"
+        " --require {params.require}"
         " --groups {params.groups} --control-group {params.control_group}"
         " --on-unlisted-scan {params.on_unlisted} --max-voxel-size {params.max_voxel}"
         " --max-image-mb {params.max_image_mb}"

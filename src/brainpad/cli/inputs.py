@@ -14,7 +14,8 @@ log = logging.getLogger("brainpad")
 
 def _cmd_validate(args: argparse.Namespace) -> None:
     options = ValidationOptions(
-        modalities=tuple(args.modalities),
+        modalities=tuple(dict.fromkeys([*args.modalities, *args.require])),
+        required=tuple(args.require),
         groups=tuple(args.groups),
         control_group=args.control_group,
         on_unlisted_scan=args.on_unlisted_scan,
@@ -33,6 +34,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--manifest", required=True, help="output manifest TSV")
     val.add_argument("--skipped", required=True, help="output TSV of skipped scans")
     val.add_argument("--modalities", nargs="+", default=["T1w"])
+    val.add_argument(
+        "--require", nargs="*", default=[], help="suffixes every T1w session needs (FLAIR)"
+    )
     val.add_argument("--groups", nargs="+", default=["HC", "sMCI", "pMCI", "AD"])
     val.add_argument("--control-group", default="HC")
     val.add_argument("--on-unlisted-scan", choices=["warn", "error"], default="warn")

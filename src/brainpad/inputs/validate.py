@@ -55,6 +55,7 @@ class ValidationOptions:
     """What the dataset is checked against (from the workflow config)."""
 
     modalities: tuple[str, ...] = ("T1w",)
+    required: tuple[str, ...] = ()  # suffixes every T1w session needs (FLAIR a model reads)
     groups: tuple[str, ...] = DEFAULT_GROUPS
     control_group: str = "HC"
     on_unlisted_scan: str = "warn"  # or "error"
@@ -190,6 +191,7 @@ def build_manifest(
                 f"participants.tsv row {row_number} ({pid}): no T1w scan found under "
                 f"{root / pid}/[ses-*/]anat/; add the scan or remove the row"
             )
+    problems += missing_companions(scans, options.required)
     sessions = {}
     for pid, labels in scans.groupby("participant_id")["session"]:
         try:
@@ -209,6 +211,31 @@ def build_manifest(
     manifest["site"] = manifest["site"].fillna("unknown")
     ordered = MANIFEST_COLUMNS + [c for c in manifest.columns if c not in MANIFEST_COLUMNS]
     return manifest[ordered].reset_index(drop=True), skipped.reset_index(drop=True)
+
+
+def missing_companions(scans: pd.DataFrame, required: Sequence[str]) -> list[str]:
+    """A problem for every T1w scan whose session lacks a scan of a ``required`` suffix.
+
+    A model that reads FLAIR needs one in every session it predicts; without this check
+    the run would stop only after preprocessing every scan.
+    """
+    problems = []
+    t1w = scans[scans["modality"] == "T1w"]
+    for modality in required:
+        have = set(
+            scans.loc[scans["modality"] == modality, ["participant_id", "session"]].itertuples(
+                index=False, name=None
+            )
+        )
+        for row in t1w.itertuples():
+            if (row.participant_id, row.session) not in have:
+                expected = Path(row.path).name.replace("_T1w.", f"_{modality}.")
+                problems.append(
+                    f"{row.path}: no {modality} in this session, but a model reads "
+                    f"'{modality.lower()}' (config models.<name>.inputs); add {expected} "
+                    f"beside it, or drop '{modality.lower()}' from the models' inputs"
+                )
+    return problems
 
 
 def _apply_sessions(
