@@ -87,49 +87,26 @@ TINY_BASE_MODELS = [
 ]  # fmt: skip
 """The base models TINY_CONFIG trains."""
 
+_TRAINING = {
+    "batch_size": 4,
+    "learning_rate": 0.003,
+    "max_epochs": 3,
+    "patience": 10,
+    "validation_fraction": 0.125,
+}
 NETWORK_PARAMS = {
-    "vgg3d": {
-        "widths": [4, 8],
-        "dense": [16],
-        "batch_size": 4,
-        "learning_rate": 0.003,
-        "max_epochs": 4,
-        "patience": 10,
-        "validation_fraction": 0.125,
-    },
+    "vgg3d": {"widths": [4, 8], "dense": [16], **_TRAINING, "max_epochs": 4},
     "sfcn": {
         "widths": [4, 8],
         "head_width": 8,
         "bins": 20,
         "label_sd": 1.0,
         "dropout": 0.5,
-        "batch_size": 4,
-        "learning_rate": 0.003,
-        "max_epochs": 3,
-        "patience": 10,
-        "validation_fraction": 0.125,
+        **_TRAINING,
         "augment": 1,
     },
-    "cnn3d": {
-        "filters": [4, 4, 8],
-        "kernels": [3, 3, 1],
-        "dense": 8,
-        "dropout": 0.5,
-        "batch_size": 4,
-        "learning_rate": 0.003,
-        "max_epochs": 3,
-        "patience": 10,
-        "validation_fraction": 0.125,
-    },
-    "cnn2d": {
-        "widths": [4, 8],
-        "dense": 8,
-        "batch_size": 4,
-        "learning_rate": 0.003,
-        "max_epochs": 3,
-        "patience": 10,
-        "validation_fraction": 0.125,
-    },
+    "cnn3d": {"filters": [4, 4, 8], "kernels": [3, 3, 1], "dense": 8, "dropout": 0.5, **_TRAINING},
+    "cnn2d": {"widths": [4, 8], "dense": 8, **_TRAINING},
     "local_unet": {
         "width": 4,
         "levels": 1,
