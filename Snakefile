@@ -30,6 +30,7 @@ include: "workflow/rules/ensemble.smk"
 include: "workflow/rules/local.smk"
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/bundle.smk"
 
 
 rule all:
@@ -44,3 +45,4 @@ rule all:
         figures=list(REPORT_FIGURES.values()),
         tables=list(REPORT_TABLES.values()),
         local=local_targets(),
+        bundle=BUNDLE,

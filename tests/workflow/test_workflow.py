@@ -197,6 +197,16 @@ def dry_run_jobs(workdir, config) -> dict[str, str]:
     return counts
 
 
+def test_the_bundle_holds_every_base_model_of_every_fold(tiny_run):
+    from brainpad.bundle import verify_bundle
+
+    description = verify_bundle(tiny_run / "results/bundle")
+    assert description["base_models"] == {m: [0, 1] for m in TINY_BASE_MODELS}
+    assert description["settings"]["models"]["names"] == TINY_CONFIG["models"]["names"]
+    fits = (tiny_run / "results/ensemble/fits.json").read_bytes()
+    assert (tiny_run / "results/bundle/ensemble/fits.json").read_bytes() == fits
+
+
 def test_a_model_setting_reruns_that_model_and_what_reads_it(tiny_run):
     config = copy.deepcopy(TINY_CONFIG)
     config["models"]["vgg3d"]["max_epochs"] = 3
@@ -205,6 +215,7 @@ def test_a_model_setting_reruns_that_model_and_what_reads_it(tiny_run):
         "ensemble": "1",
         "stats": "1",
         "report_figures": "1",
+        "bundle": "1",
         "all": "1",
     }
 
@@ -217,6 +228,7 @@ def test_a_correction_setting_reruns_only_the_local_maps_and_their_statistics(ti
         "local_stats": "1",
         "local_figure": "1",
         "local_truth": "1",
+        "bundle": "1",  # it records the settings
         "all": "1",
     }
 

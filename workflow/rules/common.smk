@@ -27,6 +27,7 @@ ROI_VOLUMES = "results/regions/roi_volumes.tsv"
 BRAIN_AGE = "results/ensemble/brain_age.tsv"
 ENSEMBLE_FITS = "results/ensemble/fits.json"
 MODALITY_STACKING = "results/ensemble/modality_stacking.tsv"
+BUNDLE = "results/bundle"
 STATS = {
     name: f"results/stats/{name}.tsv"
     for name in (
@@ -270,6 +271,12 @@ def model_files(model, fold, maps=False):
     folder = f"results/models/{model}/fold-{fold}"
     files = {"predictions": f"{folder}/predictions.tsv", "state": f"{folder}/model.pt"}
     return {**files, "maps": f"{folder}/maps.npy"} if maps else files
+
+
+def bundle_settings():
+    """The configuration a bundle must reproduce on new scans (stored in bundle.json)."""
+    keys = ("seed", "modalities", "atlas_threshold", "preprocess", "qc", "models", "debias")
+    return {key: config[key] for key in keys}
 
 
 def all_predictions():

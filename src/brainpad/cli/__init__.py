@@ -15,7 +15,9 @@ import sys
 from collections.abc import Sequence
 
 from brainpad import __version__
+from brainpad.bundle import BundleError
 from brainpad.cli import (
+    bundle,
     cohort,
     ensemble,
     inputs,
@@ -29,7 +31,7 @@ from brainpad.cli import (
 from brainpad.inputs.errors import InputError
 
 log = logging.getLogger("brainpad")
-STAGES = (simulate, inputs, preprocess, cohort, training, ensemble, local, stats, report)
+STAGES = (simulate, inputs, preprocess, cohort, training, ensemble, local, stats, report, bundle)
 """The subcommand modules, in workflow order (``brainpad --help`` lists them so)."""
 
 
@@ -59,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         args.func(args)
-    except InputError as err:
+    except (InputError, BundleError) as err:
         print(f"brainpad {args.command}: input error\n{err}", file=sys.stderr)
         return 2
     except OSError as err:  # a full disk, a folder made read-only, a file that vanished
