@@ -42,6 +42,13 @@ def test_a_demo_that_shows_the_science_passes(results):
     assert "4 of its 5 strongest regions truly affected" in lines[-1]
 
 
+def test_the_summary_says_where_the_bundle_is(results):
+    (results / "bundle").mkdir()
+    (results / "bundle" / "manifest.tsv").write_text("path\tbytes\tsha256\n")
+    lines, _ = headline(results)
+    assert lines[1] == f"trained bundle: {results / 'bundle'}"
+
+
 @pytest.mark.parametrize(
     ("table", "row", "column", "value"),
     [

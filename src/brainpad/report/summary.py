@@ -46,6 +46,8 @@ def headline(results: str | Path, control_group: str = "HC") -> tuple[list[str],
     """
     results = Path(results)
     lines, passed = [f"report: {results / 'report.html'}"], True
+    if (results / "bundle" / "manifest.tsv").is_file():
+        lines.append(f"trained bundle: {results / 'bundle'}")
     accuracy = _read(results / "stats" / "accuracy.tsv")
     if accuracy is not None:
         row = accuracy.set_index("model").loc["ensemble"]
