@@ -85,6 +85,8 @@ def test_a_changed_missing_or_extra_file_is_refused_with_the_fix(trained_run, tm
     with pytest.raises(BundleError, match=r"fold-0/model.pt: listed in .* but missing"):
         verify_bundle(out)
     export(run, states, out)
+    (out / ".snakemake_timestamp").touch()  # Snakemake stamps a folder output: allowed
+    verify_bundle(out)
     (out / "notes.txt").write_text("mine")
     with pytest.raises(BundleError, match=r"notes.txt: not in .*manifest.tsv \(1 such files\)"):
         verify_bundle(out)

@@ -34,6 +34,8 @@ FORMAT = 1
 """Bundle format version; a reader refuses other versions."""
 PACKAGES = ("brainpad", "torch", "antspyx", "nilearn", "numpy", "scikit-learn", "monai")
 """Packages whose versions a bundle records."""
+UNLISTED = {"manifest.tsv", ".snakemake_timestamp"}
+"""Files of a bundle folder the manifest does not list (Snakemake stamps its folders)."""
 
 
 class BundleError(ValueError):
@@ -185,7 +187,7 @@ def verify_bundle(bundle_dir: str | Path) -> dict:
                 "or damaged after export); copy the whole bundle again, or re-export it"
             )
             raise BundleError(msg)
-    listed = set(manifest["path"]) | {"manifest.tsv"}
+    listed = set(manifest["path"]) | UNLISTED
     extra = sorted(
         p.relative_to(root).as_posix()
         for p in root.rglob("*")
