@@ -75,16 +75,6 @@ def training_cohort(folds: pd.DataFrame) -> dict:
     }
 
 
-def _crop(index: pd.DataFrame) -> list[list[int]]:
-    """The one crop box of the cohort arrays ([start, stop] per axis)."""
-    columns = ["crop_x", "crop_y", "crop_z"]
-    boxes = index[columns].drop_duplicates()
-    if len(boxes) != 1:
-        msg = f"arrays index: {len(boxes)} different crops, expected one box for every scan"
-        raise BundleError(msg)
-    return [[int(v) for v in str(edge).split(":")] for edge in boxes.iloc[0]]
-
-
 def export_bundle(
     out_dir: str | Path,
     states: Sequence[str | Path],
@@ -112,6 +102,8 @@ def export_bundle(
         The run's configuration sections the bundle must reproduce (``seed``,
         ``preprocess``, ``qc``, ``models``, ``debias``, ...), stored as given.
     """
+    from brainpad.cohort.arrays import crop_slices
+
     out = Path(out_dir)
     tmp = out.with_name(f".{out.name}.partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -125,28 +117,31 @@ def export_bundle(
             models.setdefault(model, []).append(int(fold.removeprefix("fold-")))
         (tmp / "ensemble").mkdir(parents=True)
         shutil.copy2(fits, tmp / "ensemble" / "fits.json")
-        identity = {}
+        copied = {}
         for key, path in templates.items():
-            target = tmp / "templates" / Path(path).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
-            identity[key] = {"file": f"templates/{target.name}", "sha256": sha256(target)}
+            copied[key] = f"templates/{Path(path).name}"
+            (tmp / "templates").mkdir(exist_ok=True)
+            shutil.copy2(path, tmp / copied[key])
+        checksums = {
+            p.relative_to(tmp).as_posix(): sha256(p) for p in tmp.rglob("*") if p.is_file()
+        }
         description = {
             "format": FORMAT,
             "software": software_versions(),
             "settings": dict(settings),
-            "crop": _crop(pd.read_csv(index, sep="\t")),
+            "crop": [[s.start, s.stop] for s in crop_slices(pd.read_csv(index, sep="\t"))],
             "training_cohort": training_cohort(pd.read_csv(folds, sep="\t")),
             "base_models": {name: sorted(f) for name, f in models.items()},
-            "templates": identity,
+            "templates": {k: {"file": f, "sha256": checksums[f]} for k, f in copied.items()},
         }
         (tmp / "bundle.json").write_text(json.dumps(description, indent=2) + "\n")
-        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        checksums["bundle.json"] = sha256(tmp / "bundle.json")
+        listed = sorted(checksums)
         manifest = pd.DataFrame(
             {
-                "path": [p.relative_to(tmp).as_posix() for p in files],
-                "bytes": [p.stat().st_size for p in files],
-                "sha256": [sha256(p) for p in files],
+                "path": listed,
+                "bytes": [(tmp / f).stat().st_size for f in listed],
+                "sha256": [checksums[f] for f in listed],
             }
         )
         manifest.to_csv(tmp / "manifest.tsv", sep="\t", index=False)
