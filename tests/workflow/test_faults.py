@@ -102,6 +102,11 @@ def same_content(expected: Path, found: Path) -> bool:
     return truthful and set(columns) <= set(a.columns) and a[columns].equals(b[columns])
 
 
+def finished_checkpoints(workdir: Path):
+    """Checkpoints written whole (not the ``.partial`` name one is written under)."""
+    return (workdir / "results/models").glob("*/fold-*/[!.]*checkpoint.pt")
+
+
 def test_a_killed_run_on_a_read_only_real_dataset_resumes_to_identical_outputs(tiny_run, tmp_path):
     """The tiny cohort as a real dataset: SIGKILL to Snakemake and every job while a network
     trains, `--unlock`, re-run: the outputs are byte for byte those of the unbroken
@@ -126,8 +131,14 @@ def test_a_killed_run_on_a_read_only_real_dataset_resumes_to_identical_outputs(t
             checkpoint = None
             deadline = time.monotonic() + 600
             while checkpoint is None and run.poll() is None and time.monotonic() < deadline:
-                checkpoint = next((workdir / "results/models").glob("*/fold-*/*checkpoint*"), None)
-                time.sleep(0.05)
+                if next(finished_checkpoints(workdir), None) is not None:
+                    # freeze every job, then look again: a two-epoch network may have
+                    # finished (and removed its checkpoint) since the first look
+                    os.killpg(run.pid, signal.SIGSTOP)
+                    checkpoint = next(finished_checkpoints(workdir), None)
+                    if checkpoint is None:
+                        os.killpg(run.pid, signal.SIGCONT)
+                time.sleep(0.02)
             os.killpg(run.pid, signal.SIGKILL)
             run.wait()
         assert checkpoint is not None, "the run ended before any network wrote a checkpoint"
