@@ -83,6 +83,36 @@ def quantise(values: np.ndarray) -> np.ndarray:
     return np.clip(np.round(values / QUANT_STEP), 0, 255).astype(np.uint8)
 
 
+def stored_volume(
+    channel_paths: Sequence[str | Path], model_input: str, bbox: tuple[slice, ...]
+) -> np.ndarray:
+    """One scan's row of a cohort array, as stored: (channels, x, y, z) on the crop.
+
+    Tissue maps as float16; T1w and FLAIR normalised (:func:`normalise_top`) and quantised
+    to uint8 (:func:`quantise`). ``brainpad predict`` builds a new scan's inputs with this
+    same function, so they match the training arrays bit for bit.
+    """
+    dtype = np.float16 if model_input == "tissue" else np.uint8
+    shape = tuple(s.stop - s.start for s in bbox)
+    out = np.empty((len(channel_paths), *shape), dtype=dtype)
+    for c, path in enumerate(channel_paths):
+        image = _load(path)
+        if dtype == np.uint8:
+            image = quantise(normalise_top(image))
+        out[c] = image[bbox]
+    return out
+
+
+def mid_slice(volume: np.ndarray) -> np.ndarray:
+    """The mid-axial slice (channels, x, y) of a (channels, x, y, z) volume."""
+    return volume[:, :, :, volume.shape[3] // 2]
+
+
+def as_values(stored: np.ndarray) -> np.ndarray:
+    """Stored array values as the networks read them (float32; uint8 codes × step)."""
+    return Quantised(stored)[...] if stored.dtype == np.uint8 else np.asarray(stored, np.float32)
+
+
 def build_arrays(
     scans: pd.DataFrame,
     out_dir: str | Path,
@@ -133,13 +163,8 @@ def build_arrays(
             )
             rows = tqdm(paths, desc=f"arrays {model_input}", disable=not os.isatty(2))
             for row, channel_paths in enumerate(rows):
-                for c, path in enumerate(channel_paths):
-                    image = _load(path)
-                    if dtype == np.uint8:
-                        image = quantise(normalise_top(image))
-                    cropped = image[bbox]
-                    volumes[row, c] = cropped
-                    slices[row, c] = cropped[:, :, shape[2] // 2]
+                volumes[row] = stored_volume(channel_paths, model_input, bbox)
+                slices[row] = mid_slice(volumes[row])
             volumes.flush()
             slices.flush()
             del volumes, slices

@@ -236,12 +236,14 @@ def brain_age_table(
     table : DataFrame
         The scans that have predictions (QC passed, not excluded), with ``pred_<model>``,
         ``sd_<model>``, ``pred_<sub-ensemble>``, ``brain_age``, the uncertainties of
-        :func:`brainpad.ensemble.uncertainty.interval_widths` and the brain-PAD columns
-        of :func:`brainpad.ensemble.correction.correct_table`.
+        :func:`brainpad.ensemble.uncertainty.interval_widths`, the brain-PAD columns
+        of :func:`brainpad.ensemble.correction.correct_table` and the calibrated
+        interval of :func:`brainpad.ensemble.intervals.add_intervals`.
     fits : dict
-        The stacking head and every bias correction.
+        The stacking heads, every bias correction and the interval's fit.
     """
     from brainpad.ensemble.correction import calibration_scans, correct_table
+    from brainpad.ensemble.intervals import add_intervals
     from brainpad.ensemble.uncertainty import interval_widths
 
     wide = collect(predictions)
@@ -254,6 +256,7 @@ def brain_age_table(
     table = pd.concat([table, interval_widths(predictions, table, models)], axis=1)
     labels = [*models, *(c.removeprefix("pred_") for c in sub_ages.columns)]
     columns = {"": "brain_age", **{f"_{m}": f"pred_{m}" for m in labels}}
-    fitted_on = calibration_scans(table, calibration)["scan_id"]
-    table, bias = correct_table(table, columns, table["scan_id"].isin(fitted_on).to_numpy())
-    return table, {"stacking": head, "bias": bias}
+    fitted_on = table["scan_id"].isin(calibration_scans(table, calibration)["scan_id"])
+    table, bias = correct_table(table, columns, fitted_on.to_numpy())
+    table, interval = add_intervals(table, predictions, models, fitted_on.to_numpy())
+    return table, {"stacking": head, "bias": bias, "interval": interval}

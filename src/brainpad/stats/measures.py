@@ -29,6 +29,14 @@ def accuracy(age: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
+def coverage(age: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
+    """Share of scans whose age lies inside their interval (NaN when there are none)."""
+    age = np.asarray(age, dtype=float)
+    if age.size == 0:
+        return float("nan")
+    return float(np.mean((age >= low) & (age <= high)))
+
+
 def cohens_d(a: np.ndarray, b: np.ndarray, axis: int | None = None) -> float | np.ndarray:
     """Cohen's d of ``a`` minus ``b`` with the pooled standard deviation.
 

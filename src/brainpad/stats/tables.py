@@ -9,7 +9,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from brainpad.stats.measures import accuracy, bonferroni, cohens_d, welch
+from brainpad.stats.measures import accuracy, bonferroni, cohens_d, coverage, welch
 
 COMPARISON_COLUMNS = [
     "first", "second", "n_first", "n_second", "mean_first", "mean_second",
@@ -88,6 +88,11 @@ def accuracy_table(
     test = baseline_scans(table[table["role"] == "test"])
     rows = [{"model": label, **accuracy(test["age"], test[col])} for label, col in columns.items()]
     result = pd.DataFrame(rows)
+    if "brain_age_low" in test and "brain_age" in columns.values():
+        low, high = test["brain_age_low"], test["brain_age_high"]
+        ensemble = [col == "brain_age" for col in columns.values()]
+        result["interval_coverage"] = np.where(ensemble, coverage(test["age"], low, high), np.nan)
+        result["interval_width"] = np.where(ensemble, (high - low).mean(), np.nan)
     if truth is not None:
         true_age = truth.loc[test["participant_id"], "true_brain_age"].to_numpy()
         result["floor_mae"] = float(np.abs(true_age - test["age"].to_numpy()).mean())
