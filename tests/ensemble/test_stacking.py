@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import Ridge
 
-from brainpad.ensemble.stacking import brain_age_table, collect, inner_folds, stack, sub_ensembles
+from brainpad.ensemble.stacking import (
+    apply_heads,
+    brain_age_table,
+    collect,
+    inner_folds,
+    stack,
+    sub_ensembles,
+)
 from brainpad.training.fold import fold_sets
 
 
@@ -112,6 +119,18 @@ def test_sub_ensembles_stack_their_members_before_the_top_head(two_models):
         head["sub_ensembles"]["m1"]["weights"]["m1"]
         > head["sub_ensembles"]["m1"]["weights"]["m1-1"]
     )
+
+
+def test_stored_heads_give_a_held_out_scan_the_ages_stack_gave_it(two_models):
+    noise = np.random.default_rng(9).normal(0, 3, len(two_models))
+    table = two_models.assign(**{"pred_m1-1": two_models["pred_m1"] + noise})
+    models = ["m1", "m1-1", "m2"]
+    subs, brain_age, heads = stack(table, models)
+    heldout = np.flatnonzero((table["role"] != "train").to_numpy())
+    for row in heldout[:5]:
+        sub_ages, age = apply_heads(heads, {m: table.loc[row, f"pred_{m}"] for m in models})
+        assert age == pytest.approx(brain_age[row], abs=1e-9)
+        assert sub_ages["m1"] == pytest.approx(subs.loc[row, "pred_m1"], abs=1e-9)
 
 
 def test_positive_stacking_matches_a_constrained_ridge(two_models):

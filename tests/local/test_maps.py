@@ -9,7 +9,13 @@ import pytest
 from scipy import stats
 
 from brainpad.ensemble.correction import calibration_scans
-from brainpad.local.correction import VoxelBias, VoxelLinearBias, age_bin_edges
+from brainpad.local.correction import (
+    VoxelBias,
+    VoxelLinearBias,
+    age_bin_edges,
+    load_voxel_bias,
+    save_voxel_bias,
+)
 from brainpad.local.maps import (
     FoldMaps,
     chance_median_abs_r,
@@ -178,3 +184,23 @@ def test_null_level_of_age_bins_rises_as_the_bins_thin():
     ]
     assert levels[0] > levels[1] + 0.03
     assert levels[1] == pytest.approx(chance_median_abs_r(15), abs=0.03)
+
+
+@pytest.mark.parametrize("method", ["bins", "linear"])
+def test_a_saved_voxelwise_correction_corrects_as_the_fitted_one(method, tmp_path):
+    rng = np.random.default_rng(4)
+    age = rng.uniform(20, 80, 30)
+    delta = rng.normal(0, 1, (30, 5, 6, 4)) + (age[:, None, None, None] - 50) * 0.1
+    delta[:, 0, 0, 0] = np.nan  # outside the brain
+    if method == "bins":
+        bias = VoxelBias.fit(age, delta, age_bin_edges(), min_per_bin=3)
+    else:
+        bias = VoxelLinearBias.fit(age, delta)
+    template = tmp_path / "mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((9, 8, 6), np.uint8), np.eye(4)), template)
+    crop = (slice(2, 7), slice(1, 7), slice(1, 5))
+    save_voxel_bias(bias, tmp_path / "voxel_bias.nii.gz", template, crop)
+    assert (tmp_path / "voxel_bias.json").is_file()
+    loaded = load_voxel_bias(tmp_path / "voxel_bias.nii.gz", crop)
+    assert type(loaded) is type(bias)
+    np.testing.assert_array_equal(loaded.correct(61.0, delta[0]), bias.correct(61.0, delta[0]))

@@ -205,6 +205,13 @@ def test_the_bundle_holds_every_base_model_of_every_fold(tiny_run):
     assert description["settings"]["models"]["names"] == TINY_CONFIG["models"]["names"]
     fits = (tiny_run / "results/ensemble/fits.json").read_bytes()
     assert (tiny_run / "results/bundle/ensemble/fits.json").read_bytes() == fits
+    assert set(json.loads(fits)) == {"stacking", "bias", "interval"}
+    for name in ("voxel_bias.nii.gz", "voxel_bias.json"):  # the local maps' correction
+        saved = (tiny_run / "results/maps" / name).read_bytes()
+        assert (tiny_run / "results/bundle/local" / name).read_bytes() == saved
+    voxel, fov = description["scan_geometry"]["voxel_mm"], description["scan_geometry"]["fov_mm"]
+    assert all(3 <= v <= 5 for v in voxel[0] + voxel[1])  # the tiny cohort's ~4 mm scans
+    assert 100 < fov[0][0] <= fov[1][0]
 
 
 def test_a_model_setting_reruns_that_model_and_what_reads_it(tiny_run):

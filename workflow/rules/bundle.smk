@@ -8,11 +8,16 @@ rule bundle:
         fits=ENSEMBLE_FITS,
         folds=FOLDS,
         index=ARRAYS["index"],
+        manifest=MANIFEST,
         templates=list(TEMPLATES.values()),
+        voxel_bias=bundle_voxel_bias(),
     output:
         directory(BUNDLE),
     params:
         template_dir=lambda wildcards, input: Path(input.templates[0]).parent,
+        voxel_bias=lambda wildcards, input: (
+            f"--voxel-bias {input.voxel_bias}" if input.voxel_bias else ""
+        ),
         voxel_size=config["preprocess"]["voxel_size"],
         settings=lambda wildcards: json.dumps(bundle_settings()),
     log:
@@ -25,6 +30,7 @@ rule bundle:
         "../../envs/train.yaml"
     shell:
         "brainpad bundle --out {output} --fits {input.fits} --folds {input.folds}"
-        " --index {input.index} --template-dir {params.template_dir}"
+        " --index {input.index} --manifest {input.manifest}"
+        " --template-dir {params.template_dir} {params.voxel_bias}"
         " --voxel-size {params.voxel_size} --settings {params.settings:q}"
         " {input.states} > {log} 2>&1"

@@ -44,7 +44,12 @@ REPORT_FIGURES = {
     for name in ("predicted_vs_age", "brain_pad_by_group", "uncertainty", "qc", "qc_failed_montages")
 }
 REPORT_TABLES = {"qc_failed": "results/report/qc_failed.tsv"}
-LOCAL_MAPS = {"maps": "results/maps/scans", "age_dependence": "results/maps/age_dependence.tsv"}
+LOCAL_MAPS = {
+    "maps": "results/maps/scans",
+    "age_dependence": "results/maps/age_dependence.tsv",
+    "voxel_bias": "results/maps/voxel_bias.nii.gz",  # and its JSON sidecar
+    "voxel_bias_json": "results/maps/voxel_bias.json",
+}
 LOCAL_STATMAPS = "results/maps/statmaps"
 LOCAL_STATS = {
     name: f"results/maps/stats/{name}.tsv"
@@ -277,6 +282,11 @@ def bundle_settings():
     """The configuration a bundle must reproduce on new scans (stored in bundle.json)."""
     keys = ("seed", "modalities", "atlas_threshold", "preprocess", "qc", "models", "debias")
     return {key: config[key] for key in keys}
+
+
+def bundle_voxel_bias():
+    """The local maps' voxelwise correction when a model maps brain age, else nothing."""
+    return [LOCAL_MAPS["voxel_bias"]] if VOXEL_MODELS else []
 
 
 def all_predictions():

@@ -19,6 +19,8 @@ rule local_maps:
             category="Local brain age",
             labels={"table": "residual age dependence"},
         ),
+        voxel_bias=LOCAL_MAPS["voxel_bias"],
+        voxel_bias_json=LOCAL_MAPS["voxel_bias_json"],
     params:
         edges=config["debias"]["voxel_bin_edges"],
         min_per_bin=config["debias"]["min_per_bin"],
@@ -41,7 +43,8 @@ rule local_maps:
         " --min-per-bin {params.min_per_bin} --voxel-method {params.method}"
         " --calibration {params.calibration}"
         " --seed {params.seed} --out-dir {output.maps}"
-        " --age-dependence {output.age_dependence} > {log} 2>&1"
+        " --age-dependence {output.age_dependence} --voxel-bias {output.voxel_bias}"
+        " > {log} 2>&1"
 
 
 rule local_stats:

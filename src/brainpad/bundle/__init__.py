@@ -9,7 +9,10 @@ A bundle is a folder of plain files, no pickles::
     templates/           the MNI template, priors, brain mask and atlases the run used
     models/<base model>/fold-<k>/model.pt
                          every fold model (``torch.load(..., weights_only=True)``)
-    ensemble/fits.json   the stacking heads at every level and the global bias corrections
+    ensemble/fits.json   the stacking heads at every level, the global bias corrections and
+                         the calibrated interval
+    local/voxel_bias.nii.gz, .json
+                         the local maps' voxelwise bias correction (with a map model)
     manifest.tsv         path, bytes and sha256 of every other file
 
 :func:`export_bundle` writes it (into a temporary folder renamed at the end, so a bundle
@@ -28,12 +31,18 @@ from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 FORMAT = 1
 """Bundle format version; a reader refuses other versions."""
 PACKAGES = ("brainpad", "torch", "antspyx", "nilearn", "numpy", "scikit-learn", "monai")
 """Packages whose versions a bundle records."""
+CHECKED_PACKAGES = ("brainpad", "torch", "antspyx", "numpy", "scikit-learn")
+"""Packages whose version must match the bundle's for ``brainpad predict`` to use it: they
+change the preprocessing (ANTs), the networks (torch), the heads and the arrays."""
+VOXEL_BIAS = "local/voxel_bias.nii.gz"
+"""Where a bundle keeps the local maps' voxelwise bias correction (with a JSON sidecar)."""
 UNLISTED = {"manifest.tsv", ".snakemake_timestamp"}
 """Files of a bundle folder the manifest does not list (Snakemake stamps its folders)."""
 
@@ -62,6 +71,37 @@ def software_versions() -> dict[str, str]:
     return found
 
 
+def version_mismatches(recorded: Mapping[str, str]) -> list[str]:
+    """``package: bundle X, installed Y`` for each of :data:`CHECKED_PACKAGES` that differs.
+
+    Local build tags are ignored (``2.13.0+cpu`` matches ``2.13.0+cu128``): a bundle
+    trained on a GPU runs on a CPU.
+    """
+    installed = software_versions()
+    return [
+        f"{name}: bundle {recorded.get(name)}, installed {installed[name]}"
+        for name in CHECKED_PACKAGES
+        if str(recorded.get(name)).split("+")[0] != installed[name].split("+")[0]
+    ]
+
+
+def scan_geometry(paths: Sequence[str | Path]) -> dict:
+    """Range of the voxel sizes and fields of view (mm, axes sorted) of NIfTI scans."""
+    import nibabel as nib
+
+    voxels, fovs = [], []
+    for path in paths:
+        header = nib.load(path).header
+        zooms = np.asarray(header.get_zooms()[:3], dtype=float)
+        voxels.append(np.sort(zooms))
+        fovs.append(np.sort(zooms * np.asarray(header.get_data_shape()[:3])))
+    voxels, fovs = np.array(voxels), np.array(fovs)
+    return {
+        "voxel_mm": [voxels.min(0).tolist(), voxels.max(0).tolist()],
+        "fov_mm": [fovs.min(0).tolist(), fovs.max(0).tolist()],
+    }
+
+
 def training_cohort(folds: pd.DataFrame) -> dict:
     """What the models were trained and calibrated on: counts per role, the training
     controls' age range, sites and groups (one row per participant)."""
@@ -83,6 +123,8 @@ def export_bundle(
     folds: str | Path,
     index: str | Path,
     settings: Mapping,
+    manifest: str | Path | None = None,
+    voxel_bias: str | Path | None = None,
 ) -> dict:
     """Write a bundle to ``out_dir`` (replacing one there) and return its ``bundle.json``.
 
@@ -101,6 +143,10 @@ def export_bundle(
     settings : mapping
         The run's configuration sections the bundle must reproduce (``seed``,
         ``preprocess``, ``qc``, ``models``, ``debias``, ...), stored as given.
+    manifest : path, optional
+        The run's ``manifest.tsv``: the voxel sizes and fields of view of its T1w scans
+        are recorded (:func:`scan_geometry`), so ``brainpad predict`` can warn about a
+        scan far from them.
     """
     from brainpad.cohort.arrays import crop_slices
 
@@ -117,6 +163,12 @@ def export_bundle(
             models.setdefault(model, []).append(int(fold.removeprefix("fold-")))
         (tmp / "ensemble").mkdir(parents=True)
         shutil.copy2(fits, tmp / "ensemble" / "fits.json")
+        if voxel_bias is not None:
+            from brainpad.local.correction import sidecar_path
+
+            (tmp / "local").mkdir()
+            shutil.copy2(voxel_bias, tmp / VOXEL_BIAS)
+            shutil.copy2(sidecar_path(voxel_bias), sidecar_path(tmp / VOXEL_BIAS))
         copied = {}
         for key, path in templates.items():
             copied[key] = f"templates/{Path(path).name}"
@@ -131,6 +183,7 @@ def export_bundle(
             "settings": dict(settings),
             "crop": [[s.start, s.stop] for s in crop_slices(pd.read_csv(index, sep="\t"))],
             "training_cohort": training_cohort(pd.read_csv(folds, sep="\t")),
+            "scan_geometry": _geometry(manifest, folds),
             "base_models": {name: sorted(f) for name, f in models.items()},
             "templates": {k: {"file": f, "sha256": checksums[f]} for k, f in copied.items()},
         }
@@ -151,6 +204,34 @@ def export_bundle(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return description
+
+
+def _geometry(manifest: str | Path | None, folds: str | Path) -> dict | None:
+    """:func:`scan_geometry` of the T1w scans of ``folds`` (None without a manifest)."""
+    if manifest is None:
+        return None
+    scans = pd.read_csv(manifest, sep="\t", dtype=str)
+    used = set(pd.read_csv(folds, sep="\t")["scan_id"])
+    t1w = scans[(scans["modality"] == "T1w") & scans["scan_id"].isin(used)]
+    return scan_geometry(t1w["path"].tolist())
+
+
+def check_versions(description: Mapping, root: str | Path, allow: bool = False) -> list[str]:
+    """Refuse a bundle made with other versions of :data:`CHECKED_PACKAGES`.
+
+    Returns the mismatches (empty when there are none); with ``allow`` they are returned
+    instead of raised, for the caller to warn about.
+    """
+    mismatches = version_mismatches(description.get("software", {}))
+    if mismatches and not allow:
+        msg = (
+            f"{Path(root) / 'bundle.json'}: made with other software versions "
+            f"({'; '.join(mismatches)}); its predictions would not be the ones it was "
+            "validated with. Install those versions (pip install 'torch==...'), or pass "
+            "--allow-other-versions to use it anyway"
+        )
+        raise BundleError(msg)
+    return mismatches
 
 
 def verify_bundle(bundle_dir: str | Path) -> dict:

@@ -22,6 +22,8 @@ def _cmd_bundle(args: argparse.Namespace) -> None:
         args.folds,
         args.index,
         json.loads(args.settings),
+        args.manifest,
+        args.voxel_bias,
     )
     log.info(
         "bundle %s: %d base models x %d folds, trained on ages %s",
@@ -32,6 +34,33 @@ def _cmd_bundle(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from brainpad.bundle.predict import Bundle, describe_row, predict_scans
+    from brainpad.bundle.scans import scans_from_bids, scans_from_files
+    from brainpad.inputs.errors import InputError
+
+    bundle = Bundle.open(args.bundle, args.allow_other_versions)
+    folders = [p for p in args.inputs if Path(p).is_dir()]
+    if folders:
+        if len(args.inputs) > 1 or args.age or args.sex or args.flair:
+            msg = (
+                f"{folders[0]}: a BIDS directory is predicted on its own, with ages, sex and "
+                "FLAIR from the dataset; give it alone, without --age, --sex or --flair"
+            )
+            raise InputError(msg)
+        scans = scans_from_bids(bundle, folders[0])
+    else:
+        scans = scans_from_files(args.inputs, args.flair, args.age, args.sex)
+    table = predict_scans(bundle, scans, args.out, args.device)
+    print(f"{len(table)} scans -> {Path(args.out) / 'predictions.tsv'}")
+    for row in table.to_dict("records"):
+        print(describe_row(row))
+        for warning in filter(None, str(row["warnings"] or "").split(" | ")):
+            print(f"  warning: {warning}")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register this stage's subcommands on ``brainpad``'s subparsers."""
     bun = sub.add_parser("bundle", help="export the trained models and fits as a bundle")
@@ -39,8 +68,30 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     bun.add_argument("--fits", required=True, help="the ensemble stage's fits.json")
     bun.add_argument("--folds", required=True, help="folds.tsv (the training cohort)")
     bun.add_argument("--index", required=True, help="the arrays' index.tsv (the crop)")
+    bun.add_argument("--manifest", help="manifest.tsv (the training scans' geometry)")
+    bun.add_argument("--voxel-bias", help="the local maps' voxelwise correction (NIfTI)")
     bun.add_argument("--template-dir", required=True, help="the run's templates folder")
     bun.add_argument("--voxel-size", type=float, required=True, help="working voxel (mm)")
     bun.add_argument("--settings", required=True, help="the run's settings (JSON)")
     bun.add_argument("states", nargs="+", help="every <model>/fold-<k>/model.pt")
     bun.set_defaults(func=_cmd_bundle)
+    pre = sub.add_parser(
+        "predict",
+        help="apply a trained bundle to new scans (NIfTI files or a BIDS directory)",
+        description="Preprocess new scans exactly as the bundle's training run did, apply "
+        "every model, the ensemble, its calibrated 95 %% interval and, with an age, the "
+        "bias correction. Writes <out>/predictions.tsv and a folder per scan.",
+    )
+    pre.add_argument("--bundle", required=True, help="a bundle folder (results/bundle)")
+    pre.add_argument("inputs", nargs="+", metavar="INPUT", help="T1w NIfTI files or one BIDS dir")
+    pre.add_argument("--out", required=True, help="output folder")
+    pre.add_argument("--flair", nargs="+", help="each T1w's FLAIR, in order")
+    pre.add_argument("--age", type=float, nargs="+", help="each scan's age (years)")
+    pre.add_argument("--sex", nargs="+", choices=["M", "F"], help="each scan's sex")
+    pre.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    pre.add_argument(
+        "--allow-other-versions",
+        action="store_true",
+        help="use a bundle made with other versions of brainpad, torch, ANTs ... (warns)",
+    )
+    pre.set_defaults(func=_cmd_predict)

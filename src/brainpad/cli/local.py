@@ -31,6 +31,7 @@ def _cmd_local_maps(args: argparse.Namespace) -> None:
         args.voxel_method,
         args.seed,
         args.calibration,
+        args.voxel_bias,
     )
     write_table_atomic(table, args.age_dependence)
 
@@ -152,6 +153,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_calibration(lmp, "voxelwise corrections")
     lmp.add_argument("--out-dir", required=True, help="folder of the per-scan maps")
     lmp.add_argument("--age-dependence", required=True, help="output TSV")
+    lmp.add_argument(
+        "--voxel-bias", help="the applied voxelwise correction (NIfTI + JSON), for the bundle"
+    )
     lmp.set_defaults(func=_cmd_local_maps)
     lst = sub.add_parser("local-stats", help="ROI tables, group t/d maps, ICC maps (study 1)")
     lst.add_argument("--folds", required=True)

@@ -260,3 +260,35 @@ def brain_age_table(
     table, bias = correct_table(table, columns, fitted_on.to_numpy())
     table, interval = add_intervals(table, predictions, models, fitted_on.to_numpy())
     return table, {"stacking": head, "bias": bias, "interval": interval}
+
+
+def apply_heads(heads: dict, predictions: dict[str, float]) -> tuple[dict[str, float], float]:
+    """Sub-ensemble ages and the ensemble age of one scan from stored heads.
+
+    Parameters
+    ----------
+    heads : dict
+        The ``stacking`` entry of ``fits.json`` (:func:`stack`'s ``heads``).
+    predictions : dict
+        Base model → its prediction of the scan (the mean over fold models).
+
+    Returns
+    -------
+    sub_ages : dict
+        Sub-ensemble (of several members) → its age.
+    brain_age : float
+        The ensemble age: what :func:`stack` gives a held-out scan.
+    """
+
+    def head(fit: dict, values: dict[str, float]) -> float:
+        weights = fit["weights"]
+        return float(
+            np.dot([values[n] for n in weights], list(weights.values())) + fit["intercept"]
+        )
+
+    sub_ages = {name: head(fit, predictions) for name, fit in heads["sub_ensembles"].items()}
+    level1 = {
+        name: sub_ages[name] if name in sub_ages else predictions[members[0]]
+        for name, members in sub_ensembles(list(predictions)).items()
+    }
+    return sub_ages, head(heads, level1)

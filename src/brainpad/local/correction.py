@@ -8,9 +8,11 @@ corrected by the mean brain-PAD of healthy calibration scans of the same age bin
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 
@@ -169,3 +171,46 @@ def _nanmean(stack: np.ndarray) -> np.ndarray:
     finite = np.isfinite(stack)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(finite, stack, 0).sum(axis=0) / finite.sum(axis=0)
+
+
+def save_voxel_bias(
+    bias: VoxelBias | VoxelLinearBias, path: str | Path, template: str | Path, crop: tuple
+) -> None:
+    """Write a fitted voxelwise correction as a 4D NIfTI on the template grid and a JSON.
+
+    The volumes are the per-bin mean brain-PAD maps (``bins``) or the α and β maps
+    (``linear``), NaN outside the arrays' crop; the JSON sidecar (same name, ``.json``)
+    holds the method and its bin edges or calibration count. :func:`load_voxel_bias`
+    reads it back on the crop, so ``brainpad predict`` corrects maps as the run did.
+    """
+    import nibabel as nib
+
+    grid = nib.load(template)
+    if isinstance(bias, VoxelBias):
+        volumes = bias.maps
+        meta = {"method": "bins", "edges": bias.edges.tolist(), "counts": bias.counts.tolist()}
+    else:
+        volumes = np.stack([bias.alpha, bias.beta])
+        meta = {"method": "linear", "n": int(bias.n)}
+    full = np.full((*grid.shape[:3], len(volumes)), np.nan, dtype=np.float32)
+    full[crop] = np.moveaxis(volumes, 0, -1)
+    nib.save(nib.Nifti1Image(full, grid.affine), path)
+    sidecar_path(path).write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_voxel_bias(path: str | Path, crop: tuple) -> VoxelBias | VoxelLinearBias:
+    """A correction written by :func:`save_voxel_bias`, on the arrays' crop."""
+    import nibabel as nib
+
+    meta = json.loads(sidecar_path(path).read_text())
+    volumes = np.moveaxis(np.asarray(nib.load(path).dataobj, dtype=np.float32)[crop], -1, 0)
+    if meta["method"] == "bins":
+        edges, counts = np.asarray(meta["edges"]), np.asarray(meta["counts"])
+        return VoxelBias(edges=edges, maps=volumes, counts=counts)
+    return VoxelLinearBias(alpha=volumes[0], beta=volumes[1], n=meta["n"])
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """``voxel_bias.nii.gz`` → ``voxel_bias.json``."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".gz").removesuffix(".nii") + ".json")

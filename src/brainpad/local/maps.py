@@ -32,7 +32,13 @@ from scipy import stats
 
 from brainpad.cohort.arrays import crop_slices
 from brainpad.ensemble.correction import LinearBias, calibration_scans
-from brainpad.local.correction import VOXEL_METHODS, VoxelBias, VoxelLinearBias, fit_voxel_bias
+from brainpad.local.correction import (
+    VOXEL_METHODS,
+    VoxelBias,
+    VoxelLinearBias,
+    fit_voxel_bias,
+    save_voxel_bias,
+)
 from brainpad.paths import MAP_KINDS, map_paths
 from brainpad.stats.tables import baseline_scans
 
@@ -130,6 +136,7 @@ def write_local_maps(
     method: str = "bins",
     seed: int = 0,
     calibration_set: str = "calibration",
+    bias_path: str | Path | None = None,
 ) -> pd.DataFrame:
     """Write every scan's maps; return the residual age dependence on the healthy test set.
 
@@ -157,6 +164,9 @@ def write_local_maps(
     calibration_set : {"calibration", "calibration+out_of_fold"}
         The scans the corrections are fitted on
         (:func:`~brainpad.ensemble.correction.calibration_scans`).
+    bias_path : path, optional
+        Where the applied correction is saved
+        (:func:`~brainpad.local.correction.save_voxel_bias`), for the bundle.
 
     Returns
     -------
@@ -192,6 +202,8 @@ def write_local_maps(
             "voxelwise correction by age bin: bins %s, scans per bin %s", bins.edges, bins.counts
         )
     log.info("the corrected maps carry the voxelwise %r correction", method)
+    if bias_path is not None:
+        save_voxel_bias(voxel_bias[method], bias_path, mask_path, crop)
 
     def full(values: np.ndarray) -> nib.Nifti1Image:
         grid = np.full(mask_img.shape, np.nan, np.float32)

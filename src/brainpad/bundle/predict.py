@@ -1,0 +1,363 @@
+"""Applying a trained bundle to new scans (``brainpad predict``).
+
+For each scan, exactly what the training run did to its held-out scans: the bundle's
+preprocessing with the bundle's templates (:func:`brainpad.preprocess.preprocess_scan`),
+its inputs built by the function that built the cohort arrays
+(:func:`brainpad.cohort.arrays.stored_volume`), every base model of every fold
+(:class:`brainpad.training.inference.FittedNetwork`, or the tabular model on the
+Harvard-Oxford volumes), the mean over folds per base model, the stored stacking heads
+(:func:`brainpad.ensemble.stacking.apply_heads`), the spread and the calibrated interval
+(:mod:`brainpad.ensemble.intervals`), and with an age the global bias correction.
+
+Nothing is printed or written without its interval, and every scan gets the warnings of
+:func:`~brainpad.bundle.scans.scan_warnings` (age outside the training range, failed QC,
+a voxel size or field of view far from the training scans', models that disagree far
+beyond their training spread).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from brainpad.bundle import BundleError, check_versions, verify_bundle
+from brainpad.bundle.scans import ScanInput, check_scans, scan_warnings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Bundle:
+    """A verified bundle folder and what it holds (:mod:`brainpad.bundle`)."""
+
+    root: Path
+    description: dict
+    fits: dict
+
+    @classmethod
+    def open(cls, root: str | Path, allow_other_versions: bool = False) -> Bundle:
+        """Verify every file against the manifest and the software versions, then load.
+
+        Raises
+        ------
+        BundleError
+            A missing or changed file, another format, or other versions (unless
+            ``allow_other_versions``, which logs them as a warning instead).
+        """
+        root = Path(root)
+        description = verify_bundle(root)
+        for mismatch in check_versions(description, root, allow_other_versions):
+            log.warning("bundle made with another version: %s", mismatch)
+        fits = json.loads((root / "ensemble" / "fits.json").read_text())
+        if "interval" not in fits:
+            msg = (
+                f"{root / 'ensemble' / 'fits.json'}: no calibrated interval (a bundle from "
+                "before intervals existed); re-run the workflow to export the bundle again"
+            )
+            raise BundleError(msg)
+        return cls(root, description, fits)
+
+    @property
+    def settings(self) -> dict:
+        return self.description["settings"]
+
+    @property
+    def models(self) -> list[str]:
+        """Base models, in the order of the run's config."""
+        return list(self.description["base_models"])
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def crop(self) -> tuple[slice, ...]:
+        return tuple(slice(a, b) for a, b in self.description["crop"])
+
+    def template(self, key: str) -> Path:
+        """A template file of the bundle (``t1``, ``mask``, ``atlas``, ``labels`` ...)."""
+        return self.root / self.description["templates"][key]["file"]
+
+    def states(self, model: str) -> list[Path]:
+        """The ``model.pt`` of every fold of a base model."""
+        folds = self.description["base_models"][model]
+        return [self.root / "models" / model / f"fold-{k}" / "model.pt" for k in folds]
+
+    @cached_property
+    def inputs(self) -> list[str]:
+        """The model inputs (``tissue``, ``t1w``, ``flair``) the image models read."""
+        from brainpad.models import get_spec, parse_base_model
+
+        found = [parse_base_model(m).input for m in self.models if get_spec(m).reads != "roi"]
+        return list(dict.fromkeys(found))
+
+    def voxel_bias(self):
+        """The local maps' voxelwise correction on the crop, or None without one."""
+        from brainpad.bundle import VOXEL_BIAS
+        from brainpad.local.correction import load_voxel_bias
+
+        path = self.root / VOXEL_BIAS
+        return load_voxel_bias(path, self.crop) if path.is_file() else None
+
+    def preprocess_options(self):
+        """The bundle's :class:`~brainpad.preprocess.PreprocessOptions`."""
+        from brainpad.preprocess import PreprocessOptions
+        from brainpad.preprocess.qc import QCThresholds
+
+        pre = self.settings["preprocess"]
+        return PreprocessOptions(
+            voxel_size=pre["voxel_size"],
+            fwhm_mm=pre["fwhm_mm"],
+            syn_iterations=tuple(pre["syn_iterations"]),
+            prior_weight=pre["prior_weight"],
+            modulation=pre["modulation"],
+            qc_thresholds=QCThresholds.from_config(self.settings["qc"]),
+            seed=self.settings["seed"],
+        )
+
+
+def scan_inputs(bundle: Bundle, images: dict[str, Path]) -> dict[str, np.ndarray]:
+    """A preprocessed scan's model inputs as the networks read them, on the bundle's crop.
+
+    Parameters
+    ----------
+    images : dict
+        Channel (``GM``, ``WM``, ``T1w``, ``FLAIR``) → preprocessed image.
+
+    Returns
+    -------
+    dict
+        Input → (channels, x, y, z) float32 values, as in the cohort arrays.
+    """
+    from brainpad.cohort.arrays import INPUT_CHANNELS, as_values, stored_volume
+
+    return {
+        name: as_values(stored_volume([images[c] for c in INPUT_CHANNELS[name]], name, bundle.crop))
+        for name in bundle.inputs
+    }
+
+
+def fold_predictions(
+    bundle: Bundle, inputs: dict[str, np.ndarray], features: pd.DataFrame | None, device
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Every base model × fold prediction of one scan, and each map model's mean map.
+
+    Returns
+    -------
+    predictions : DataFrame
+        ``model, fold, predicted`` (years).
+    maps : dict
+        Map model → brain-age map (years, NaN outside the brain) on the bundle's crop,
+        the mean over its fold models.
+    """
+    import nibabel as nib
+    import torch
+
+    from brainpad.cohort.arrays import mid_slice
+    from brainpad.models import get_spec, load, parse_base_model
+    from brainpad.training.inference import FittedNetwork
+
+    mask = np.asarray(nib.load(bundle.template("mask")).dataobj)[bundle.crop] > 0
+    rows, maps = [], {}
+    for model in bundle.models:
+        spec = get_spec(model)
+        volume = None if spec.reads == "roi" else inputs[parse_base_model(model).input]
+        fold_maps = []
+        for path in bundle.states(model):
+            fold = int(path.parent.name.removeprefix("fold-"))
+            if spec.reads == "roi":
+                state = torch.load(path, map_location="cpu", weights_only=True)
+                predicted = float(load(spec.name).predict(state, features)[0])
+            elif spec.output == "map":
+                brain_age = FittedNetwork(path, device).map(volume, mask)
+                fold_maps.append(brain_age.astype(np.float16).astype(np.float32))  # as stored
+                predicted = float(np.nanmean(brain_age[mask]))
+            else:
+                x = mid_slice(volume) if spec.reads == "slices" else volume
+                predicted = float(FittedNetwork(path, device).predict(x[None])[0])
+            rows.append({"model": model, "fold": fold, "predicted": predicted})
+        if fold_maps:
+            maps[model] = np.mean(fold_maps, axis=0)
+    return pd.DataFrame(rows), maps
+
+
+def ensemble_row(bundle: Bundle, predictions: pd.DataFrame, age: float | None) -> dict:
+    """Base-model, sub-ensemble and ensemble ages, spread, interval and brain-PAD of a scan.
+
+    The base model's age is the mean over its fold models, as for a held-out scan of the
+    training run; with ``age``, raw and globally corrected brain-PAD of the ensemble and
+    of every model follow.
+    """
+    from brainpad.ensemble.correction import LinearBias
+    from brainpad.ensemble.intervals import interval, model_spread
+    from brainpad.ensemble.stacking import apply_heads
+    from brainpad.ensemble.uncertainty import interval_width
+
+    per_model = predictions.groupby("model", sort=False)["predicted"].mean()
+    base = {m: float(per_model[m]) for m in bundle.models}
+    sub_ages, brain_age = apply_heads(bundle.fits["stacking"], base)
+    spread = float(model_spread(predictions.assign(scan_id="scan"), bundle.models).iloc[0])
+    low, high = interval(np.array([brain_age]), np.array([spread]), bundle.fits["interval"])
+    row = {
+        "brain_age": brain_age,
+        "brain_age_low": float(low[0]),
+        "brain_age_high": float(high[0]),
+        "spread": spread,
+        "uncertainty": interval_width(predictions["predicted"].to_numpy()),
+        **{f"pred_{m}": v for m, v in {**base, **sub_ages}.items()},
+    }
+    if age is not None:
+        for suffix, column in {
+            "": "brain_age",
+            **{f"_{m}": f"pred_{m}" for m in [*base, *sub_ages]},
+        }.items():
+            fit = bundle.fits["bias"][suffix or "ensemble"]
+            delta = row[column] - age
+            bias = LinearBias(fit["alpha"], fit["beta"], fit["n"])
+            row[f"brain_pad{suffix}"] = delta
+            row[f"brain_pad_corrected{suffix}"] = float(
+                bias.correct(np.array([age]), np.array([delta]))[0]
+            )
+    return row
+
+
+def roi_features(bundle: Bundle, images: dict[str, Path]) -> pd.DataFrame:
+    """The Harvard-Oxford tissue volumes of one preprocessed scan (``ridge_roi``'s input)."""
+    from brainpad.cohort.regions import cohort_roi_volumes
+
+    tissues = ("GM", "WM", "CSF")
+    scan = pd.DataFrame([{"scan_id": "scan", **{t: images[t] for t in tissues}}])
+    table = cohort_roi_volumes(
+        scan, {t: t for t in tissues}, str(bundle.template("atlas")), str(bundle.template("labels"))
+    )
+    return table.drop(columns="scan_id")
+
+
+def write_map(bundle: Bundle, values: np.ndarray, path: Path) -> None:
+    """A map on the bundle's crop written as a NIfTI on the full template grid (NaN outside)."""
+    import nibabel as nib
+
+    template = nib.load(bundle.template("mask"))
+    full = np.full(template.shape, np.nan, dtype=np.float32)
+    full[bundle.crop] = values
+    nib.save(nib.Nifti1Image(full, template.affine), path)
+
+
+def predict_scan(
+    bundle: Bundle,
+    scan: ScanInput,
+    out_dir: Path,
+    device,
+) -> dict:
+    """Preprocess one scan, apply every model, stack, correct; write its files; its row.
+
+    Writes under ``out_dir/<scan_id>/`` the preprocessed images and QC montage
+    (:func:`brainpad.paths.output_paths`), each map model's brain-age map (and with an
+    age its brain-PAD map) on the MNI grid, and a summary figure.
+    """
+    from brainpad.paths import output_paths
+    from brainpad.preprocess import preprocess_scan
+
+    folder = out_dir / scan.scan_id
+    qc = preprocess_scan(
+        scan.t1w,
+        scan.scan_id,
+        bundle.templates_dir,
+        folder,
+        bundle.preprocess_options(),
+        scan.flair,
+    )
+    files = output_paths(folder, scan.scan_id)
+    images = {
+        "GM": files["gm"],
+        "WM": files["wm"],
+        "CSF": files["csf"],
+        "T1w": files["t1"],
+        "FLAIR": files["flair"],
+    }
+    features = roi_features(bundle, images)
+    predictions, maps = fold_predictions(bundle, scan_inputs(bundle, images), features, device)
+    row = {
+        "scan_id": scan.scan_id,
+        "source": str(scan.t1w),
+        "age": scan.age,
+        "sex": scan.sex,
+        **ensemble_row(bundle, predictions, scan.age),
+        "qc_passed": bool(qc.get("passed", True)),
+    }
+    warnings = scan_warnings(bundle, scan.t1w, scan.age, qc, row["spread"])
+    row["warnings"] = " | ".join(warnings)
+    voxel_bias = bundle.voxel_bias()
+    for model, brain_age in maps.items():
+        entity = f"_model-{model}" if len(maps) > 1 else ""
+        stem = folder / f"{scan.scan_id}{entity}_space-MNI_desc"
+        write_map(bundle, brain_age, Path(f"{stem}-brainage_map.nii.gz"))
+        if scan.age is not None:
+            delta = brain_age - scan.age
+            write_map(bundle, delta, Path(f"{stem}-brainPAD_map.nii.gz"))
+            if voxel_bias is not None:
+                corrected = voxel_bias.correct(scan.age, delta)
+                write_map(bundle, corrected, Path(f"{stem}-brainPADcorrected_map.nii.gz"))
+    from brainpad.bundle.summary import summary_figure
+
+    summary_figure(
+        row, bundle.models, warnings, folder / f"{scan.scan_id}_desc-brainage_summary.png"
+    )
+    for warning in warnings:
+        log.warning("%s: %s", scan.scan_id, warning)
+    return row
+
+
+def predict_scans(
+    bundle: Bundle, scans: list[ScanInput], out_dir: str | Path, device_name: str = "auto"
+) -> pd.DataFrame:
+    """:func:`predict_scan` for each scan, with progress; ``predictions.tsv`` written last.
+
+    Every scan is checked first (readable files, a FLAIR when a model reads one), so a bad
+    input stops the run before any preprocessing.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from brainpad.atomic import write_table_atomic
+    from brainpad.training.inference import select_device
+
+    check_scans(bundle, scans)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = select_device(device_name)
+    torch.manual_seed(bundle.settings["seed"])
+    rows = []
+    bar = tqdm(scans, desc="brainpad predict", unit="scan", disable=not sys.stderr.isatty())
+    for scan in bar:
+        bar.set_postfix_str(scan.scan_id)
+        start = time.perf_counter()
+        row = predict_scan(bundle, scan, out, device)
+        row["seconds"] = round(time.perf_counter() - start, 1)
+        log.info("%s", describe_row(row))
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    write_table_atomic(table, out / "predictions.tsv")
+    return table
+
+
+def describe_row(row: dict) -> str:
+    """One line per scan: the brain age always with its interval."""
+    text = (
+        f"{row['scan_id']}: brain age {row['brain_age']:.1f} y "
+        f"(95 % interval {row['brain_age_low']:.1f}-{row['brain_age_high']:.1f})"
+    )
+    if row.get("age") is not None and not pd.isna(row.get("age")):
+        text += (
+            f", age {row['age']:g}, brain-PAD {row['brain_pad']:+.1f} y "
+            f"(corrected {row['brain_pad_corrected']:+.1f} y)"
+        )
+    return text + (" [warnings]" if row.get("warnings") else "")

@@ -1,0 +1,75 @@
+"""``brainpad predict`` with the tiny run's bundle: it reproduces the run, and it predicts
+a BIDS dataset the bundle never saw."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainpad.cli import main
+
+
+def test_predict_reproduces_the_runs_brain_age_of_a_held_out_scan(tiny_run, tmp_path, capsys):
+    results = tiny_run / "results"
+    table = pd.read_csv(results / "ensemble/brain_age.tsv", sep="\t")
+    scan = table[table["role"] == "test"].iloc[0]
+    anat = results / "simulated" / scan.participant_id / f"ses-{scan.session}" / "anat"
+    argv = [
+        "predict", "--bundle", str(results / "bundle"), str(anat / f"{scan.scan_id}_T1w.nii.gz"),
+        "--flair", str(anat / f"{scan.scan_id}_FLAIR.nii.gz"), "--age", str(scan.age),
+        "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert f"{scan.scan_id}: brain age {scan.brain_age:.1f} y (95 % interval" in printed
+    found = pd.read_csv(tmp_path / "out/predictions.tsv", sep="\t").iloc[0]
+    compared = [c for c in found.index if c.startswith(("pred_", "brain_")) or c == "spread"]
+    assert "brain_pad_corrected" in compared and "brain_age_low" in compared
+    assert len(compared) > 30  # every base model, sub-ensemble, the ensemble, raw and corrected
+    for column in compared:
+        assert found[column] == pytest.approx(scan[column], abs=1e-4), column
+    # the local model's maps, voxelwise-corrected with the bundle's correction
+    folder = tmp_path / "out" / scan.scan_id
+    run_maps = results / "maps/scans" / scan.participant_id
+    for kind in ("brainage", "brainPAD", "brainPADcorrected"):
+        name = f"{scan.scan_id}_space-MNI_desc-{kind}_map.nii.gz"
+        mine, theirs = (np.asarray(nib.load(f / name).dataobj) for f in (folder, run_maps))
+        np.testing.assert_allclose(mine, theirs, atol=1e-4)
+    assert (folder / f"{scan.scan_id}_desc-brainage_summary.png").stat().st_size > 10_000
+    assert (folder / f"{scan.scan_id}_desc-qc.png").is_file()
+
+
+def test_predict_runs_a_bids_dataset_the_bundle_never_saw(tiny_run, tiny_cohort, tmp_path):
+    """Two participants of another simulated cohort (another seed): ages and FLAIR come
+    from the dataset; every scan gets a brain age inside its interval's bounds."""
+    bids = tmp_path / "new"
+    bids.mkdir()
+    shutil.copy(tiny_cohort / "dataset_description.json", bids)
+    people = pd.read_csv(tiny_cohort / "participants.tsv", sep="\t").head(2)
+    people.to_csv(bids / "participants.tsv", sep="\t", index=False)
+    for pid in people["participant_id"]:
+        shutil.copytree(tiny_cohort / pid, bids / pid)
+    bundle = tiny_run / "results/bundle"
+    assert main(["predict", "--bundle", str(bundle), str(bids), "--out", str(tmp_path / "o")]) == 0
+    found = pd.read_csv(tmp_path / "o/predictions.tsv", sep="\t")
+    scans = sorted(p.name.removesuffix("_T1w.nii.gz") for p in bids.rglob("*_T1w.nii.gz"))
+    assert sorted(found["scan_id"]) == scans
+    ages = found["scan_id"].str.split("_").str[0].map(people.set_index("participant_id")["age"])
+    np.testing.assert_allclose(found["age"], ages)
+    assert (found["brain_age_low"] < found["brain_age"]).all()
+    assert (found["brain_age"] < found["brain_age_high"]).all()
+    assert found["brain_pad_corrected"].notna().all()
+    # a changed bundle file is refused, naming it
+    fits = json.loads((bundle / "ensemble/fits.json").read_text())
+    copy = tmp_path / "bundle"
+    shutil.copytree(bundle, copy)
+    fits["interval"]["q"] /= 2  # narrower intervals, no checksum to match
+    (copy / "ensemble/fits.json").write_text(json.dumps(fits))
+    argv = ["predict", "--bundle", str(copy), str(bids), "--out", str(tmp_path / "x")]
+    assert main(argv) == 2
+    assert not (tmp_path / "x").exists()
