@@ -55,7 +55,10 @@ def test_predict_runs_a_bids_dataset_the_bundle_never_saw(tiny_run, tiny_cohort,
     for pid in people["participant_id"]:
         shutil.copytree(tiny_cohort / pid, bids / pid)
     bundle = tiny_run / "results/bundle"
-    assert main(["predict", "--bundle", str(bundle), str(bids), "--out", str(tmp_path / "o")]) == 0
+    argv = ["predict", "--bundle", str(bundle), str(bids), "--out", str(tmp_path / "o")]
+    assert main([*argv, "--recalibrate", "controls"]) == 2  # two people: too few controls
+    assert not (tmp_path / "o").exists()  # refused before anything ran
+    assert main(argv) == 0
     found = pd.read_csv(tmp_path / "o/predictions.tsv", sep="\t")
     scans = sorted(p.name.removesuffix("_T1w.nii.gz") for p in bids.rglob("*_T1w.nii.gz"))
     assert sorted(found["scan_id"]) == scans

@@ -280,7 +280,10 @@ def model_files(model, fold, maps=False):
 
 def bundle_settings():
     """The configuration a bundle must reproduce on new scans (stored in bundle.json)."""
-    keys = ("seed", "modalities", "atlas_threshold", "preprocess", "qc", "models", "debias")
+    keys = (
+        "seed", "modalities", "control_group", "atlas_threshold", "preprocess", "qc", "models",
+        "debias",
+    )  # fmt: skip
     return {key: config[key] for key in keys}
 
 

@@ -261,12 +261,15 @@ def predict_scan(
 
     Writes under ``out_dir/<scan_id>/`` the preprocessed images and QC montage
     (:func:`brainpad.paths.output_paths`), each map model's brain-age map (and with an
-    age its brain-PAD map) on the MNI grid, and a summary figure.
+    age its brain-PAD maps, raw and voxelwise corrected) on the MNI grid, and a summary
+    figure. The row times the preprocessing and the inference (inputs, every model, the
+    ensemble) apart.
     """
     from brainpad.paths import output_paths
     from brainpad.preprocess import preprocess_scan
 
     folder = out_dir / scan.scan_id
+    start = time.perf_counter()
     qc = preprocess_scan(
         scan.t1w,
         scan.scan_id,
@@ -283,15 +286,22 @@ def predict_scan(
         "T1w": files["t1"],
         "FLAIR": files["flair"],
     }
+    preprocessed = time.perf_counter()
     features = roi_features(bundle, images)
     predictions, maps = fold_predictions(bundle, scan_inputs(bundle, images), features, device)
+    inferred = time.perf_counter()
     row = {
         "scan_id": scan.scan_id,
         "source": str(scan.t1w),
+        "participant_id": scan.participant_id,
+        "site": scan.site,
+        "group": scan.group,
         "age": scan.age,
         "sex": scan.sex,
         **ensemble_row(bundle, predictions, scan.age),
         "qc_passed": bool(qc.get("passed", True)),
+        "preprocess_seconds": round(preprocessed - start, 2),
+        "inference_seconds": round(inferred - preprocessed, 2),
     }
     warnings = scan_warnings(bundle, scan.t1w, scan.age, qc, row["spread"])
     row["warnings"] = " | ".join(warnings)
@@ -317,20 +327,34 @@ def predict_scan(
 
 
 def predict_scans(
-    bundle: Bundle, scans: list[ScanInput], out_dir: str | Path, device_name: str = "auto"
+    bundle: Bundle,
+    scans: list[ScanInput],
+    out_dir: str | Path,
+    device_name: str = "auto",
+    recalibrate: bool = False,
 ) -> pd.DataFrame:
     """:func:`predict_scan` for each scan, with progress; ``predictions.tsv`` written last.
 
-    Every scan is checked first (readable files, a FLAIR when a model reads one), so a bad
-    input stops the run before any preprocessing.
+    Every scan is checked first (readable files, a FLAIR when a model reads one, enough
+    healthy controls to recalibrate), so a bad input stops the run before any
+    preprocessing. With ``recalibrate``, the global correction is refitted on the scans'
+    own healthy controls (:func:`brainpad.bundle.recalibrate.recalibrate`, cross-fitted)
+    and ``recalibration.tsv`` compares the controls' brain-PAD per site before and after.
     """
     import torch
     from tqdm import tqdm
 
     from brainpad.atomic import write_table_atomic
+    from brainpad.bundle.recalibrate import recalibrate as recalibrate_table
+    from brainpad.bundle.recalibrate import recalibration_summary
     from brainpad.training.inference import select_device
 
     check_scans(bundle, scans)
+    control_group = bundle.settings.get("control_group", "HC")
+    if recalibrate:
+        listed = pd.DataFrame([vars(s) for s in scans])
+        listed["brain_age"] = 0.0  # the count of controls is checked before any work
+        recalibrate_table(listed, ["brain_age"], control_group)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = select_device(device_name)
@@ -339,12 +363,16 @@ def predict_scans(
     bar = tqdm(scans, desc="brainpad predict", unit="scan", disable=not sys.stderr.isatty())
     for scan in bar:
         bar.set_postfix_str(scan.scan_id)
-        start = time.perf_counter()
         row = predict_scan(bundle, scan, out, device)
-        row["seconds"] = round(time.perf_counter() - start, 1)
         log.info("%s", describe_row(row))
         rows.append(row)
     table = pd.DataFrame(rows)
+    if recalibrate:
+        columns = [c for c in table.columns if c == "brain_age" or c.startswith("pred_")]
+        table = recalibrate_table(table, columns, control_group)
+        summary = recalibration_summary(table, control_group)
+        write_table_atomic(summary, out / "recalibration.tsv")
+        log.info("controls' brain-PAD per site, before and after recalibration:\n%s", summary)
     write_table_atomic(table, out / "predictions.tsv")
     return table
 

@@ -28,6 +28,9 @@ class ScanInput:
     flair: Path | None = None
     age: float | None = None
     sex: str | None = None
+    participant_id: str | None = None
+    site: str | None = None
+    group: str | None = None
 
 
 def scans_from_files(
@@ -84,6 +87,9 @@ def scans_from_bids(bundle: Bundle, bids_dir: str | Path) -> list[ScanInput]:
                 flair=Path(flair[row.scan_id]) if row.scan_id in flair.index else None,
                 age=None if pd.isna(row.age) else float(row.age),
                 sex=None if pd.isna(row.sex) else str(row.sex),
+                participant_id=row.participant_id,
+                site=str(row.site),
+                group=str(row.group),
             )
         )
     return scans

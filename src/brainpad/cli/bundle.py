@@ -53,7 +53,13 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         scans = scans_from_bids(bundle, folders[0])
     else:
         scans = scans_from_files(args.inputs, args.flair, args.age, args.sex)
-    table = predict_scans(bundle, scans, args.out, args.device)
+    if args.recalibrate and not folders:
+        msg = (
+            "--recalibrate controls needs a BIDS directory: the new cohort's healthy "
+            "controls are read from its participants.tsv (group column)"
+        )
+        raise InputError(msg)
+    table = predict_scans(bundle, scans, args.out, args.device, args.recalibrate == "controls")
     print(f"{len(table)} scans -> {Path(args.out) / 'predictions.tsv'}")
     for row in table.to_dict("records"):
         print(describe_row(row))
@@ -89,6 +95,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--age", type=float, nargs="+", help="each scan's age (years)")
     pre.add_argument("--sex", nargs="+", choices=["M", "F"], help="each scan's sex")
     pre.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
+    pre.add_argument(
+        "--recalibrate",
+        choices=["controls"],
+        help="refit the bias correction on the BIDS cohort's own healthy controls "
+        "(cross-fitted); writes recalibration.tsv",
+    )
     pre.add_argument(
         "--allow-other-versions",
         action="store_true",

@@ -1,0 +1,110 @@
+"""Recalibration to a new cohort (``brainpad predict --recalibrate controls``).
+
+A bundle's bias correction was fitted on the training run's healthy scans. At another
+scanner or site, brain age can be shifted as a whole (an offset of a few years is common),
+and the bundle's corrected brain-PAD of healthy people there is then not centred on 0.
+Recalibration refits the global correction Δ = α·age + β on the new cohort's own healthy
+controls, pooled over its sites. It is **cross-fitted by participant**: each control's
+recalibrated brain-PAD comes from a fit on the other controls only (leave one participant
+out), so a control's own scan never pulls its value towards 0; every other scan (patients,
+repeat scans of nobody in the controls) gets the fit on all controls.
+
+What it assumes: the new cohort's controls are healthy and span the ages of its patients;
+with a narrow age range the slope α is poorly determined (the fit then extrapolates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from brainpad.ensemble.correction import LinearBias
+from brainpad.inputs.errors import InputError
+
+MIN_CONTROLS = 5
+"""Fewest healthy control participants a recalibration accepts."""
+
+
+def recalibrate(
+    table: pd.DataFrame,
+    columns: Sequence[str],
+    control_group: str,
+    min_controls: int = MIN_CONTROLS,
+) -> pd.DataFrame:
+    """Add ``brain_pad_recalibrated<suffix>`` for each brain-age column, cross-fitted.
+
+    Parameters
+    ----------
+    table : DataFrame
+        One row per scan: ``participant_id``, ``group``, ``age`` and the brain-age columns.
+    columns : sequence of str
+        Brain-age columns: ``brain_age`` (suffix ``""``) and ``pred_<model>`` (``_<model>``).
+    control_group : str
+        The healthy controls' group label.
+    min_controls : int
+        Fewest control participants accepted.
+
+    Raises
+    ------
+    InputError
+        With fewer controls than ``min_controls`` (naming how many there are and the fix).
+    """
+    controls = table["group"].astype(str).eq(control_group) & table["age"].notna()
+    people = table.loc[controls, "participant_id"].unique()
+    if len(people) < min_controls:
+        msg = (
+            f"recalibration needs at least {min_controls} healthy controls (group "
+            f"'{control_group}' in participants.tsv) with an age, found {len(people)}; add "
+            "controls scanned at this site, or predict without --recalibrate"
+        )
+        raise InputError(msg)
+    out = table.copy()
+    age = out["age"].to_numpy(dtype=float)
+    for column in columns:
+        suffix = "" if column == "brain_age" else "_" + column.removeprefix("pred_")
+        delta = out[column].to_numpy(dtype=float) - age
+        fitted = np.full(len(out), np.nan)
+        everyone = _fit(out, delta, controls.to_numpy())
+        others = ~out["participant_id"].isin(people).to_numpy()
+        fitted[others] = everyone.correct(age[others], delta[others])
+        for person in people:
+            own = (out["participant_id"] == person).to_numpy()
+            fit = _fit(out, delta, controls.to_numpy() & ~own)
+            fitted[own] = fit.correct(age[own], delta[own])
+        out[f"brain_pad_recalibrated{suffix}"] = fitted
+    return out
+
+
+def _fit(table: pd.DataFrame, delta: np.ndarray, rows: np.ndarray) -> LinearBias:
+    """The linear correction on ``rows``, one scan per participant (the first by scan id)."""
+    chosen = table[rows].sort_values("scan_id").drop_duplicates("participant_id").index
+    return LinearBias.fit(table.loc[chosen, "age"].to_numpy(float), delta[chosen])
+
+
+def recalibration_summary(table: pd.DataFrame, control_group: str) -> pd.DataFrame:
+    """The controls' ensemble brain-PAD per site: bundle-corrected and recalibrated.
+
+    Returns
+    -------
+    DataFrame
+        ``site, n_controls, mean_corrected, sd_corrected, mean_recalibrated,
+        sd_recalibrated`` (one scan per participant), and a row ``all``.
+    """
+    controls = table[table["group"].astype(str).eq(control_group)]
+    controls = controls.sort_values("scan_id").drop_duplicates("participant_id")
+    rows = []
+    parts = [(str(s), p) for s, p in controls.groupby("site")] + [("all", controls)]
+    for site, part in parts:
+        rows.append(
+            {
+                "site": site,
+                "n_controls": len(part),
+                "mean_corrected": part["brain_pad_corrected"].mean(),
+                "sd_corrected": part["brain_pad_corrected"].std(),
+                "mean_recalibrated": part["brain_pad_recalibrated"].mean(),
+                "sd_recalibrated": part["brain_pad_recalibrated"].std(),
+            }
+        )
+    return pd.DataFrame(rows)
