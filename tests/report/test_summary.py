@@ -17,7 +17,8 @@ def write(path, rows):
 def results(tmp_path):
     out = tmp_path / "results"
     write(out / "stats/accuracy.tsv", [
-        {"model": "ensemble", "n": 14, "mae": 3.3, "floor_mae": 3.0},
+        {"model": "ensemble", "n": 14, "mae": 3.3, "floor_mae": 3.0, "interval_coverage": 13 / 14,
+         "interval_width": 14.2},
         {"model": "ridge_roi", "n": 14, "mae": 3.6, "floor_mae": 3.0},
     ])  # fmt: skip
     write(out / "stats/group_comparison.tsv", [
@@ -36,6 +37,10 @@ def test_a_demo_that_shows_the_science_passes(results):
     assert passed
     assert lines[0] == f"report: {results / 'report.html'}"
     assert "ensemble healthy-test MAE 3.30 y (n 14), 1.10x the simulation's floor" in lines[1]
+    assert (
+        lines[2]
+        == "95 % interval: holds the age of 93% of the healthy test scans, mean width 14.2 y"
+    )
     assert any(line.startswith("AD vs HC: Cohen's d 1.60") and "ok" in line for line in lines)
     assert any(line.startswith("sMCI vs HC: Cohen's d 0.50") for line in lines)
     assert not any("AD vs sMCI" in line for line in lines)  # controls only

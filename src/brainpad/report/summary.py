@@ -61,6 +61,11 @@ def headline(results: str | Path, control_group: str = "HC") -> tuple[list[str],
                 f"[<= {CHECKS['mae_over_floor']}x: {_verdict(ok)}]"
             )
         lines.append(line)
+        if "interval_coverage" in row and pd.notna(row["interval_coverage"]):
+            lines.append(
+                f"95 % interval: holds the age of {row['interval_coverage']:.0%} of the "
+                f"healthy test scans, mean width {row['interval_width']:.1f} y"
+            )
     comparisons = _read(results / "stats" / "group_comparison.tsv")
     if comparisons is not None:
         versus = comparisons[comparisons["second"] == control_group]
