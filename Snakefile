@@ -24,10 +24,17 @@ if SIMULATED:
 
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/preprocess.smk"
-include: "workflow/rules/cohort.smk"
-include: "workflow/rules/training.smk"
-include: "workflow/rules/ensemble.smk"
-include: "workflow/rules/local.smk"
+
+
+# apply mode (`bundle` set) trains nothing: the bundle's models give the brain ages
+if not APPLY:
+
+    include: "workflow/rules/cohort.smk"
+    include: "workflow/rules/training.smk"
+    include: "workflow/rules/ensemble.smk"
+    include: "workflow/rules/local.smk"
+
+
 include: "workflow/rules/stats.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/bundle.smk"
@@ -36,13 +43,4 @@ include: "workflow/rules/bundle.smk"
 rule all:
     default_target: True
     input:
-        manifest=MANIFEST,
-        qc=QC_TABLE,
-        folds=FOLDS,
-        arrays=ARRAYS["index"],
-        regions=ROI_VOLUMES,
-        stats=list(STATS.values()),
-        figures=list(REPORT_FIGURES.values()),
-        tables=list(REPORT_TABLES.values()),
-        local=local_targets(),
-        bundle=BUNDLE,
+        default_targets(),

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from brainpad.bundle.recalibrate import recalibrate, recalibration_summary
+from brainpad.bundle.recalibrate import adopt, recalibrate, recalibration_summary
 from brainpad.inputs.errors import InputError
 
 
@@ -56,3 +56,12 @@ def test_too_few_controls_are_refused_with_the_fix(new_site):
     few = new_site.iloc[8:]  # 4 controls
     with pytest.raises(InputError, match=r"at least 5 healthy controls .* found 4; add controls"):
         recalibrate(few, ["brain_age"], "HC")
+
+
+def test_adopted_recalibration_is_what_the_statistics_read(new_site):
+    out = adopt(recalibrate(new_site, ["brain_age"], "HC"))
+    assert "brain_pad_recalibrated" not in out
+    np.testing.assert_array_equal(
+        out["brain_pad_bundle_corrected"], new_site["brain_pad_corrected"]
+    )
+    assert abs(out.loc[out["group"] == "HC", "brain_pad_corrected"].mean()) < 1

@@ -1,9 +1,10 @@
-"""``brainpad predict`` with the tiny run's bundle: it reproduces the run, and it predicts
-a BIDS dataset the bundle never saw."""
+"""``brainpad predict`` with the tiny run's bundle: it reproduces the run and predicts a
+BIDS dataset the bundle never saw; and the workflow's apply mode on a new cohort."""
 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import nibabel as nib
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 
 from brainpad.cli import main
+from conftest import TINY_CONFIG, snakemake
 
 
 def test_predict_reproduces_the_runs_brain_age_of_a_held_out_scan(tiny_run, tmp_path, capsys):
@@ -76,3 +78,38 @@ def test_predict_runs_a_bids_dataset_the_bundle_never_saw(tiny_run, tiny_cohort,
     argv = ["predict", "--bundle", str(copy), str(bids), "--out", str(tmp_path / "x")]
     assert main(argv) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_apply_mode_runs_a_new_cohort_through_snakemake_to_a_report(tiny_run, tmp_path):
+    """The tiny bundle on a cohort of another seed, recalibrated on its controls: no model
+    is trained, the statistics and report read the applied brain ages, and the bundle is
+    left as it was."""
+    from brainpad.bundle import verify_bundle
+
+    bundle = tiny_run / "results/bundle"
+    before = (bundle / "manifest.tsv").read_bytes()
+    config = {**TINY_CONFIG, "bundle": str(bundle), "seed": 7, "recalibrate": "controls"}
+    workdir = tmp_path / "applied"
+    workdir.mkdir()
+    result = snakemake(workdir, config)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = set(re.findall(r"^(?:local)?rule (\w+):", result.stderr + result.stdout, re.MULTILINE))
+    assert "apply_bundle" in ran and not ran & {"train", "train_voxel", "ensemble", "bundle"}
+    results = workdir / "results"
+    table = pd.read_csv(results / "ensemble/brain_age.tsv", sep="\t")
+    assert set(table["role"]) <= {"test", "clinical"}
+    assert (table.loc[table["role"] == "test", "group"] == "HC").all()
+    assert {"brain_age_low", "brain_pad_corrected", "brain_pad_bundle_corrected"} <= set(table)
+    accuracy = pd.read_csv(results / "stats/accuracy.tsv", sep="\t").set_index("model")
+    controls = table.loc[table["role"] == "test", "participant_id"].nunique()
+    assert accuracy.loc["ensemble", "n"] == controls
+    assert 0 <= accuracy.loc["ensemble", "interval_coverage"] <= 1
+    summary = pd.read_csv(results / "ensemble/recalibration.tsv", sep="\t").set_index("site")
+    assert summary.loc["all", "n_controls"] >= 5
+    scan = table.iloc[0]
+    maps = results / "maps/scans" / scan.participant_id
+    assert (maps / f"{scan.scan_id}_space-MNI_desc-brainPADcorrected_map.nii.gz").is_file()
+    assert (results / "report/predicted_vs_age.png").is_file()
+    assert (results / "regions/roi_volumes.tsv").is_file()
+    verify_bundle(bundle)
+    assert (bundle / "manifest.tsv").read_bytes() == before

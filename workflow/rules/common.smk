@@ -19,6 +19,30 @@ if not SIMULATED:
     # a real dataset is read only: no output of the workflow may land inside it
     if overlap := dataset_overlap(BIDS_DIR, Path.cwd()):
         raise WorkflowError(overlap)
+# Apply mode (`bundle` set): the bundle's settings replace the config's, nothing is trained
+BUNDLE_SETTINGS = (
+    "seed", "modalities", "control_group", "atlas_threshold", "preprocess", "qc", "models",
+    "debias",
+)  # fmt: skip
+APPLY = bool(config["bundle"])
+PREPROCESS_SEED = config["seed"]
+if APPLY:
+    BUNDLE_DIR = Path(config["bundle"]).resolve()
+    if not (BUNDLE_DIR / "bundle.json").is_file():
+        raise WorkflowError(
+            f"bundle: {BUNDLE_DIR} has no bundle.json; give the folder a training run "
+            "exported (its results/bundle)"
+        )
+    if BUNDLE_DIR.is_relative_to(Path.cwd() / "results"):
+        raise WorkflowError(
+            f"bundle: {BUNDLE_DIR} lies in this run's results/, which apply mode would "
+            "overwrite; run it in another directory (snakemake --directory DIR ...)"
+        )
+    TRAINED = json.loads((BUNDLE_DIR / "bundle.json").read_text())["settings"]
+    for key in BUNDLE_SETTINGS:
+        if key != "seed" and key in TRAINED:  # the config's seed still drives a simulation
+            config[key] = TRAINED[key]
+    PREPROCESS_SEED = TRAINED["seed"]
 MANIFEST = "results/manifest.tsv"
 MANIFEST_SKIPPED = "results/manifest_skipped.tsv"
 QC_TABLE = "results/preproc/qc.tsv"
@@ -81,7 +105,7 @@ INPUT_ARRAYS = {
     for i in MODEL_INPUTS
 }
 USES_FLAIR = "flair" in MODEL_INPUTS
-TEMPLATES_DIR = "results/templates"
+TEMPLATES_DIR = f"{BUNDLE_DIR}/templates" if APPLY else "results/templates"
 TEMPLATES = {
     key: str(path)
     for key, path in template_files(TEMPLATES_DIR, config["preprocess"]["voxel_size"]).items()
@@ -280,11 +304,7 @@ def model_files(model, fold, maps=False):
 
 def bundle_settings():
     """The configuration a bundle must reproduce on new scans (stored in bundle.json)."""
-    keys = (
-        "seed", "modalities", "control_group", "atlas_threshold", "preprocess", "qc", "models",
-        "debias",
-    )  # fmt: skip
-    return {key: config[key] for key in keys}
+    return {key: config[key] for key in BUNDLE_SETTINGS}
 
 
 def bundle_voxel_bias():
@@ -338,6 +358,15 @@ WHOLE_MODELS = [m for m in MODELS if get_spec(m).kind != "voxel"]
 def voxel_model_files(kind):
     """Per-fold ``predictions`` or ``maps`` of the (first) voxel model, if one is configured."""
     return [model_files(m, f, maps=True)[kind] for m in VOXEL_MODELS[:1] for f in FOLD_IDS]
+
+
+def default_targets():
+    """What `snakemake` builds: training, or in apply mode the new cohort's results."""
+    targets = [MANIFEST, QC_TABLE, ROI_VOLUMES, BRAIN_AGE, *STATS.values()]
+    targets += [*REPORT_FIGURES.values(), *REPORT_TABLES.values()]
+    if APPLY:
+        return targets + ([LOCAL_MAPS["maps"]] if VOXEL_MODELS else [])
+    return targets + [FOLDS, ARRAYS["index"], *local_targets(), BUNDLE]
 
 
 def local_targets():

@@ -2,26 +2,29 @@
 # preprocess.batches, one job per batch of scans), then the QC table.
 
 
-rule mni_templates:
-    input:
-        validated(lambda wildcards: []),  # planned only after validation passed
-    output:
-        **TEMPLATES,
-    params:
-        out_dir=lambda wildcards, output: Path(output.t1).parent,
-        voxel=config["preprocess"]["voxel_size"],
-        threshold=config["atlas_threshold"],
-    log:
-        log_path("mni_templates"),
-    threads: 1
-    resources:
-        mem_mb=memory(3000),
-        runtime=10,
-    conda:
-        "../../envs/preprocess.yaml"
-    shell:
-        "brainpad templates --out-dir {params.out_dir} --voxel-size {params.voxel}"
-        " --atlas-threshold {params.threshold} > {log} 2>&1"
+# apply mode preprocesses with the bundle's own copy of the templates
+if not APPLY:
+
+    rule mni_templates:
+        input:
+            validated(lambda wildcards: []),  # planned only after validation passed
+        output:
+            **TEMPLATES,
+        params:
+            out_dir=lambda wildcards, output: Path(output.t1).parent,
+            voxel=config["preprocess"]["voxel_size"],
+            threshold=config["atlas_threshold"],
+        log:
+            log_path("mni_templates"),
+        threads: 1
+        resources:
+            mem_mb=memory(3000),
+            runtime=10,
+        conda:
+            "../../envs/preprocess.yaml"
+        shell:
+            "brainpad templates --out-dir {params.out_dir} --voxel-size {params.voxel}"
+            " --atlas-threshold {params.threshold} > {log} 2>&1"
 
 
 # the parameters preprocess_t1w and preprocess_batch share
@@ -33,7 +36,7 @@ PREPROCESS_PARAMS = dict(
     prior_weight=config["preprocess"]["prior_weight"],
     modulation=config["preprocess"]["modulation"],
     qc=json.dumps(config["qc"]),
-    seed=config["seed"],
+    seed=PREPROCESS_SEED,
 )
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -29,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from brainpad.bundle import BundleError, check_versions, verify_bundle
-from brainpad.bundle.scans import ScanInput, check_scans, scan_warnings
+from brainpad.bundle.scans import ScanInput, scan_warnings
 
 log = logging.getLogger(__name__)
 
@@ -251,45 +250,35 @@ def write_map(bundle: Bundle, values: np.ndarray, path: Path) -> None:
     nib.save(nib.Nifti1Image(full, template.affine), path)
 
 
-def predict_scan(
-    bundle: Bundle,
-    scan: ScanInput,
-    out_dir: Path,
-    device,
-) -> dict:
-    """Preprocess one scan, apply every model, stack, correct; write its files; its row.
-
-    Writes under ``out_dir/<scan_id>/`` the preprocessed images and QC montage
-    (:func:`brainpad.paths.output_paths`), each map model's brain-age map (and with an
-    age its brain-PAD maps, raw and voxelwise corrected) on the MNI grid, and a summary
-    figure. The row times the preprocessing and the inference (inputs, every model, the
-    ensemble) apart.
-    """
+def scan_images(folder: Path, scan_id: str) -> dict[str, Path]:
+    """A preprocessed scan's images by channel (``GM``, ``WM``, ``CSF``, ``T1w``, ``FLAIR``)."""
     from brainpad.paths import output_paths
-    from brainpad.preprocess import preprocess_scan
 
-    folder = out_dir / scan.scan_id
+    files = output_paths(folder, scan_id)
+    keys = {"GM": "gm", "WM": "wm", "CSF": "csf", "T1w": "t1", "FLAIR": "flair"}
+    return {channel: files[key] for channel, key in keys.items()}
+
+
+def scan_row(
+    bundle: Bundle, scan: ScanInput, images: dict[str, Path], qc: dict, device
+) -> tuple[dict, dict[str, np.ndarray], list[str], pd.DataFrame]:
+    """A preprocessed scan through every model, the ensemble and the corrections.
+
+    Returns
+    -------
+    row : dict
+        The scan's identity, :func:`ensemble_row`, QC, ``inference_seconds`` (inputs,
+        every model, the ensemble) and ``warnings`` (joined by `` | ``).
+    maps : dict
+        Map model → brain-age map on the bundle's crop (:func:`fold_predictions`).
+    warnings : list of str
+        :func:`~brainpad.bundle.scans.scan_warnings`.
+    features : DataFrame
+        Its Harvard-Oxford tissue volumes (one row, :func:`roi_features`).
+    """
     start = time.perf_counter()
-    qc = preprocess_scan(
-        scan.t1w,
-        scan.scan_id,
-        bundle.templates_dir,
-        folder,
-        bundle.preprocess_options(),
-        scan.flair,
-    )
-    files = output_paths(folder, scan.scan_id)
-    images = {
-        "GM": files["gm"],
-        "WM": files["wm"],
-        "CSF": files["csf"],
-        "T1w": files["t1"],
-        "FLAIR": files["flair"],
-    }
-    preprocessed = time.perf_counter()
     features = roi_features(bundle, images)
     predictions, maps = fold_predictions(bundle, scan_inputs(bundle, images), features, device)
-    inferred = time.perf_counter()
     row = {
         "scan_id": scan.scan_id,
         "source": str(scan.t1w),
@@ -300,92 +289,57 @@ def predict_scan(
         "sex": scan.sex,
         **ensemble_row(bundle, predictions, scan.age),
         "qc_passed": bool(qc.get("passed", True)),
-        "preprocess_seconds": round(preprocessed - start, 2),
-        "inference_seconds": round(inferred - preprocessed, 2),
+        "inference_seconds": round(time.perf_counter() - start, 2),
     }
     warnings = scan_warnings(bundle, scan.t1w, scan.age, qc, row["spread"])
     row["warnings"] = " | ".join(warnings)
-    voxel_bias = bundle.voxel_bias()
-    for model, brain_age in maps.items():
-        entity = f"_model-{model}" if len(maps) > 1 else ""
-        stem = folder / f"{scan.scan_id}{entity}_space-MNI_desc"
-        write_map(bundle, brain_age, Path(f"{stem}-brainage_map.nii.gz"))
-        if scan.age is not None:
-            delta = brain_age - scan.age
-            write_map(bundle, delta, Path(f"{stem}-brainPAD_map.nii.gz"))
-            if voxel_bias is not None:
-                corrected = voxel_bias.correct(scan.age, delta)
-                write_map(bundle, corrected, Path(f"{stem}-brainPADcorrected_map.nii.gz"))
-    from brainpad.bundle.summary import summary_figure
-
-    summary_figure(
-        row, bundle.models, warnings, folder / f"{scan.scan_id}_desc-brainage_summary.png"
-    )
     for warning in warnings:
         log.warning("%s: %s", scan.scan_id, warning)
-    return row
+    return row, maps, warnings, features
 
 
-def predict_scans(
-    bundle: Bundle,
-    scans: list[ScanInput],
-    out_dir: str | Path,
-    device_name: str = "auto",
-    recalibrate: bool = False,
-) -> pd.DataFrame:
-    """:func:`predict_scan` for each scan, with progress; ``predictions.tsv`` written last.
+def write_scan_maps(
+    bundle: Bundle, brain_age: np.ndarray, age: float | None, paths: dict[str, Path]
+) -> None:
+    """A scan's brain-age map, and with an age its brain-PAD map and (with the bundle's
+    voxelwise correction) its corrected one, to ``paths`` (``brainage``, ``brainPAD``,
+    ``brainPADcorrected``; :data:`brainpad.paths.MAP_KINDS`)."""
+    paths["brainage"].parent.mkdir(parents=True, exist_ok=True)
+    write_map(bundle, brain_age, paths["brainage"])
+    if age is None:
+        return
+    delta = brain_age - age
+    write_map(bundle, delta, paths["brainPAD"])
+    voxel_bias = bundle.voxel_bias()
+    if voxel_bias is not None:
+        write_map(bundle, voxel_bias.correct(age, delta), paths["brainPADcorrected"])
 
-    Every scan is checked first (readable files, a FLAIR when a model reads one, enough
-    healthy controls to recalibrate), so a bad input stops the run before any
-    preprocessing. With ``recalibrate``, the global correction is refitted on the scans'
-    own healthy controls (:func:`brainpad.bundle.recalibrate.recalibrate`, cross-fitted)
-    and ``recalibration.tsv`` compares the controls' brain-PAD per site before and after.
+
+def predict_scan(bundle: Bundle, scan: ScanInput, out_dir: Path, device) -> dict:
+    """Preprocess one scan, apply every model, stack, correct; write its files; its row.
+
+    Writes under ``out_dir/<scan_id>/`` the preprocessed images and QC montage
+    (:func:`brainpad.paths.output_paths`), each map model's brain-age map (and with an
+    age its brain-PAD maps, raw and voxelwise corrected) on the MNI grid, and a summary
+    figure. The row times the preprocessing apart from the inference.
     """
-    import torch
-    from tqdm import tqdm
+    from brainpad.bundle.summary import summary_figure
+    from brainpad.paths import MAP_KINDS
+    from brainpad.preprocess import preprocess_scan
 
-    from brainpad.atomic import write_table_atomic
-    from brainpad.bundle.recalibrate import recalibrate as recalibrate_table
-    from brainpad.bundle.recalibrate import recalibration_summary
-    from brainpad.training.inference import select_device
-
-    check_scans(bundle, scans)
-    control_group = bundle.settings.get("control_group", "HC")
-    if recalibrate:
-        listed = pd.DataFrame([vars(s) for s in scans])
-        listed["brain_age"] = 0.0  # the count of controls is checked before any work
-        recalibrate_table(listed, ["brain_age"], control_group)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    device = select_device(device_name)
-    torch.manual_seed(bundle.settings["seed"])
-    rows = []
-    bar = tqdm(scans, desc="brainpad predict", unit="scan", disable=not sys.stderr.isatty())
-    for scan in bar:
-        bar.set_postfix_str(scan.scan_id)
-        row = predict_scan(bundle, scan, out, device)
-        log.info("%s", describe_row(row))
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    if recalibrate:
-        columns = [c for c in table.columns if c == "brain_age" or c.startswith("pred_")]
-        table = recalibrate_table(table, columns, control_group)
-        summary = recalibration_summary(table, control_group)
-        write_table_atomic(summary, out / "recalibration.tsv")
-        log.info("controls' brain-PAD per site, before and after recalibration:\n%s", summary)
-    write_table_atomic(table, out / "predictions.tsv")
-    return table
-
-
-def describe_row(row: dict) -> str:
-    """One line per scan: the brain age always with its interval."""
-    text = (
-        f"{row['scan_id']}: brain age {row['brain_age']:.1f} y "
-        f"(95 % interval {row['brain_age_low']:.1f}-{row['brain_age_high']:.1f})"
-    )
-    if row.get("age") is not None and not pd.isna(row.get("age")):
-        text += (
-            f", age {row['age']:g}, brain-PAD {row['brain_pad']:+.1f} y "
-            f"(corrected {row['brain_pad_corrected']:+.1f} y)"
-        )
-    return text + (" [warnings]" if row.get("warnings") else "")
+    folder = out_dir / scan.scan_id
+    start = time.perf_counter()
+    options = bundle.preprocess_options()
+    qc = preprocess_scan(scan.t1w, scan.scan_id, bundle.templates_dir, folder, options, scan.flair)
+    preprocess_seconds = round(time.perf_counter() - start, 2)
+    images = scan_images(folder, scan.scan_id)
+    row, maps, warnings, _ = scan_row(bundle, scan, images, qc, device)
+    row["preprocess_seconds"] = preprocess_seconds
+    for model, brain_age in maps.items():
+        entity = f"_model-{model}" if len(maps) > 1 else ""
+        stem = f"{scan.scan_id}{entity}_space-MNI_desc"
+        paths = {kind: folder / f"{stem}-{kind}_map.nii.gz" for kind in MAP_KINDS}
+        write_scan_maps(bundle, brain_age, scan.age, paths)
+    summary = folder / f"{scan.scan_id}_desc-brainage_summary.png"
+    summary_figure(row, bundle.models, warnings, summary)
+    return row

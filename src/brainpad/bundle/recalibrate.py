@@ -83,8 +83,27 @@ def _fit(table: pd.DataFrame, delta: np.ndarray, rows: np.ndarray) -> LinearBias
     return LinearBias.fit(table.loc[chosen, "age"].to_numpy(float), delta[chosen])
 
 
+def adopt(table: pd.DataFrame) -> pd.DataFrame:
+    """Make the recalibrated brain-PADs the corrected ones, as the statistics read them.
+
+    ``brain_pad_corrected<suffix>`` (the bundle's correction) becomes
+    ``brain_pad_bundle_corrected<suffix>``, and ``brain_pad_recalibrated<suffix>`` becomes
+    ``brain_pad_corrected<suffix>``.
+    """
+    renamed = {}
+    for column in table.columns:
+        if column.startswith("brain_pad_corrected"):
+            renamed[column] = column.replace("brain_pad_corrected", "brain_pad_bundle_corrected")
+        elif column.startswith("brain_pad_recalibrated"):
+            renamed[column] = column.replace("brain_pad_recalibrated", "brain_pad_corrected")
+    return table.rename(columns=renamed)
+
+
 def recalibration_summary(table: pd.DataFrame, control_group: str) -> pd.DataFrame:
     """The controls' ensemble brain-PAD per site: bundle-corrected and recalibrated.
+
+    Reads ``brain_pad_corrected`` and ``brain_pad_recalibrated`` (before :func:`adopt`);
+    without the latter (no recalibration) its columns are NaN.
 
     Returns
     -------
@@ -92,6 +111,8 @@ def recalibration_summary(table: pd.DataFrame, control_group: str) -> pd.DataFra
         ``site, n_controls, mean_corrected, sd_corrected, mean_recalibrated,
         sd_recalibrated`` (one scan per participant), and a row ``all``.
     """
+    if "brain_pad_recalibrated" not in table:
+        table = table.assign(brain_pad_recalibrated=float("nan"))
     controls = table[table["group"].astype(str).eq(control_group)]
     controls = controls.sort_values("scan_id").drop_duplicates("participant_id")
     rows = []

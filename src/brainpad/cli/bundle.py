@@ -37,7 +37,8 @@ def _cmd_bundle(args: argparse.Namespace) -> None:
 def _cmd_predict(args: argparse.Namespace) -> None:
     from pathlib import Path
 
-    from brainpad.bundle.predict import Bundle, describe_row, predict_scans
+    from brainpad.bundle.apply import describe_row, predict_scans
+    from brainpad.bundle.predict import Bundle
     from brainpad.bundle.scans import scans_from_bids, scans_from_files
     from brainpad.inputs.errors import InputError
 
@@ -65,6 +66,29 @@ def _cmd_predict(args: argparse.Namespace) -> None:
         print(describe_row(row))
         for warning in filter(None, str(row["warnings"] or "").split(" | ")):
             print(f"  warning: {warning}")
+
+
+def _cmd_apply(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    import torch
+
+    from brainpad.bundle.apply import apply_cohort
+    from brainpad.bundle.predict import Bundle
+
+    torch.set_num_threads(args.threads)
+    bundle = Bundle.open(args.bundle, args.allow_other_versions)
+    out = {
+        "brain_age": Path(args.out),
+        "roi_volumes": Path(args.roi_volumes),
+        "recalibration": Path(args.recalibration),
+        "maps": Path(args.maps_dir),
+    }
+    table = apply_cohort(
+        bundle, args.manifest, args.qc, args.preproc_dir, out, args.recalibrate == "controls",
+        args.device,
+    )  # fmt: skip
+    log.info("applied %s to %d scans -> %s", args.bundle, len(table), args.out)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -107,3 +131,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="use a bundle made with other versions of brainpad, torch, ANTs ... (warns)",
     )
     pre.set_defaults(func=_cmd_predict)
+    app = sub.add_parser(
+        "apply", help="apply a bundle to a validated, preprocessed cohort (apply mode)"
+    )
+    app.add_argument("--bundle", required=True)
+    app.add_argument("--manifest", required=True, help="the cohort's manifest.tsv")
+    app.add_argument("--qc", required=True, help="the QC table (failed scans are left out)")
+    app.add_argument("--preproc-dir", required=True, help="each scan's preprocessing")
+    app.add_argument("--recalibrate", choices=["none", "controls"], default="none")
+    app.add_argument("--out", required=True, help="the brain-age table (TSV)")
+    app.add_argument("--roi-volumes", required=True, help="Harvard-Oxford volumes (TSV)")
+    app.add_argument("--recalibration", required=True, help="controls' brain-PAD per site")
+    app.add_argument("--maps-dir", required=True, help="the map model's per-scan maps")
+    app.add_argument("--device", default="auto")
+    app.add_argument("--threads", type=int, default=1, help="torch threads")
+    app.add_argument("--allow-other-versions", action="store_true")
+    app.set_defaults(func=_cmd_apply)

@@ -1,0 +1,166 @@
+"""Many scans through a bundle: ``brainpad predict``'s loop and the workflow's apply mode.
+
+:func:`predict_scans` preprocesses and predicts the scans given to ``brainpad predict``;
+:func:`apply_cohort` predicts a cohort the workflow has already validated and
+preprocessed (``brainpad apply``, the ``apply_bundle`` rule of apply mode), writing the
+tables the workflow's statistics and report read. Both can recalibrate the global
+correction on the cohort's own controls (:mod:`brainpad.bundle.recalibrate`).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from brainpad.bundle.predict import Bundle, predict_scan
+from brainpad.bundle.scans import ScanInput, check_scans
+
+log = logging.getLogger(__name__)
+
+
+def predict_scans(
+    bundle: Bundle,
+    scans: list[ScanInput],
+    out_dir: str | Path,
+    device_name: str = "auto",
+    recalibrate: bool = False,
+) -> pd.DataFrame:
+    """:func:`predict_scan` for each scan, with progress; ``predictions.tsv`` written last.
+
+    Every scan is checked first (readable files, a FLAIR when a model reads one, enough
+    healthy controls to recalibrate), so a bad input stops the run before any
+    preprocessing. With ``recalibrate``, the global correction is refitted on the scans'
+    own healthy controls (:func:`brainpad.bundle.recalibrate.recalibrate`, cross-fitted)
+    and ``recalibration.tsv`` compares the controls' brain-PAD per site before and after.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from brainpad.atomic import write_table_atomic
+    from brainpad.bundle.recalibrate import recalibrate as recalibrate_table
+    from brainpad.training.inference import select_device
+
+    check_scans(bundle, scans)
+    control_group = bundle.settings.get("control_group", "HC")
+    if recalibrate:
+        listed = pd.DataFrame([vars(s) for s in scans])
+        listed["brain_age"] = 0.0  # the count of controls is checked before any work
+        recalibrate_table(listed, ["brain_age"], control_group)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = select_device(device_name)
+    torch.manual_seed(bundle.settings["seed"])
+    rows = []
+    bar = tqdm(scans, desc="brainpad predict", unit="scan", disable=not sys.stderr.isatty())
+    for scan in bar:
+        bar.set_postfix_str(scan.scan_id)
+        row = predict_scan(bundle, scan, out, device)
+        log.info("%s", describe_row(row))
+        rows.append(row)
+    table, summary = finish(pd.DataFrame(rows), control_group, recalibrate)
+    if recalibrate:
+        write_table_atomic(summary, out / "recalibration.tsv")
+    write_table_atomic(table, out / "predictions.tsv")
+    return table
+
+
+def finish(
+    table: pd.DataFrame, control_group: str, recalibrate: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """With ``recalibrate``, the recalibrated brain-PADs become the corrected ones
+    (:func:`~brainpad.bundle.recalibrate.adopt`); and the controls' brain-PAD per site."""
+    from brainpad.bundle.recalibrate import adopt, recalibration_summary
+    from brainpad.bundle.recalibrate import recalibrate as recalibrate_table
+
+    if recalibrate:
+        columns = [c for c in table.columns if c == "brain_age" or c.startswith("pred_")]
+        table = recalibrate_table(table, columns, control_group)
+    summary = recalibration_summary(table, control_group)
+    if recalibrate:
+        log.info("controls' brain-PAD per site, before and after recalibration:\n%s", summary)
+        table = adopt(table)
+    return table, summary
+
+
+def describe_row(row: dict) -> str:
+    """One line per scan: the brain age always with its interval."""
+    text = (
+        f"{row['scan_id']}: brain age {row['brain_age']:.1f} y "
+        f"(95 % interval {row['brain_age_low']:.1f}-{row['brain_age_high']:.1f})"
+    )
+    if row.get("age") is not None and not pd.isna(row.get("age")):
+        text += (
+            f", age {row['age']:g}, brain-PAD {row['brain_pad']:+.1f} y "
+            f"(corrected {row['brain_pad_corrected']:+.1f} y)"
+        )
+    return text + (" [warnings]" if row.get("warnings") else "")
+
+
+def apply_cohort(
+    bundle: Bundle,
+    manifest_path: str | Path,
+    qc_path: str | Path,
+    preproc_dir: str | Path,
+    out: dict[str, Path],
+    recalibrate: bool = False,
+    device_name: str = "auto",
+) -> pd.DataFrame:
+    """A validated, preprocessed cohort through a bundle (the workflow's apply mode).
+
+    Every T1w scan of the manifest that passed QC gets :func:`~brainpad.bundle.predict.scan_row`
+    from its preprocessed images. Healthy controls take the role ``test`` (the bundle never
+    saw them: the statistics' healthy accuracy is the transfer accuracy), everyone else
+    ``clinical``.
+
+    Parameters
+    ----------
+    out : dict
+        ``brain_age`` (the brain-age table the statistics and report read),
+        ``roi_volumes``, ``recalibration`` (the controls' brain-PAD per site) and
+        ``maps`` (folder of the map model's per-scan maps, as the training run writes).
+    """
+    from brainpad.atomic import write_table_atomic
+    from brainpad.bundle.predict import scan_images, scan_row, write_scan_maps
+    from brainpad.paths import map_paths
+    from brainpad.training.inference import select_device
+
+    manifest = pd.read_csv(manifest_path, sep="\t", dtype={"session": str, "run": str})
+    qc = pd.read_csv(qc_path, sep="\t").set_index("scan_id")
+    flair = manifest[manifest["modality"] == "FLAIR"].set_index("scan_id")["path"]
+    t1w = manifest[manifest["modality"] == "T1w"]
+    passed = t1w[t1w["scan_id"].map(qc["passed"]).fillna(False).astype(bool)]
+    control_group = bundle.settings.get("control_group", "HC")
+    device = select_device(device_name)
+    rows, features = [], []
+    Path(out["maps"]).mkdir(parents=True, exist_ok=True)
+    for record in passed.to_dict("records"):
+        scan = ScanInput(
+            scan_id=record["scan_id"],
+            t1w=Path(record["path"]),
+            flair=Path(flair[record["scan_id"]]) if record["scan_id"] in flair.index else None,
+            age=None if pd.isna(record["age"]) else float(record["age"]),
+            sex=None if pd.isna(record.get("sex")) else str(record["sex"]),
+            participant_id=record["participant_id"],
+            site=str(record["site"]),
+            group=str(record["group"]),
+        )
+        images = scan_images(Path(preproc_dir) / scan.participant_id, scan.scan_id)
+        checked = {"passed": True, "reasons": []}
+        row, maps, _, volumes = scan_row(bundle, scan, images, checked, device)
+        row.update(session=record.get("session"), run=record.get("run"))
+        row["role"] = "test" if scan.group == control_group else "clinical"
+        rows.append(row)
+        features.append(volumes.assign(scan_id=scan.scan_id))
+        for brain_age in list(maps.values())[:1]:  # the first map model, as in training
+            paths = map_paths(out["maps"], scan.participant_id, scan.scan_id)
+            write_scan_maps(bundle, brain_age, scan.age, paths)
+        log.info("%s", describe_row(row))
+    table, summary = finish(pd.DataFrame(rows), control_group, recalibrate)
+    roi = pd.concat(features, ignore_index=True)
+    write_table_atomic(roi[["scan_id", *roi.columns.drop("scan_id")]], out["roi_volumes"])
+    write_table_atomic(summary, out["recalibration"])
+    write_table_atomic(table, out["brain_age"])
+    return table
