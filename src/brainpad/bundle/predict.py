@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -40,6 +40,8 @@ class Bundle:
     root: Path
     description: dict
     fits: dict
+    loaded: dict = field(default_factory=dict, repr=False)
+    """Fold models already read (:meth:`fold_model`), so a cohort reads each once."""
 
     @classmethod
     def open(cls, root: str | Path, allow_other_versions: bool = False) -> Bundle:
@@ -98,6 +100,7 @@ class Bundle:
         found = [parse_base_model(m).input for m in self.models if get_spec(m).reads != "roi"]
         return list(dict.fromkeys(found))
 
+    @cached_property
     def voxel_bias(self):
         """The local maps' voxelwise correction on the crop, or None without one."""
         from brainpad.bundle import VOXEL_BIAS
@@ -105,6 +108,27 @@ class Bundle:
 
         path = self.root / VOXEL_BIAS
         return load_voxel_bias(path, self.crop) if path.is_file() else None
+
+    @cached_property
+    def mask(self) -> np.ndarray:
+        """The template brain mask on the crop (the voxels a map model predicts)."""
+        import nibabel as nib
+
+        return np.asarray(nib.load(self.template("mask")).dataobj)[self.crop] > 0
+
+    def fold_model(self, path: Path, device, tabular: bool = False):
+        """A fold's model: a :class:`~brainpad.training.inference.FittedNetwork`, or with
+        ``tabular`` the model's saved state; read once, then kept."""
+        if path not in self.loaded:
+            import torch
+
+            from brainpad.training.inference import FittedNetwork
+
+            if tabular:
+                self.loaded[path] = torch.load(path, map_location="cpu", weights_only=True)
+            else:
+                self.loaded[path] = FittedNetwork(path, device)
+        return self.loaded[path]
 
     def preprocess_options(self):
         """The bundle's :class:`~brainpad.preprocess.PreprocessOptions`."""
@@ -157,14 +181,9 @@ def fold_predictions(
         Map model → brain-age map (years, NaN outside the brain) on the bundle's crop,
         the mean over its fold models.
     """
-    import nibabel as nib
-    import torch
-
     from brainpad.cohort.arrays import mid_slice
     from brainpad.models import get_spec, load, parse_base_model
-    from brainpad.training.inference import FittedNetwork
 
-    mask = np.asarray(nib.load(bundle.template("mask")).dataobj)[bundle.crop] > 0
     rows, maps = [], {}
     for model in bundle.models:
         spec = get_spec(model)
@@ -172,16 +191,16 @@ def fold_predictions(
         fold_maps = []
         for path in bundle.states(model):
             fold = int(path.parent.name.removeprefix("fold-"))
+            fitted = bundle.fold_model(path, device, tabular=spec.reads == "roi")
             if spec.reads == "roi":
-                state = torch.load(path, map_location="cpu", weights_only=True)
-                predicted = float(load(spec.name).predict(state, features)[0])
+                predicted = float(load(spec.name).predict(fitted, features)[0])
             elif spec.output == "map":
-                brain_age = FittedNetwork(path, device).map(volume, mask)
+                brain_age = fitted.map(volume, bundle.mask)
                 fold_maps.append(brain_age.astype(np.float16).astype(np.float32))  # as stored
-                predicted = float(np.nanmean(brain_age[mask]))
+                predicted = float(np.nanmean(brain_age[bundle.mask]))
             else:
                 x = mid_slice(volume) if spec.reads == "slices" else volume
-                predicted = float(FittedNetwork(path, device).predict(x[None])[0])
+                predicted = float(fitted.predict(x[None])[0])
             rows.append({"model": model, "fold": fold, "predicted": predicted})
         if fold_maps:
             maps[model] = np.mean(fold_maps, axis=0)
@@ -310,7 +329,7 @@ def write_scan_maps(
         return
     delta = brain_age - age
     write_map(bundle, delta, paths["brainPAD"])
-    voxel_bias = bundle.voxel_bias()
+    voxel_bias = bundle.voxel_bias
     if voxel_bias is not None:
         write_map(bundle, voxel_bias.correct(age, delta), paths["brainPADcorrected"])
 
