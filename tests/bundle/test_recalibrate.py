@@ -7,7 +7,12 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from brainpad.bundle.recalibrate import adopt, recalibrate, recalibration_summary
+from brainpad.bundle.recalibrate import (
+    adopt,
+    recalibrate,
+    recalibrate_maps,
+    recalibration_summary,
+)
 from brainpad.inputs.errors import InputError
 
 
@@ -65,3 +70,30 @@ def test_adopted_recalibration_is_what_the_statistics_read(new_site):
         out["brain_pad_bundle_corrected"], new_site["brain_pad_corrected"]
     )
     assert abs(out.loc[out["group"] == "HC", "brain_pad_corrected"].mean()) < 1
+
+
+def test_the_voxelwise_correction_is_refitted_on_the_other_controls_maps(new_site, tmp_path):
+    import nibabel as nib
+
+    from brainpad.local.correction import VoxelLinearBias
+    from brainpad.paths import map_paths
+
+    rng = np.random.default_rng(5)
+    offset = rng.normal(6, 1, (4, 5, 3))  # the new site's brains look older, unevenly
+    paths, deltas = {}, {}
+    for row in new_site.itertuples():
+        paths[row.scan_id] = map_paths(tmp_path, row.participant_id, row.scan_id)
+        paths[row.scan_id]["brainPAD"].parent.mkdir(parents=True)
+        deltas[row.scan_id] = (offset + rng.normal(0, 1, offset.shape)).astype(np.float32)
+        image = nib.Nifti1Image(deltas[row.scan_id], np.eye(4))
+        nib.save(image, paths[row.scan_id]["brainPAD"])
+    debias = {"voxel_method": "linear", "voxel_bin_edges": [18, 100], "min_per_bin": 3}
+    recalibrate_maps(new_site, paths, debias, "HC")
+    first, others = new_site.iloc[0], new_site.iloc[1:12]
+    fit = VoxelLinearBias.fit(others["age"], np.stack([deltas[s] for s in others["scan_id"]]))
+    found = np.asarray(nib.load(paths[first.scan_id]["brainPADcorrected"]).dataobj)
+    np.testing.assert_allclose(found, fit.correct(first.age, deltas[first.scan_id]), atol=1e-5)
+    controls = np.stack(
+        [nib.load(paths[s]["brainPADcorrected"]).get_fdata() for s in new_site["scan_id"][:12]]
+    )
+    assert abs(controls.mean()) < 0.5  # the site's offset is gone from the controls' maps

@@ -32,9 +32,9 @@ def predict_scans(
 
     Every scan is checked first (readable files, a FLAIR when a model reads one, enough
     healthy controls to recalibrate), so a bad input stops the run before any
-    preprocessing. With ``recalibrate``, the global correction is refitted on the scans'
-    own healthy controls (:func:`brainpad.bundle.recalibrate.recalibrate`, cross-fitted)
-    and ``recalibration.tsv`` compares the controls' brain-PAD per site before and after.
+    preprocessing. With ``recalibrate``, the global and voxelwise corrections are refitted
+    on the scans' own healthy controls, cross-fitted (:func:`finish`), and
+    ``recalibration.tsv`` compares the controls' brain-PAD per site before and after.
     """
     import torch
     from tqdm import tqdm
@@ -44,23 +44,24 @@ def predict_scans(
     from brainpad.training.inference import select_device
 
     check_scans(bundle, scans)
-    control_group = bundle.settings.get("control_group", "HC")
     if recalibrate:
         listed = pd.DataFrame([vars(s) for s in scans])
         listed["brain_age"] = 0.0  # the count of controls is checked before any work
-        recalibrate_table(listed, ["brain_age"], control_group)
+        recalibrate_table(listed, ["brain_age"], bundle.control_group)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = select_device(device_name)
     torch.manual_seed(bundle.settings["seed"])
-    rows = []
+    rows, mapped = [], {}
     bar = tqdm(scans, desc="brainpad predict", unit="scan", disable=not sys.stderr.isatty())
     for scan in bar:
         bar.set_postfix_str(scan.scan_id)
-        row = predict_scan(bundle, scan, out, device)
+        row, maps = predict_scan(bundle, scan, out, device)
+        if maps is not None:
+            mapped[scan.scan_id] = maps
         log.info("%s", describe_row(row))
         rows.append(row)
-    table, summary = finish(pd.DataFrame(rows), control_group, recalibrate)
+    table, summary = finish(pd.DataFrame(rows), bundle, recalibrate, mapped)
     if recalibrate:
         write_table_atomic(summary, out / "recalibration.tsv")
     write_table_atomic(table, out / "predictions.tsv")
@@ -68,13 +69,16 @@ def predict_scans(
 
 
 def finish(
-    table: pd.DataFrame, control_group: str, recalibrate: bool
+    table: pd.DataFrame, bundle: Bundle, recalibrate: bool, mapped: dict[str, dict[str, Path]]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """With ``recalibrate``, the recalibrated brain-PADs become the corrected ones
-    (:func:`~brainpad.bundle.recalibrate.adopt`); and the controls' brain-PAD per site."""
-    from brainpad.bundle.recalibrate import adopt, recalibration_summary
+    """The controls' brain-PAD per site; with ``recalibrate``, the corrections refitted on
+    the cohort's controls: the recalibrated brain-PADs become the corrected ones
+    (:func:`~brainpad.bundle.recalibrate.adopt`) and the ``mapped`` scans' corrected maps
+    are rewritten (:func:`~brainpad.bundle.recalibrate.recalibrate_maps`)."""
+    from brainpad.bundle.recalibrate import adopt, recalibrate_maps, recalibration_summary
     from brainpad.bundle.recalibrate import recalibrate as recalibrate_table
 
+    control_group = bundle.control_group
     if recalibrate:
         columns = [c for c in table.columns if c == "brain_age" or c.startswith("pred_")]
         table = recalibrate_table(table, columns, control_group)
@@ -82,6 +86,9 @@ def finish(
     if recalibrate:
         log.info("controls' brain-PAD per site, before and after recalibration:\n%s", summary)
         table = adopt(table)
+        if mapped:
+            scans = table[table["scan_id"].isin(list(mapped))]
+            recalibrate_maps(scans, mapped, bundle.settings["debias"], control_group)
     return table, summary
 
 
@@ -113,7 +120,9 @@ def apply_cohort(
     Every T1w scan of the manifest that passed QC gets :func:`~brainpad.bundle.predict.scan_row`
     from its preprocessed images. Healthy controls take the role ``test`` (the bundle never
     saw them: the statistics' healthy accuracy is the transfer accuracy), everyone else
-    ``clinical``.
+    ``clinical``. With ``recalibrate``, the global correction and the local maps' voxelwise
+    one are refitted on the cohort's controls, cross-fitted
+    (:mod:`brainpad.bundle.recalibrate`).
 
     Parameters
     ----------
@@ -132,9 +141,8 @@ def apply_cohort(
     flair = manifest[manifest["modality"] == "FLAIR"].set_index("scan_id")["path"]
     t1w = manifest[manifest["modality"] == "T1w"]
     passed = t1w[t1w["scan_id"].map(qc["passed"]).fillna(False).astype(bool)]
-    control_group = bundle.settings.get("control_group", "HC")
     device = select_device(device_name)
-    rows, features = [], []
+    rows, features, mapped = [], [], {}
     Path(out["maps"]).mkdir(parents=True, exist_ok=True)
     for record in passed.to_dict("records"):
         scan = ScanInput(
@@ -151,14 +159,14 @@ def apply_cohort(
         checked = {"passed": True, "reasons": []}
         row, maps, _, volumes = scan_row(bundle, scan, images, checked, device)
         row.update(session=record.get("session"), run=record.get("run"))
-        row["role"] = "test" if scan.group == control_group else "clinical"
+        row["role"] = "test" if scan.group == bundle.control_group else "clinical"
         rows.append(row)
         features.append(volumes.assign(scan_id=scan.scan_id))
         for brain_age in list(maps.values())[:1]:  # the first map model, as in training
-            paths = map_paths(out["maps"], scan.participant_id, scan.scan_id)
-            write_scan_maps(bundle, brain_age, scan.age, paths)
+            mapped[scan.scan_id] = map_paths(out["maps"], scan.participant_id, scan.scan_id)
+            write_scan_maps(bundle, brain_age, scan.age, mapped[scan.scan_id])
         log.info("%s", describe_row(row))
-    table, summary = finish(pd.DataFrame(rows), control_group, recalibrate)
+    table, summary = finish(pd.DataFrame(rows), bundle, recalibrate, mapped)
     roi = pd.concat(features, ignore_index=True)
     write_table_atomic(roi[["scan_id", *roi.columns.drop("scan_id")]], out["roi_volumes"])
     write_table_atomic(summary, out["recalibration"])

@@ -71,6 +71,12 @@ class Bundle:
         return self.description["settings"]
 
     @property
+    def control_group(self) -> str:
+        """The training run's healthy-control label (``HC`` for bundles made before it
+        was recorded)."""
+        return self.settings.get("control_group", "HC")
+
+    @property
     def models(self) -> list[str]:
         """Base models, in the order of the run's config."""
         return list(self.description["base_models"])
@@ -334,8 +340,12 @@ def write_scan_maps(
         write_map(bundle, voxel_bias.correct(age, delta), paths["brainPADcorrected"])
 
 
-def predict_scan(bundle: Bundle, scan: ScanInput, out_dir: Path, device) -> dict:
-    """Preprocess one scan, apply every model, stack, correct; write its files; its row.
+def predict_scan(
+    bundle: Bundle, scan: ScanInput, out_dir: Path, device
+) -> tuple[dict, dict[str, Path] | None]:
+    """Preprocess one scan, apply every model, stack, correct; write its files.
+
+    Returns the scan's row and the paths of the (first) map model's maps, if any.
 
     Writes under ``out_dir/<scan_id>/`` the preprocessed images and QC montage
     (:func:`brainpad.paths.output_paths`), each map model's brain-age map (and with an
@@ -354,11 +364,12 @@ def predict_scan(bundle: Bundle, scan: ScanInput, out_dir: Path, device) -> dict
     images = scan_images(folder, scan.scan_id)
     row, maps, warnings, _ = scan_row(bundle, scan, images, qc, device)
     row["preprocess_seconds"] = preprocess_seconds
+    written = []
     for model, brain_age in maps.items():
         entity = f"_model-{model}" if len(maps) > 1 else ""
         stem = f"{scan.scan_id}{entity}_space-MNI_desc"
-        paths = {kind: folder / f"{stem}-{kind}_map.nii.gz" for kind in MAP_KINDS}
-        write_scan_maps(bundle, brain_age, scan.age, paths)
+        written.append({kind: folder / f"{stem}-{kind}_map.nii.gz" for kind in MAP_KINDS})
+        write_scan_maps(bundle, brain_age, scan.age, written[-1])
     summary = folder / f"{scan.scan_id}_desc-brainage_summary.png"
     summary_figure(row, bundle.models, warnings, summary)
-    return row
+    return row, written[0] if written else None

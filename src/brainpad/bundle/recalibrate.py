@@ -9,13 +9,16 @@ recalibrated brain-PAD comes from a fit on the other controls only (leave one pa
 out), so a control's own scan never pulls its value towards 0; every other scan (patients,
 repeat scans of nobody in the controls) gets the fit on all controls.
 
-What it assumes: the new cohort's controls are healthy and span the ages of its patients;
-with a narrow age range the slope α is poorly determined (the fit then extrapolates).
+:func:`recalibrate_maps` does the same for the local maps' voxelwise correction (apply
+mode). What it assumes: the new cohort's controls are healthy and span the ages of its
+patients; with a narrow age range the slope α is poorly determined (the fit then
+extrapolates).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -129,3 +132,56 @@ def recalibration_summary(table: pd.DataFrame, control_group: str) -> pd.DataFra
             }
         )
     return pd.DataFrame(rows)
+
+
+def recalibrate_maps(
+    table: pd.DataFrame,
+    paths: dict[str, dict[str, Path]],
+    debias: dict,
+    control_group: str,
+) -> None:
+    """Refit the voxelwise correction on the cohort's controls' maps, cross-fitted.
+
+    The map-level twin of :func:`recalibrate`: each control's corrected map comes from a
+    correction (``debias.voxel_method``, bins or a line per voxel) fitted on the other
+    controls' brain-PAD maps (one scan per participant), every other scan's from the fit on
+    all controls. Rewrites each scan's ``brainPADcorrected`` map in place.
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``scan_id``, ``participant_id``, ``group``, ``age`` of the mapped scans.
+    paths : dict
+        Scan id → its maps (:func:`brainpad.paths.map_paths`; ``brainPAD`` read,
+        ``brainPADcorrected`` written).
+    debias : dict
+        The bundle's ``debias`` settings (``voxel_method``, ``voxel_bin_edges``,
+        ``min_per_bin``).
+    control_group : str
+        The healthy controls' group label.
+    """
+    import nibabel as nib
+
+    from brainpad.local.correction import fit_voxel_bias
+
+    def fit(rows: pd.DataFrame):
+        return fit_voxel_bias(
+            debias["voxel_method"], rows["age"].to_numpy(float),
+            np.stack([deltas[s] for s in rows["scan_id"]]), debias["voxel_bin_edges"],
+            debias["min_per_bin"],
+        )  # fmt: skip
+
+    controls = table[table["group"].astype(str).eq(control_group) & table["age"].notna()]
+    controls = controls.sort_values("scan_id").drop_duplicates("participant_id")
+    deltas = {
+        s: np.asarray(nib.load(paths[s]["brainPAD"]).dataobj, dtype=np.float32)
+        for s in controls["scan_id"]
+    }
+    everyone = fit(controls)
+    for row in table[table["age"].notna()].itertuples():
+        own = controls["participant_id"] == row.participant_id
+        bias = fit(controls[~own]) if own.any() else everyone
+        image = nib.load(paths[row.scan_id]["brainPAD"])
+        delta = np.asarray(image.dataobj, dtype=np.float32)
+        corrected = bias.correct(row.age, delta).astype(np.float32)
+        nib.save(nib.Nifti1Image(corrected, image.affine), paths[row.scan_id]["brainPADcorrected"])
