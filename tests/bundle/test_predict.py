@@ -146,8 +146,43 @@ def test_a_bundle_from_other_software_versions_is_refused_unless_allowed(tmp_pat
     assert main(["predict", "--bundle", str(root), str(tmp_path), "--out", str(tmp_path)]) == 2
 
 
+def bundle_folder(root: Path, description: dict, fits: dict) -> Path:
+    """A bundle folder with a bundle.json, a fits.json and their manifest."""
+    (root / "ensemble").mkdir(parents=True)
+    (root / "bundle.json").write_text(json.dumps(description))
+    (root / "ensemble/fits.json").write_text(json.dumps(fits))
+    files = ["bundle.json", "ensemble/fits.json"]
+    manifest = pd.DataFrame(
+        {"path": files, "bytes": 1, "sha256": [sha256(root / f) for f in files]}
+    )
+    manifest.to_csv(root / "manifest.tsv", sep="\t", index=False)
+    return root
+
+
+def test_a_bundle_of_another_format_or_without_an_interval_is_refused(bundle, tmp_path):
+    from brainpad.bundle import software_versions
+
+    current = {**bundle.description, "format": 1, "software": software_versions()}
+    old = bundle_folder(tmp_path / "old", {**current, "format": 0}, bundle.fits)
+    with pytest.raises(BundleError, match=r"bundle format 0, but this brainpad reads format 1"):
+        Bundle.open(old)
+    fits = {k: v for k, v in bundle.fits.items() if k != "interval"}
+    early = bundle_folder(tmp_path / "early", current, fits)
+    with pytest.raises(BundleError, match=r"fits.json: no calibrated interval .* export"):
+        Bundle.open(early)
+    assert Bundle.open(bundle_folder(tmp_path / "ok", current, bundle.fits)).fits == bundle.fits
+
+
 def test_a_bids_directory_is_predicted_alone(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(Bundle, "open", classmethod(lambda cls, root, allow=False: None))
     argv = ["predict", "--bundle", "b", str(tmp_path), "--age", "50", "--out", str(tmp_path)]
     assert main(argv) == 2
     assert "a BIDS directory is predicted on its own" in capsys.readouterr().err
+
+
+def test_recalibration_needs_a_bids_directory(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(Bundle, "open", classmethod(lambda cls, root, allow=False: None))
+    t1w = str(nifti(tmp_path / "sub-01_T1w.nii.gz"))
+    argv = ["predict", "--bundle", "b", t1w, "--recalibrate", "controls", "--out", "o"]
+    assert main(argv) == 2
+    assert "--recalibrate controls needs a BIDS directory" in capsys.readouterr().err
