@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from brainpad.bundle.predict import Bundle, predict_scan
-from brainpad.bundle.scans import ScanInput, check_scans
+from brainpad.bundle.scans import ScanInput, check_scans, scans_from_manifest
 
 log = logging.getLogger(__name__)
 
@@ -138,27 +138,17 @@ def apply_cohort(
 
     manifest = pd.read_csv(manifest_path, sep="\t", dtype={"session": str, "run": str})
     qc = pd.read_csv(qc_path, sep="\t").set_index("scan_id")
-    flair = manifest[manifest["modality"] == "FLAIR"].set_index("scan_id")["path"]
-    t1w = manifest[manifest["modality"] == "T1w"]
-    passed = t1w[t1w["scan_id"].map(qc["passed"]).fillna(False).astype(bool)]
+    passed = qc["passed"].astype(bool)
+    scans = [s for s in scans_from_manifest(manifest) if passed.get(s.scan_id, False)]
+    t1w = manifest[manifest["modality"] == "T1w"].set_index("scan_id")
     device = select_device(device_name)
     rows, features, mapped = [], [], {}
     Path(out["maps"]).mkdir(parents=True, exist_ok=True)
-    for record in passed.to_dict("records"):
-        scan = ScanInput(
-            scan_id=record["scan_id"],
-            t1w=Path(record["path"]),
-            flair=Path(flair[record["scan_id"]]) if record["scan_id"] in flair.index else None,
-            age=None if pd.isna(record["age"]) else float(record["age"]),
-            sex=None if pd.isna(record.get("sex")) else str(record["sex"]),
-            participant_id=record["participant_id"],
-            site=str(record["site"]),
-            group=str(record["group"]),
-        )
+    for scan in scans:
         images = scan_images(Path(preproc_dir) / scan.participant_id, scan.scan_id)
         checked = {"passed": True, "reasons": []}
         row, maps, _, volumes = scan_row(bundle, scan, images, checked, device)
-        row.update(session=record.get("session"), run=record.get("run"))
+        row.update(session=t1w.at[scan.scan_id, "session"], run=t1w.at[scan.scan_id, "run"])
         row["role"] = "test" if scan.group == bundle.control_group else "clinical"
         rows.append(row)
         features.append(volumes.assign(scan_id=scan.scan_id))

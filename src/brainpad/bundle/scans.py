@@ -66,6 +66,25 @@ def scans_from_files(
     return scans
 
 
+def scans_from_manifest(manifest: pd.DataFrame) -> list[ScanInput]:
+    """Every T1w scan of a validated manifest (:mod:`brainpad.inputs.validate`), with its
+    session's FLAIR, age, sex, site and group."""
+    flair = manifest[manifest["modality"] == "FLAIR"].set_index("scan_id")["path"]
+    return [
+        ScanInput(
+            scan_id=row["scan_id"],
+            t1w=Path(row["path"]),
+            flair=Path(flair[row["scan_id"]]) if row["scan_id"] in flair.index else None,
+            age=None if pd.isna(row["age"]) else float(row["age"]),
+            sex=None if pd.isna(row.get("sex")) else str(row["sex"]),
+            participant_id=row["participant_id"],
+            site=str(row["site"]),
+            group=str(row["group"]),
+        )
+        for row in manifest[manifest["modality"] == "T1w"].to_dict("records")
+    ]
+
+
 def scans_from_bids(bundle: Bundle, bids_dir: str | Path) -> list[ScanInput]:
     """Every T1w scan of a BIDS dataset, validated as the workflow validates one.
 
@@ -77,22 +96,7 @@ def scans_from_bids(bundle: Bundle, bids_dir: str | Path) -> list[ScanInput]:
     modalities = tuple(bundle.settings.get("modalities", ["T1w"]))
     required = ("FLAIR",) if "flair" in bundle.inputs else ()
     manifest, _ = build_manifest(bids_dir, ValidationOptions(modalities, required))
-    flair = manifest[manifest["modality"] == "FLAIR"].set_index("scan_id")["path"]
-    scans = []
-    for row in manifest[manifest["modality"] == "T1w"].itertuples():
-        scans.append(
-            ScanInput(
-                scan_id=row.scan_id,
-                t1w=Path(row.path),
-                flair=Path(flair[row.scan_id]) if row.scan_id in flair.index else None,
-                age=None if pd.isna(row.age) else float(row.age),
-                sex=None if pd.isna(row.sex) else str(row.sex),
-                participant_id=row.participant_id,
-                site=str(row.site),
-                group=str(row.group),
-            )
-        )
-    return scans
+    return scans_from_manifest(manifest)
 
 
 def check_scans(bundle: Bundle, scans: list[ScanInput]) -> None:
