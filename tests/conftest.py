@@ -42,11 +42,18 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 TINY_CONFIG = {
     "bids_dir": "simulated",
     "modalities": ["T1w", "FLAIR"],
-    "simulation": {"n_subjects": 12, "voxel_size": 4.0, "n_test_retest": 1, "n_between_site": 1},
+    "simulation": {
+        "n_subjects": 13,  # 10 controls: 5 training ones beside the unlabelled one
+        "voxel_size": 4.0,
+        "n_test_retest": 1,
+        "n_between_site": 1,
+        "unlabelled_fraction": 0.1,  # one control without an age: diffae's unlabelled scan
+    },
+    "unlabelled": "use",
     "preprocess": {"voxel_size": 4.0, "syn_iterations": [30, 10]},
     "folds": {"k": 2},
     "models": {  # every architecture, inputs, a region and sub-ensemble members
-        "names": ["ridge_roi", "vgg3d", "sfcn", "cnn3d", "cnn2d", "local_unet"],
+        "names": ["ridge_roi", "vgg3d", "sfcn", "cnn3d", "cnn2d", "diffae", "local_unet"],
         "vgg3d": {
             "widths": [4, 8],
             "dense": [8],
@@ -64,6 +71,15 @@ TINY_CONFIG = {
             "members": 2,
         },
         "cnn2d": {"widths": [4, 8], "dense": 8, "max_epochs": 2},
+        "diffae": {
+            "image_size": 16,
+            "widths": [8, 8, 16],
+            "res_blocks": 1,
+            "groups": 4,
+            "latent": 16,
+            "head": [8],
+            "max_epochs": 2,
+        },
         "local_unet": {  # 28^3 -> 12^3 blocks: few tiles, a quick inference
             "width": 4,
             "bottleneck": 8,
@@ -80,10 +96,10 @@ TINY_CONFIG = {
         "global_calibration": "calibration+out_of_fold",
     },
 }
-N_SCANS = 14  # 12 subjects + a test-retest and a between-site repeat
+N_SCANS = 15  # 13 subjects + a test-retest and a between-site repeat
 TINY_BASE_MODELS = [
     "ridge_roi", "vgg3d-t1w", "vgg3d-flair", "sfcn", "cnn3d-1", "cnn3d-2", "cnn3d-cortex-1",
-    "cnn3d-cortex-2", "cnn2d", "local_unet",
+    "cnn3d-cortex-2", "cnn2d", "diffae-t1w", "local_unet",
 ]  # fmt: skip
 """The base models TINY_CONFIG trains."""
 
@@ -107,6 +123,19 @@ NETWORK_PARAMS = {
     },
     "cnn3d": {"filters": [4, 4, 8], "kernels": [3, 3, 1], "dense": 8, "dropout": 0.5, **_TRAINING},
     "cnn2d": {"widths": [4, 8], "dense": 8, **_TRAINING},
+    "diffae": {
+        "image_size": 16,
+        "slices": 1,
+        "widths": [8, 8, 16],
+        "res_blocks": 1,
+        "groups": 4,
+        "latent": 16,
+        "head": [8],
+        "dropout": 0.1,
+        "timesteps": 50,
+        "age_weight": 1.0,
+        **_TRAINING,
+    },
     "local_unet": {
         "width": 4,
         "levels": 1,

@@ -58,6 +58,18 @@ def test_qc_failures_are_excluded_not_trained():
     assert roles.loc["sub-110", "role"] == "clinical"
 
 
+def test_participants_without_an_age_are_unlabelled_whatever_their_group():
+    people = cohort()
+    people.loc[[0, 1, 110], "age"] = np.nan  # two controls and a patient
+    people.loc[1, "qc_passed"] = False
+    roles = assign_roles(people, "HC", seed=1).set_index("participant_id")
+    assert roles.loc[["sub-000", "sub-110"], "role"].tolist() == ["unlabelled", "unlabelled"]
+    assert roles.loc["sub-001", "role"] == "excluded"
+    assert (roles.loc[roles["role"] == "unlabelled", "fold"] == -1).all()
+    labelled = assign_roles(people.drop(index=[0, 1, 110]), "HC", seed=1)
+    assert (labelled["role"] == "train").sum() == (roles["role"] == "train").sum()
+
+
 def test_tiny_cohort_still_has_calibration_and_test():
     roles = assign_roles(cohort(n_controls=7, n_patients=2), "HC", n_folds=2)
     assert {"train", "calibration", "test", "clinical"} == set(roles["role"])

@@ -174,6 +174,19 @@ def test_bad_age(make_bids, tmp_path, age, pattern):
     assert_fails(make_bids(rows=rows), tmp_path, pattern)
 
 
+def test_missing_ages_are_unlabelled_participants_when_asked(make_bids, tmp_path):
+    """With ``unlabelled: use`` an n/a age passes (NaN in the manifest); a bad age still
+    fails."""
+    rows = [["participant_id", "age"], ["sub-01", "30"], ["sub-02", "n/a"]]
+    options = ValidationOptions(unlabelled="use")
+    manifest = validate(make_bids(rows=rows), tmp_path, options).set_index("participant_id")
+    assert manifest.loc["sub-01", "age"] == 30 and np.isnan(manifest.loc["sub-02", "age"])
+    root = tmp_path / "bids"
+    text = (root / "participants.tsv").read_text().replace("n/a", "old")
+    (root / "participants.tsv").write_text(text)
+    assert_fails(root, tmp_path, r"age 'old' is not a number", options)
+
+
 def test_duplicate_participant(make_bids, tmp_path):
     rows = [["participant_id", "age"], ["sub-01", "30"], ["sub-02", "40"], ["sub-01", "31"]]
     assert_fails(make_bids(rows=rows), tmp_path, r"rows 1 and 3: participant_id 'sub-01' appears 2")

@@ -21,6 +21,7 @@ from brainpad.simulate import (
     scanner,
     truth,
 )
+from brainpad.simulate.cohort import withheld_ages
 from brainpad.simulate.scanner import Site
 from brainpad.templates import harvard_oxford_atlas, load_template
 
@@ -141,6 +142,18 @@ def test_plan_is_deterministic_and_balanced():
     between = repeats[repeats.repeat_x == "between-site"]
     assert len(retest) == 4 and (retest.site_x == retest.site_y).all()
     assert len(between) == 3 and (between.site_x != between.site_y).all()
+
+
+def test_withheld_ages_are_a_share_of_the_controls_scanned_once():
+    settings = Settings(n_subjects=40, n_test_retest=4, n_between_site=3, unlabelled_fraction=0.25)
+    participants, sessions = plan_cohort(settings)
+    withheld = withheld_ages(participants, sessions, settings)
+    chosen = participants[withheld]
+    assert len(chosen) == 7 and (chosen["group"] == "HC").all()  # 0.25 x 28 controls
+    repeated = sessions.loc[sessions["session"] == "2", "participant_id"]
+    assert not chosen["participant_id"].isin(repeated).any()
+    assert withheld.equals(withheld_ages(participants, sessions, settings))
+    assert not withheld_ages(participants, sessions, Settings(n_subjects=40)).any()
 
 
 def test_settings_from_config_defaults_match_schema():

@@ -97,7 +97,8 @@ def test_apply_mode_runs_a_new_cohort_through_snakemake_to_a_report(tiny_run, tm
     assert "apply_bundle" in ran and not ran & {"train", "train_voxel", "ensemble", "bundle"}
     results = workdir / "results"
     table = pd.read_csv(results / "ensemble/brain_age.tsv", sep="\t")
-    assert set(table["role"]) <= {"test", "clinical"}
+    assert set(table["role"]) <= {"test", "clinical", "unlabelled"}  # unlabelled: no age
+    assert table.loc[table["role"] == "unlabelled", "brain_pad"].isna().all()
     assert (table.loc[table["role"] == "test", "group"] == "HC").all()
     assert {"brain_age_low", "brain_pad_corrected", "brain_pad_bundle_corrected"} <= set(table)
     accuracy = pd.read_csv(results / "stats/accuracy.tsv", sep="\t").set_index("model")

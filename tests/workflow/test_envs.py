@@ -79,7 +79,7 @@ def rule_commands() -> list[tuple[str, str, str]]:
     """(rule, env file name, brainpad subcommand) for every rule that calls brainpad."""
     found = []
     for rule_file in sorted((REPO / "workflow" / "rules").glob("*.smk")):
-        blocks = re.split(r"^(?:rule|checkpoint) (\w+):", rule_file.read_text(), flags=re.M)
+        blocks = re.split(r"^[ ]*(?:rule|checkpoint) (\w+):", rule_file.read_text(), flags=re.M)
         for rule, body in zip(blocks[1::2], blocks[2::2], strict=True):
             env = re.search(r'"\.\./\.\./envs/([\w-]+\.yaml)"', body)
             for command in re.findall(r"\bbrainpad ([a-z][a-z-]*)", body):
@@ -171,7 +171,7 @@ def third_party_imports(command: str) -> set[str]:
 
 def test_every_rule_calls_brainpad():
     text = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
-    declared = set(re.findall(r"^(?:rule|checkpoint) (\w+):", text, flags=re.M))
+    declared = set(re.findall(r"^[ ]*(?:rule|checkpoint) (\w+):", text, flags=re.M))
     assert declared
     assert {rule for rule, _, _ in rule_commands()} == declared
 

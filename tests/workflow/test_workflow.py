@@ -64,7 +64,10 @@ def test_preprocessing_and_folds(tiny_run):
     assert len(qc) == N_SCANS and qc["passed"].all()
     folds = pd.read_csv(tiny_run / "results/folds.tsv", sep="\t")
     assert len(folds) == N_SCANS
-    assert set(folds.loc[folds.group == "HC", "role"]) == {"train", "calibration", "test"}
+    roles = {"train", "calibration", "test", "unlabelled"}
+    assert set(folds.loc[folds.group == "HC", "role"]) == roles
+    unlabelled = folds[folds["role"] == "unlabelled"]  # the control whose age is withheld
+    assert len(unlabelled) == 1 and unlabelled["age"].isna().all()
     assert (folds.loc[folds.group != "HC", "role"] == "clinical").all()
     assert folds.groupby("participant_id")["role"].nunique().max() == 1  # repeats share a role
     volumes = np.load(tiny_run / "results/arrays/volumes.npy", mmap_mode="r")
@@ -97,14 +100,14 @@ def test_models_ensemble_stats_and_report(tiny_run):
     )
     assert state["region"] == "cortex" and state["base_model"] == "cnn3d-cortex-2"
     table = pd.read_csv(tiny_run / "results/ensemble/brain_age.tsv", sep="\t")
-    assert len(table) == N_SCANS  # every scan passed QC
+    assert len(table) == N_SCANS - 1  # every scan passed QC; the unlabelled one has no age
     columns = [f"pred_{m}" for m in TINY_BASE_MODELS] + ["pred_cnn3d", "pred_cnn3d-cortex"]
     for column in [*columns, "brain_pad_corrected", "uncertainty", "uncertainty_cnn3d"]:
         assert np.isfinite(table[column]).all(), column
     fits = json.loads((tiny_run / "results/ensemble/fits.json").read_text())
     assert list(fits["stacking"]["weights"]) == [
         "ridge_roi", "vgg3d-t1w", "vgg3d-flair", "sfcn", "cnn3d", "cnn3d-cortex", "cnn2d",
-        "local_unet",
+        "diffae-t1w", "local_unet",
     ]  # fmt: skip
     assert list(fits["stacking"]["sub_ensembles"]) == ["cnn3d", "cnn3d-cortex"]
     healthy = table[table["role"].isin(["calibration", "train"])]  # global lines fitted on
@@ -119,9 +122,20 @@ def test_models_ensemble_stats_and_report(tiny_run):
         assert set(by["model"]) == set(accuracy["model"])
     versus = pd.read_csv(tiny_run / "results/stats/ensemble_vs_base.tsv", sep="\t")
     assert versus["name"].tolist() == ["cnn3d", "cnn3d-cortex", "ensemble"]
+    ks = pd.read_csv(tiny_run / "results/stats/model_distributions.tsv", sep="\t")
+    assert (ks["reference"] == "diffae-t1w").all() and "ensemble" in set(ks["model"])
+    assert {"AD", "HC (test)"} <= set(ks["group"])
+    survival = pd.read_csv(tiny_run / "results/stats/survival.tsv", sep="\t")
+    assert survival["model"].iloc[0] == "ensemble"  # one AD participant: too few to fit
     modality = pd.read_csv(tiny_run / "results/ensemble/modality_stacking.tsv", sep="\t")
     assert modality["model"].tolist() == ["t1w", "t1w + flair", "t1w + flair + sex"]
-    for figure in ("predicted_vs_age", "brain_pad_by_group", "uncertainty", "qc"):
+    for figure in (
+        "predicted_vs_age",
+        "brain_pad_by_group",
+        "brain_pad_by_model",
+        "uncertainty",
+        "qc",
+    ):
         assert (tiny_run / f"results/report/{figure}.png").stat().st_size > 10_000
     result = snakemake(tiny_run, TINY_CONFIG, "--report", "results/report.html")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -164,7 +178,7 @@ def test_local_brain_age_maps(tiny_run):
 def test_local_statistics_and_truth_check(tiny_run):
     stats = tiny_run / "results/maps/stats"
     roi = pd.read_csv(stats / "roi_brain_pad.tsv", sep="\t")
-    assert len(roi) == N_SCANS and roi.shape[1] == 6 + 113  # keys, whole brain, 113 ROIs
+    assert len(roi) == N_SCANS - 1 and roi.shape[1] == 6 + 113  # all but the unlabelled scan
     icc = pd.read_csv(stats / "icc.tsv", sep="\t")
     assert icc["kind"].tolist() == ["test-retest"] * 2 + ["between-site"] * 2
     assert icc["map"].tolist() == ["brainPADcorrected", "tissue"] * 2

@@ -61,11 +61,20 @@ STATS = {
         "accuracy_by_age_bin",
         "accuracy_by_site",
         "ensemble_vs_base",
+        "model_distributions",
+        "survival",
     )
 }
 REPORT_FIGURES = {
     name: f"results/report/{name}.png"
-    for name in ("predicted_vs_age", "brain_pad_by_group", "uncertainty", "qc", "qc_failed_montages")
+    for name in (
+        "predicted_vs_age",
+        "brain_pad_by_group",
+        "brain_pad_by_model",
+        "uncertainty",
+        "qc",
+        "qc_failed_montages",
+    )
 }
 REPORT_TABLES = {"qc_failed": "results/report/qc_failed.tsv"}
 LOCAL_MAPS = {
@@ -90,6 +99,7 @@ LOCAL_STATS = {
 LOCAL_TRUTH = "results/maps/stats/truth_validation.tsv"
 LOCAL_PLANTED = "results/maps/stats/planted_response.tsv"
 LOCAL_FIGURE = "results/report/local_maps.png"
+DIFFAE_FIGURE = "results/report/diffae_reconstructions.png"
 TRUTH_SUBJECTS = f"{BIDS_DIR}/derivatives/simulation/subjects.tsv"
 TRUTH_REGIONS = f"{BIDS_DIR}/derivatives/simulation/regions.tsv"
 BASE_MODELS = base_models(config["models"])
@@ -105,6 +115,7 @@ INPUT_ARRAYS = {
     for i in MODEL_INPUTS
 }
 USES_FLAIR = "flair" in MODEL_INPUTS
+DIFFAE_MODELS = [m for m in BASE_MODELS if m.architecture == "diffae"]  # study 2's figure
 TEMPLATES_DIR = f"{BUNDLE_DIR}/templates" if APPLY else "results/templates"
 TEMPLATES = {
     key: str(path)
@@ -366,6 +377,7 @@ def default_targets():
     targets += [*REPORT_FIGURES.values(), *REPORT_TABLES.values()]
     if APPLY:
         return targets + ([LOCAL_MAPS["maps"]] if VOXEL_MODELS else [])
+    targets += [DIFFAE_FIGURE] if DIFFAE_MODELS else []
     return targets + [FOLDS, ARRAYS["index"], *local_targets(), BUNDLE]
 
 

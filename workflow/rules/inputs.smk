@@ -22,6 +22,7 @@ checkpoint validate_inputs:
         on_unlisted=config["on_unlisted_scan"],
         max_voxel=config["max_voxel_size_mm"],
         max_image_mb=config["max_image_mb"],
+        unlabelled=config["unlabelled"],
     log:
         log_path("validate_inputs"),
     threads: 2
@@ -36,5 +37,5 @@ checkpoint validate_inputs:
         " --require {params.require}"
         " --groups {params.groups} --control-group {params.control_group}"
         " --on-unlisted-scan {params.on_unlisted} --max-voxel-size {params.max_voxel}"
-        " --max-image-mb {params.max_image_mb}"
+        " --max-image-mb {params.max_image_mb} --unlabelled {params.unlabelled}"
         " --schema {input.schema:q} --threads {threads} > {log} 2>&1"

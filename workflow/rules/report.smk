@@ -19,6 +19,12 @@ rule report_figures:
             category="Results",
             labels={"figure": "brain-PAD by group"},
         ),
+        brain_pad_by_model=report(
+            REPORT_FIGURES["brain_pad_by_model"],
+            caption="../report/brain_pad_by_model.rst",
+            category="Results",
+            labels={"figure": "brain-PAD by model"},
+        ),
         uncertainty=report(
             REPORT_FIGURES["uncertainty"],
             caption="../report/uncertainty.rst",
@@ -97,3 +103,31 @@ rule local_figure:
     shell:
         "brainpad local-figure --statmaps-dir {input.statmaps} --mask {input.mask}"
         " --control-group {params.control_group} {params.truth} --out {output} > {log} 2>&1"
+
+
+if DIFFAE_MODELS:
+
+    rule diffae_figure:
+        input:
+            model=model_files(DIFFAE_MODELS[0].name, 0)["state"],
+            volumes=INPUT_ARRAYS[DIFFAE_MODELS[0].input]["volumes"],
+            index=ARRAYS["index"],
+            folds=FOLDS,
+        output:
+            report(
+                DIFFAE_FIGURE,
+                caption="../report/diffae_reconstructions.rst",
+                category="Results",
+                labels={"figure": "diffusion autoencoder reconstructions (study 2)"},
+            ),
+        log:
+            log_path("diffae_figure"),
+        threads: 1
+        resources:
+            mem_mb=memory(1000),
+            runtime=10,
+        conda:
+            "../../envs/train.yaml"
+        shell:
+            "brainpad diffae-figure --model {input.model} --volumes {input.volumes}"
+            " --index {input.index} --folds {input.folds} --out {output} > {log} 2>&1"

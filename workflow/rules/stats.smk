@@ -1,10 +1,12 @@
-# Healthy-test accuracy and brain-PAD group comparisons (results/stats/*.tsv).
+# Healthy-test accuracy, brain-PAD group comparisons, study 2's comparison of the models'
+# brain-PAD distributions and survival (results/stats/*.tsv).
 
 
 rule stats:
     input:
         brain_age=BRAIN_AGE,
         truth=[TRUTH_SUBJECTS] if SIMULATED else [],
+        participants=bids_metadata().get("participants", []),
     output:
         accuracy=report(
             STATS["accuracy"],
@@ -42,11 +44,26 @@ rule stats:
             category="Results",
             labels={"table": "ensembles vs base models"},
         ),
+        model_distributions=report(
+            STATS["model_distributions"],
+            caption="../report/model_distributions.rst",
+            category="Results",
+            labels={"table": "brain-PAD distributions of the models (KS)"},
+        ),
+        survival=report(
+            STATS["survival"],
+            caption="../report/survival.rst",
+            category="Results",
+            labels={"table": "brain-PAD and survival"},
+        ),
     params:
         models=MODELS,
         control_group=config["control_group"],
         control_min_age=config["stats"]["control_min_age"],
         truth=lambda wildcards, input: f"--truth {input.truth}" if input.truth else "",
+        participants=lambda wildcards, input: (
+            f"--participants {input.participants}" if input.participants else ""
+        ),
         out_dir=lambda wildcards, output: Path(output.accuracy).parent,
     log:
         log_path("stats"),
@@ -59,4 +76,4 @@ rule stats:
     shell:
         "brainpad stats --brain-age {input.brain_age} --models {params.models}"
         " --control-group {params.control_group} --control-min-age {params.control_min_age}"
-        " {params.truth} --out-dir {params.out_dir} > {log} 2>&1"
+        " {params.truth} {params.participants} --out-dir {params.out_dir} > {log} 2>&1"

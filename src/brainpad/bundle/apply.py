@@ -106,6 +106,14 @@ def describe_row(row: dict) -> str:
     return text + (" [warnings]" if row.get("warnings") else "")
 
 
+def apply_role(group: str, age: float | None, control_group: str) -> str:
+    """A new cohort's scan in the statistics: ``test`` (a control), ``clinical``, or
+    ``unlabelled`` without an age (it gets a brain age, but no brain-PAD or statistic)."""
+    if age is None or pd.isna(age):
+        return "unlabelled"
+    return "test" if group == control_group else "clinical"
+
+
 def apply_cohort(
     bundle: Bundle,
     manifest_path: str | Path,
@@ -149,7 +157,7 @@ def apply_cohort(
         checked = {"passed": True, "reasons": []}
         row, maps, _, volumes = scan_row(bundle, scan, images, checked, device)
         row.update(session=t1w.at[scan.scan_id, "session"], run=t1w.at[scan.scan_id, "run"])
-        row["role"] = "test" if scan.group == bundle.control_group else "clinical"
+        row["role"] = apply_role(scan.group, scan.age, bundle.control_group)
         rows.append(row)
         features.append(volumes.assign(scan_id=scan.scan_id))
         for brain_age in list(maps.values())[:1]:  # the first map model, as in training

@@ -89,13 +89,15 @@ def scans_from_bids(bundle: Bundle, bids_dir: str | Path) -> list[ScanInput]:
     """Every T1w scan of a BIDS dataset, validated as the workflow validates one.
 
     Ages (per session when ``sessions.tsv`` gives them), sex and each session's FLAIR come
-    from the dataset; participants.tsv is required, as for training.
+    from the dataset; participants.tsv is required, as for training, but an age may be
+    ``n/a``: that scan gets a brain age without a brain-PAD.
     """
     from brainpad.inputs.validate import ValidationOptions, build_manifest
 
     modalities = tuple(bundle.settings.get("modalities", ["T1w"]))
     required = ("FLAIR",) if "flair" in bundle.inputs else ()
-    manifest, _ = build_manifest(bids_dir, ValidationOptions(modalities, required))
+    options = ValidationOptions(modalities, required, unlabelled="use")
+    manifest, _ = build_manifest(bids_dir, options)
     return scans_from_manifest(manifest)
 
 

@@ -23,6 +23,7 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         max_image_mb=args.max_image_mb,
         schema_path=Path(args.schema),
         threads=args.threads,
+        unlabelled=args.unlabelled,
     )
     validate_dataset(args.bids_dir, args.manifest, args.skipped, options)
 
@@ -46,4 +47,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     val.add_argument("--schema", default=str(SCHEMA_PATH), help="participants.tsv JSON schema")
     val.add_argument("--threads", type=int, default=1)
+    val.add_argument(
+        "--unlabelled",
+        choices=["error", "use"],
+        default="error",
+        help="a participant without an age: an error, or unlabelled (semi-supervised models)",
+    )
     val.set_defaults(func=_cmd_validate)

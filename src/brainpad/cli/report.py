@@ -30,6 +30,9 @@ def _cmd_report(args: argparse.Namespace) -> None:
     report.brain_pad_by_group(
         table, by_group, args.control_group, args.control_min_age, out / "brain_pad_by_group.png"
     )
+    report.brain_pad_by_model(
+        table, list(columns), args.control_group, out / "brain_pad_by_model.png"
+    )
     report.uncertainty_vs_error(table, out / "uncertainty.png")
     report.qc_summary(qc, args.min_similarity, args.tiv_range, out / "qc.png")
     report.failed_montages(qc, args.preproc_dir, out / "qc_failed_montages.png")
@@ -40,6 +43,19 @@ def _cmd_local_figure(args: argparse.Namespace) -> None:
     from brainpad.report.figures import local_maps_figure
 
     local_maps_figure(args.statmaps_dir, args.mask, args.control_group, args.out, args.truth_dir)
+
+
+def _cmd_diffae_figure(args: argparse.Namespace) -> None:
+    from brainpad.report.diffusion import reconstruction_figure
+
+    drawn = reconstruction_figure(
+        args.model, args.volumes, args.index, args.folds, args.out, args.n, args.steps
+    )
+    for row in drawn.itertuples():
+        log.info(
+            "%s: age %.1f, brain age %.1f, mean |slice - reconstruction| %.3f",
+            row.scan_id, row.age, row.brain_age, row.difference,
+        )  # fmt: skip
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
@@ -70,6 +86,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     lfg.add_argument("--truth-dir", help="the simulation's truth folder (adds the true maps)")
     lfg.add_argument("--out", required=True, help="output PNG")
     lfg.set_defaults(func=_cmd_local_figure)
+
+    dfg = sub.add_parser("diffae-figure", help="test slices and their reconstructions (study 2)")
+    dfg.add_argument("--model", required=True, help="a diffae fold model (model.pt)")
+    dfg.add_argument("--volumes", required=True, help="the cohort array it reads")
+    dfg.add_argument("--index", required=True, help="the arrays' index.tsv")
+    dfg.add_argument("--folds", required=True, help="folds.tsv (the healthy test scans)")
+    dfg.add_argument("--n", type=int, default=4, help="scans drawn")
+    dfg.add_argument("--steps", type=int, default=50, help="DDIM decoding steps")
+    dfg.add_argument("--out", required=True, help="output PNG")
+    dfg.set_defaults(func=_cmd_diffae_figure)
 
     smy = sub.add_parser("summary", help="headline numbers of a finished run")
     smy.add_argument("--results", default="results", help="the run's results folder")

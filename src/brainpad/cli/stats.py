@@ -9,6 +9,18 @@ from pathlib import Path
 from brainpad.cli.common import model_columns
 
 log = logging.getLogger("brainpad")
+KS_REFERENCE = "diffae"
+"""The architecture whose (first) base model's brain-PAD distribution is compared with
+every other's (study 2); the ensemble's when it is not trained."""
+
+
+def _participants(path: str | None):
+    """participants.tsv (n/a read as missing), or an empty table without one."""
+    import pandas as pd
+
+    if not path:
+        return pd.DataFrame(columns=["participant_id"])
+    return pd.read_csv(path, sep="\t", na_values=["n/a"])
 
 
 def _cmd_stats(args: argparse.Namespace) -> None:
@@ -16,7 +28,14 @@ def _cmd_stats(args: argparse.Namespace) -> None:
 
     from brainpad.atomic import write_table_atomic
     from brainpad.ensemble.stacking import sub_ensembles
-    from brainpad.stats.tables import accuracy_by, accuracy_table, ensemble_vs_base, group_tables
+    from brainpad.stats.survival import survival_table
+    from brainpad.stats.tables import (
+        accuracy_by,
+        accuracy_table,
+        ensemble_vs_base,
+        group_tables,
+        ks_table,
+    )
 
     table = pd.read_csv(args.brain_age, sep="\t")
     truth = pd.read_csv(args.truth, sep="\t").set_index("participant_id") if args.truth else None
@@ -33,6 +52,19 @@ def _cmd_stats(args: argparse.Namespace) -> None:
     write_table_atomic(accuracy_by(table, columns, "site"), out / "accuracy_by_site.tsv")
     versus = ensemble_vs_base(accuracy, sub_ensembles(args.models))
     write_table_atomic(versus, out / "ensemble_vs_base.tsv")
+    reference = next((m for m in args.models if m.split("-")[0] == KS_REFERENCE), "ensemble")
+    others = [m for m in ["ensemble", *args.models] if m != reference]
+    distributions = ks_table(table, reference, others, args.control_group)
+    write_table_atomic(distributions, out / "model_distributions.tsv")
+    participants = _participants(args.participants)
+    survival = survival_table(table, participants, ["ensemble", *args.models])
+    write_table_atomic(survival, out / "survival.tsv")
+    if survival["r"].notna().any():
+        best = survival.iloc[0]
+        log.info(
+            "survival (n %d): ensemble brain-PAD r %.2f (p %.3g), hazard ratio %.2f per year",
+            best["n"], best["r"], best["r_p"], best["hazard_ratio"],
+        )  # fmt: skip
     for row in accuracy.itertuples():
         log.info("healthy test %s: MAE %.2f y, r %.2f, R2 %.2f", row.model, row.mae, row.r, row.r2)
 
@@ -45,5 +77,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sta.add_argument("--control-group", default="HC")
     sta.add_argument("--control-min-age", type=float, default=60.0)
     sta.add_argument("--truth", help="simulation subjects.tsv (adds the truth columns)")
+    sta.add_argument(
+        "--participants", help="participants.tsv (survival_months: the survival analysis)"
+    )
     sta.add_argument("--out-dir", required=True)
     sta.set_defaults(func=_cmd_stats)

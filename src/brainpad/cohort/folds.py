@@ -8,6 +8,9 @@ role and a fold (no leakage between training and evaluation).
   accuracy).
 * Every other group is ``clinical``.
 * Controls with a scan that failed QC are ``excluded`` (and listed in the report).
+* Participants without an age (``unlabelled: use``) are ``unlabelled``, whatever their
+  group: they train only the semi-supervised models' unsupervised loss (study 2), never a
+  supervised head, a bias correction or a statistic.
 
 Stratification by age decile and site uses blocked randomisation: within each site the
 participants are sorted by age and cut into consecutive blocks; inside a block, the roles
@@ -28,7 +31,7 @@ import pandas as pd
 
 from brainpad.inputs.errors import InputError
 
-ROLES = ("train", "calibration", "test", "clinical", "excluded")
+ROLES = ("train", "calibration", "test", "clinical", "excluded", "unlabelled")
 CALIBRATION_SETS = ("calibration", "calibration+out_of_fold")
 """Scans a bias correction may be fitted on
 (:func:`brainpad.ensemble.correction.calibration_scans`)."""
@@ -78,7 +81,8 @@ def assign_roles(
     ----------
     participants : DataFrame
         One row per participant with ``participant_id, age, site, group`` and a boolean
-        ``qc_passed`` (all of that participant's scans passed QC).
+        ``qc_passed`` (all of that participant's scans passed QC). A missing age (NaN)
+        makes the participant ``unlabelled`` (``excluded`` when a scan failed QC).
     control_group : str
         Label of the healthy controls.
     n_folds : int
@@ -107,7 +111,9 @@ def assign_roles(
     rng = np.random.default_rng([seed, 2])
     table = participants.set_index("participant_id")
     roles = pd.Series("clinical", index=table.index, dtype=object)
-    controls = table[table["group"] == control_group]
+    unlabelled = table["age"].isna()
+    roles[unlabelled] = np.where(table.loc[unlabelled, "qc_passed"], "unlabelled", "excluded")
+    controls = table[(table["group"] == control_group) & ~unlabelled]
     roles[controls.index[~controls["qc_passed"]]] = "excluded"
     usable = controls[controls["qc_passed"]]
     n_needed = n_folds + sum(MIN_HELD_OUT.values())

@@ -63,6 +63,7 @@ class ValidationOptions:
     max_image_mb: float = 2048.0
     schema_path: Path = SCHEMA_PATH
     threads: int = 1
+    unlabelled: str = "error"  # or "use": a missing age makes the participant unlabelled
 
 
 # --------------------------------------------------------------------------- discovery
@@ -101,7 +102,8 @@ def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.Da
 
     ``age`` becomes float, ``sex`` M/F, ``group`` one of ``options.groups`` (all
     participants are controls when the column is absent); other columns are kept as text
-    (numbers where every value is numeric).
+    (numbers where every value is numeric). A missing age is an error unless
+    ``options.unlabelled`` is ``"use"``: it is then NaN (an unlabelled participant).
     """
     path = Path(bids_dir) / "participants.tsv"
     if not path.exists() and not path.is_symlink():
@@ -113,6 +115,8 @@ def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.Da
     table = read_tsv(path, "participants")
     schema = load_schema(options.schema_path)
     schema["properties"]["group"]["enum"] = list(options.groups)
+    if options.unlabelled == "use":
+        schema["properties"]["age"]["type"] = ["number", "null"]
     if "group" not in table.columns and "participant_id" in table.columns:
         table["group"] = options.control_group
     records = check_rows(table, schema, path, "participant_id")

@@ -66,6 +66,10 @@ class ModelSpec:
         What its output is: one age per scan, age bins, or an age per voxel.
     description : str
         One line for logs and the report.
+    semi_supervised : bool
+        Whether it also learns from unlabelled scans (participants without an age, role
+        ``unlabelled``): they join its training batches with a NaN age, and its ``loss``
+        must mask them out of every age term.
     module : str
         The module that implements it (filled in by the registry).
     """
@@ -74,6 +78,7 @@ class ModelSpec:
     reads: Reads
     output: Output
     description: str
+    semi_supervised: bool = False
     module: str = ""
 
     @property

@@ -20,7 +20,7 @@ import pandas as pd
 
 from brainpad.local.measures import REPEAT_UNKNOWN
 from brainpad.paths import participant_of, preproc_paths
-from brainpad.stats.tables import baseline_scans, comparison_people
+from brainpad.stats.tables import baseline_scans, comparison_people, pad_column
 
 
 def _save(fig: plt.Figure, path: str | Path) -> None:
@@ -149,6 +149,31 @@ def brain_pad_by_group(
         ylabel="brain-PAD, bias-corrected (y)",
         title=f"brain-PAD by group ({control_group} aged ≥ {control_min_age:g})",
     )
+    _save(fig, path)
+
+
+def brain_pad_by_model(
+    table: pd.DataFrame, labels: Sequence[str], control_group: str, path: str | Path
+) -> None:
+    """Corrected brain-PAD of every model, one panel per patient group (study 2's box
+    plot): where each model places the group, beside the healthy test participants.
+
+    ``labels`` are the report's model labels (``ensemble``, sub-ensembles, base models).
+    """
+    people = baseline_scans(table[table["role"].isin(["test", "clinical"])])
+    people = people.assign(
+        group=np.where(people["role"] == "test", f"{control_group} (test)", people["group"])
+    )
+    groups = list(dict.fromkeys(people["group"]))
+    labels = [m for m in labels if pad_column(m) in people]
+    fig, axes = _panels(len(groups), 0.45 * len(labels) + 1.8, columns=2)
+    for ax, group in zip(axes, groups, strict=False):
+        part = people[people["group"] == group]
+        data = [part[pad_column(m)].dropna().to_numpy() for m in labels]
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(labels) + 1), labels, rotation=60, ha="right", fontsize=7)
+        ax.axhline(0, color="grey", lw=1, ls="--")
+        ax.set(title=f"{group} (n {len(part)})", ylabel="brain-PAD, bias-corrected (y)")
     _save(fig, path)
 
 

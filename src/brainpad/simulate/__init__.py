@@ -33,6 +33,7 @@ from brainpad.simulate.cohort import (
     clinical_scores,
     plan_cohort,
     scan_paths,
+    withheld_ages,
 )
 from brainpad.templates import harvard_oxford_atlas, load_template
 
@@ -246,8 +247,10 @@ def _write_truth(
     subjects["lesion_count"] = [by_id[i]["lesion_count"] for i in subjects.participant_id]
     subjects["lesion_volume_mm3"] = [by_id[i]["lesion_volume_mm3"] for i in subjects.participant_id]
     subjects = subjects.join(clinical_scores(subjects, settings.seed))
+    subjects["age_withheld"] = withheld_ages(subjects, sessions, settings)
 
     public = subjects[["participant_id", "age", "sex", "site", "group", "mmse", "survival_months"]]
+    public = public.assign(age=public["age"].mask(subjects["age_withheld"]))
     _write_tsv(public, root / "participants.tsv")
     (root / "participants.json").write_text(json.dumps(PARTICIPANTS_JSON, indent=2))
     _write_description(root, "brainpad simulated ageing cohort", "raw")
@@ -302,7 +305,10 @@ def _write_truth(
 
 
 PARTICIPANTS_JSON = {
-    "age": {"Description": "age at the baseline scan", "Units": "years"},
+    "age": {
+        "Description": "age at the baseline scan; n/a where withheld (an unlabelled control)",
+        "Units": "years",
+    },
     "sex": {"Description": "sex", "Levels": {"F": "female", "M": "male"}},
     "site": {"Description": "scanner site of the baseline session"},
     "group": {

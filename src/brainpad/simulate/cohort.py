@@ -73,6 +73,7 @@ class Settings:
     motion_mm: float = 3.0
     sites: tuple[Site, ...] = DEFAULT_SITES
     artefacts: tuple[str, ...] = ()
+    unlabelled_fraction: float = 0.0
 
     @classmethod
     def from_config(cls, config: dict) -> Settings:
@@ -206,6 +207,32 @@ def _plant_artefacts(
     for pid, kind in zip(chosen, settings.artefacts, strict=True):
         sessions.loc[sessions["participant_id"] == pid, "artefact"] = kind
     return sessions
+
+
+def withheld_ages(
+    participants: pd.DataFrame, sessions: pd.DataFrame, settings: Settings
+) -> pd.Series:
+    """Which participants' ages participants.tsv withholds (``n/a``): a share
+    ``settings.unlabelled_fraction`` of the healthy controls scanned once and without a
+    planted artefact, drawn from an RNG stream of their own. The truth keeps every age.
+
+    Returns
+    -------
+    Series of bool
+        Indexed like ``participants``.
+    """
+    control = next(iter(settings.group_fractions))
+    once = sessions.groupby("participant_id")["session"].count() == 1
+    flawed = sessions.loc[sessions["artefact"].fillna("") != "", "participant_id"]
+    once[once.index.isin(flawed)] = False
+    candidates = participants.loc[
+        (participants["group"] == control) & participants["participant_id"].map(once).to_numpy(),
+        "participant_id",
+    ].to_numpy()
+    n_controls = int((participants["group"] == control).sum())
+    count = min(len(candidates), round(settings.unlabelled_fraction * n_controls))
+    chosen = np.random.default_rng([settings.seed, 3]).choice(candidates, count, replace=False)
+    return participants["participant_id"].isin(chosen)
 
 
 def scan_paths(sessions: pd.DataFrame, modalities: tuple[str, ...]) -> list[str]:

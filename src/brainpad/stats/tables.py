@@ -1,13 +1,16 @@
 """``brainpad stats``: accuracy per model on the healthy test scans, group comparisons of
-brain-PAD (one scan per participant), as tables.
+brain-PAD (one scan per participant), and study 2's KS comparison of models' brain-PAD
+distributions, as tables.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
 from brainpad.stats.measures import accuracy, bonferroni, cohens_d, coverage, welch
 
@@ -16,6 +19,8 @@ COMPARISON_COLUMNS = [
     "t", "df", "p", "d", "p_bonferroni",
 ]  # fmt: skip
 """Columns of a group-comparison table (:func:`compare_groups`)."""
+KS_COLUMNS = ["group", "model", "n", "reference_mean", "model_mean", "ks", "p", "reference"]
+"""Columns of :func:`ks_table`."""
 
 
 def compare_groups(
@@ -176,8 +181,8 @@ def comparison_people(
     table: pd.DataFrame, control_group: str, control_min_age: float
 ) -> pd.DataFrame:
     """One scan per participant for the group comparisons: every patient, and the controls
-    aged ``control_min_age`` or more (excluded participants left out)."""
-    people = baseline_scans(table[table["role"] != "excluded"])
+    aged ``control_min_age`` or more (excluded and unlabelled participants left out)."""
+    people = baseline_scans(table[~table["role"].isin(["excluded", "unlabelled"])])
     keep = (people["group"] != control_group) | (people["age"] >= control_min_age)
     return people[keep].reset_index(drop=True)
 
@@ -218,3 +223,58 @@ def comparison_pairs(people: pd.DataFrame, control_group: str) -> list[tuple[str
     """Each patient group vs the controls, then the patient groups pairwise."""
     patients = [g for g in people["group"].unique() if g != control_group]
     return [(g, control_group) for g in patients] + list(combinations(patients, 2))
+
+
+def pad_column(model: str) -> str:
+    """The corrected brain-PAD column of ``model`` (``ensemble``: the ensemble's)."""
+    return "brain_pad_corrected" if model == "ensemble" else f"brain_pad_corrected_{model}"
+
+
+def ks_table(
+    table: pd.DataFrame, reference: str, models: Sequence[str], control_group: str
+) -> pd.DataFrame:
+    """Two-sample KS tests of ``reference``'s corrected brain-PAD against each other
+    model's, per clinical group (one scan per participant).
+
+    Parameters
+    ----------
+    table : DataFrame
+        ``results/ensemble/brain_age.tsv``.
+    reference : str
+        The model compared with the others (study 2: the diffusion autoencoder).
+    models : sequence of str
+        The other models (``ensemble`` for the stacked brain age).
+    control_group : str
+        Its healthy test participants form the ``<control_group> (test)`` rows.
+
+    Returns
+    -------
+    DataFrame
+        ``group, model, n, reference_mean, model_mean, ks, p, reference`` (scipy's
+        ``ks_2samp``); models without a corrected brain-PAD column are left out.
+    """
+    people = baseline_scans(table[table["role"].isin(["test", "clinical"])])
+    people = people.assign(
+        group=np.where(people["role"] == "test", f"{control_group} (test)", people["group"])
+    )
+    models = [m for m in models if pad_column(m) in people]
+    rows = []
+    if pad_column(reference) not in people:
+        return pd.DataFrame(rows, columns=KS_COLUMNS)
+    for group, part in people.groupby("group", sort=False):
+        ref = part[pad_column(reference)].dropna().to_numpy()
+        for model in models:
+            other = part[pad_column(model)].dropna().to_numpy()
+            result = sps.ks_2samp(ref, other) if len(ref) and len(other) else None
+            rows.append(
+                {
+                    "group": group,
+                    "model": model,
+                    "n": int(min(len(ref), len(other))),
+                    "reference_mean": float(ref.mean()) if len(ref) else np.nan,
+                    "model_mean": float(other.mean()) if len(other) else np.nan,
+                    "ks": float(result.statistic) if result else np.nan,
+                    "p": float(result.pvalue) if result else np.nan,
+                }
+            )
+    return pd.DataFrame(rows, columns=KS_COLUMNS[:-1]).assign(reference=reference)

@@ -42,7 +42,8 @@ class Batch:
     mask : torch.Tensor or None
         Brain mask of the output blocks (networks that predict maps), else None.
     weight : int
-        How much the batch's MAE counts in the epoch's training MAE.
+        How much the batch's MAE counts in the epoch's training MAE (its scans with an
+        age: unlabelled scans, NaN in ``y``, have no MAE).
     """
 
     x: object
@@ -257,7 +258,7 @@ class WholeScans:
             yield Batch(
                 shift_and_mirror(x, self.augment, rng) if self.augment else x,
                 torch.as_tensor(y, dtype=torch.float32, device=self.device),
-                weight=len(pick),
+                weight=int(np.isfinite(y).sum()),
             )
 
     def validate(self, net, to_age) -> dict[str, float]:

@@ -101,6 +101,9 @@ def train_network(
     Map models (``output="map"``) write the maps of their out-of-fold and held-out scans
     to ``maps_path`` (float16, rows in the order of the returned table, whose
     ``predicted`` is the mean over brain voxels: the global brain age of the maps).
+    A semi-supervised model (:attr:`~brainpad.models.ModelSpec.semi_supervised`) also
+    trains on the fold's ``unlabelled`` scans, with a NaN age; the age scaling comes from
+    the labelled training scans only.
     With ``standardise`` in the settings, inputs are read as voxelwise z-scores of the
     fold's training scans (:class:`~brainpad.training.data.Standardised`), whose means and
     SDs are stored with the model.
@@ -127,6 +130,9 @@ def train_network(
     if params.get("standardise"):
         array = Standardised.fit(array, part["train"][0])
     age_mean, age_sd = float(part["train"][1].mean()), float(part["train"][1].std()) or 1.0
+    train = part["train"]
+    if spec.semi_supervised and "unlabelled" in part:
+        train = tuple(np.concatenate(pair) for pair in zip(train, part["unlabelled"], strict=True))
     if spec.reads == "blocks":
         size_in, size_out = resolved["block"]
         input_shape = [size_in] * 3
@@ -134,9 +140,9 @@ def train_network(
         input_shape = [int(s) for s in array.shape[2:]]
     net = model.build(array.shape[1], input_shape, settings).to(device)
     log.info(
-        "%s fold %d on %s: %d training, %d validation scans, input %s",
-        base.name, fold, device, len(part["train"][0]), len(part["validation"][0]),
-        [int(array.shape[1]), *input_shape],
+        "%s fold %d on %s: %d training (%d unlabelled), %d validation scans, input %s",
+        base.name, fold, device, len(train[0]), len(train[0]) - len(part["train"][0]),
+        len(part["validation"][0]), [int(array.shape[1]), *input_shape],
     )  # fmt: skip
     if spec.reads == "blocks":
         mix_edge = params.get("mix_edge_mm", voxel) / voxel
@@ -146,7 +152,7 @@ def train_network(
         )  # fmt: skip
     else:
         source = WholeScans(
-            array, part["train"], part["validation"], params["batch_size"], seed, device,
+            array, train, part["validation"], params["batch_size"], seed, device,
             age_mean, age_sd, params.get("augment", 0),
         )  # fmt: skip
     best, history = run_epochs(net, model, source, params, device, checkpoint, data.signature)

@@ -6,6 +6,10 @@ Fold ``f`` of model ``m`` trains on the training controls outside fold ``f`` and
 * ``heldout``: every calibration, test and clinical scan that passed QC (the ensemble
   averages these over the K fold models).
 
+Scans of ``unlabelled`` participants (no age) that passed QC form the ``unlabelled``
+part: only semi-supervised models (:attr:`brainpad.models.ModelSpec.semi_supervised`)
+train on them, with their unsupervised loss.
+
 Networks also set aside a ``validation`` part of their training participants (every
 n-th by age) for early stopping, so the out-of-fold predictions stay untouched by model
 selection.
@@ -36,8 +40,8 @@ def fold_sets(folds: pd.DataFrame, fold: int, validation_fraction: float = 0.0) 
     Returns
     -------
     Series
-        Indexed like ``folds``: ``train``, ``validation``, ``oof``, ``heldout`` or ``""``
-        (not used: failed QC or excluded).
+        Indexed like ``folds``: ``train``, ``validation``, ``oof``, ``heldout``,
+        ``unlabelled`` or ``""`` (not used: failed QC or excluded).
     """
     k = fold_count(folds)
     if not 0 <= fold < k:
@@ -47,7 +51,9 @@ def fold_sets(folds: pd.DataFrame, fold: int, validation_fraction: float = 0.0) 
     training = folds["role"] == "train"
     sets[training & (folds["fold"] == fold)] = "oof"
     sets[training & (folds["fold"] != fold)] = "train"
-    sets[folds["role"].isin(HELDOUT_ROLES) & folds["qc_passed"].astype(bool)] = "heldout"
+    passed = folds["qc_passed"].astype(bool)
+    sets[folds["role"].isin(HELDOUT_ROLES) & passed] = "heldout"
+    sets[(folds["role"] == "unlabelled") & passed] = "unlabelled"
     if validation_fraction > 0:
         people = (
             folds[sets == "train"]
