@@ -1,6 +1,6 @@
 """Seconds per new scan of ``brainpad predict``, split into preprocessing and inference.
 
-Runs the real command path (:func:`brainpad.bundle.predict.predict_scans`) on the given
+Runs the real command path (:func:`brainpad.bundle.apply.predict_scans`) on the given
 scans once per thread count and prints one markdown row per count: the mean and the
 range over scans of the preprocessing (N4, registration, segmentation, FLAIR; ANTs runs
 on one thread whatever the count, for exact reruns) and of the inference (inputs on the
@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from brainpad.bundle.predict import Bundle, predict_scans
+from brainpad.bundle.apply import predict_scans
+from brainpad.bundle.predict import Bundle
 from brainpad.bundle.scans import scans_from_bids, scans_from_files
 
 
