@@ -78,3 +78,18 @@ def test_real_data_has_no_checks(results):
     (results / "maps/stats/truth_validation.tsv").unlink()
     lines, passed = headline(results)
     assert passed and not any("[" in line for line in lines)
+
+
+def test_the_summary_counts_participants_per_role(results):
+    write(results / "folds.tsv", [
+        {"participant_id": "sub-1", "role": "train"},
+        {"participant_id": "sub-1", "role": "train"},  # a repeat scan
+        {"participant_id": "sub-2", "role": "unlabelled"},
+        {"participant_id": "sub-3", "role": "train"},
+        {"participant_id": "sub-4", "role": "excluded"},
+    ])  # fmt: skip
+    lines, _ = headline(results)
+    assert lines[1] == (
+        "cohort: 4 participants: 2 train, 1 unlabelled (no age: diffae's diffusion loss "
+        "only), 1 excluded (failed QC)"
+    )

@@ -28,6 +28,19 @@ def _verdict(ok: bool) -> str:
     return "ok" if ok else "NOT MET"
 
 
+ROLE_NOTES = {"unlabelled": "no age: diffae's diffusion loss only", "excluded": "failed QC"}
+
+
+def cohort_line(folds: pd.DataFrame) -> str:
+    """Participants per role of ``folds.tsv``, in the order roles are listed there."""
+    roles = folds.drop_duplicates("participant_id")["role"].value_counts(sort=False)
+    parts = [
+        f"{n} {role}" + (f" ({ROLE_NOTES[role]})" if role in ROLE_NOTES else "")
+        for role, n in roles.items()
+    ]
+    return f"cohort: {int(roles.sum())} participants: {', '.join(parts)}"
+
+
 def headline(results: str | Path, control_group: str = "HC") -> tuple[list[str], bool]:
     """The summary lines of the run under ``results``, and whether every check held.
 
@@ -48,6 +61,9 @@ def headline(results: str | Path, control_group: str = "HC") -> tuple[list[str],
     lines, passed = [f"report: {results / 'report.html'}"], True
     if (results / "bundle" / "manifest.tsv").is_file():
         lines.append(f"trained bundle: {results / 'bundle'}")
+    folds = _read(results / "folds.tsv")
+    if folds is not None:
+        lines.append(cohort_line(folds))
     accuracy = _read(results / "stats" / "accuracy.tsv")
     if accuracy is not None:
         row = accuracy.set_index("model").loc["ensemble"]
