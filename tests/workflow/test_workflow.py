@@ -125,6 +125,13 @@ def test_models_ensemble_stats_and_report(tiny_run):
     ks = pd.read_csv(tiny_run / "results/stats/model_distributions.tsv", sep="\t")
     assert (ks["reference"] == "diffae-t1w").all() and "ensemble" in set(ks["model"])
     assert {"AD", "HC (test)"} <= set(ks["group"])
+    associations = pd.read_csv(tiny_run / "results/stats/associations.tsv", sep="\t")
+    mmse = associations[associations["variable"] == "mmse"]
+    assert (
+        set(mmse["model"]) == {"ensemble", *TINY_BASE_MODELS} and (mmse["true_slope"] == -0.4).all()
+    )
+    windows = pd.read_csv(tiny_run / "results/stats/associations_by_age.tsv", sep="\t")
+    assert {"age_low", "age_high", "p_bonferroni"} <= set(windows.columns)
     survival = pd.read_csv(tiny_run / "results/stats/survival.tsv", sep="\t")
     assert survival["model"].iloc[0] == "ensemble"  # one AD participant: too few to fit
     modality = pd.read_csv(tiny_run / "results/ensemble/modality_stacking.tsv", sep="\t")
@@ -133,6 +140,7 @@ def test_models_ensemble_stats_and_report(tiny_run):
         "predicted_vs_age",
         "brain_pad_by_group",
         "brain_pad_by_model",
+        "associations",
         "uncertainty",
         "qc",
     ):

@@ -63,6 +63,8 @@ STATS = {
         "ensemble_vs_base",
         "model_distributions",
         "survival",
+        "associations",
+        "associations_by_age",
     )
 }
 REPORT_FIGURES = {
@@ -71,6 +73,7 @@ REPORT_FIGURES = {
         "predicted_vs_age",
         "brain_pad_by_group",
         "brain_pad_by_model",
+        "associations",
         "uncertainty",
         "qc",
         "qc_failed_montages",

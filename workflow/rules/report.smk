@@ -25,6 +25,12 @@ rule report_figures:
             category="Results",
             labels={"figure": "brain-PAD by model"},
         ),
+        associations=report(
+            REPORT_FIGURES["associations"],
+            caption="../report/associations_figure.rst",
+            category="Results",
+            labels={"figure": "clinical associations by age"},
+        ),
         uncertainty=report(
             REPORT_FIGURES["uncertainty"],
             caption="../report/uncertainty.rst",

@@ -56,6 +56,18 @@ rule stats:
             category="Results",
             labels={"table": "brain-PAD and survival"},
         ),
+        associations=report(
+            STATS["associations"],
+            caption="../report/associations.rst",
+            category="Results",
+            labels={"table": "clinical associations"},
+        ),
+        associations_by_age=report(
+            STATS["associations_by_age"],
+            caption="../report/associations.rst",
+            category="Results",
+            labels={"table": "clinical associations by age window"},
+        ),
     params:
         models=MODELS,
         control_group=config["control_group"],

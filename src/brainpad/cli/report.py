@@ -33,6 +33,8 @@ def _cmd_report(args: argparse.Namespace) -> None:
     report.brain_pad_by_model(
         table, list(columns), args.control_group, out / "brain_pad_by_model.png"
     )
+    windows = pd.read_csv(stats_dir / "associations_by_age.tsv", sep="\t")
+    report.associations_by_age(windows, out / "associations.png")
     report.uncertainty_vs_error(table, out / "uncertainty.png")
     report.qc_summary(qc, args.min_similarity, args.tiv_range, out / "qc.png")
     report.failed_montages(qc, args.preproc_dir, out / "qc_failed_montages.png")

@@ -14,6 +14,18 @@ KS_REFERENCE = "diffae"
 every other's (study 2); the ensemble's when it is not trained."""
 
 
+def _true_slopes(truth: str | None) -> dict[str, float]:
+    """The simulator's slope of each clinical score per year of true brain-PAD (its
+    truth.json beside subjects.tsv), or nothing for real data."""
+    import json
+
+    info = Path(truth).parent / "truth.json" if truth else None
+    if info is None or not info.is_file():
+        return {}
+    clinical = json.loads(info.read_text()).get("clinical", {})
+    return {k: v["slope_per_year_brain_pad"] for k, v in clinical.items()}
+
+
 def _participants(path: str | None):
     """participants.tsv (n/a read as missing), or an empty table without one."""
     import pandas as pd
@@ -24,10 +36,17 @@ def _participants(path: str | None):
 
 
 def _cmd_stats(args: argparse.Namespace) -> None:
+    import numpy as np
     import pandas as pd
 
     from brainpad.atomic import write_table_atomic
     from brainpad.ensemble.stacking import sub_ensembles
+    from brainpad.stats.associations import (
+        association_people,
+        association_table,
+        clinical_variables,
+        window_table,
+    )
     from brainpad.stats.survival import survival_table
     from brainpad.stats.tables import (
         accuracy_by,
@@ -59,6 +78,18 @@ def _cmd_stats(args: argparse.Namespace) -> None:
     participants = _participants(args.participants)
     survival = survival_table(table, participants, ["ensemble", *args.models])
     write_table_atomic(survival, out / "survival.tsv")
+    people = association_people(table, participants)
+    variables = clinical_variables(participants)
+    slopes = _true_slopes(args.truth)
+    overall = association_table(people, variables, ["ensemble", *args.models], slopes)
+    write_table_atomic(overall, out / "associations.tsv")
+    write_table_atomic(
+        window_table(people, variables, ["ensemble"]), out / "associations_by_age.tsv"
+    )
+    for row in overall[overall["model"] == "ensemble"].itertuples():
+        log.info("ensemble brain-PAD vs %s: %s %.2f (p %.3g, n %d)", row.variable,
+                 getattr(row, "statistic", "?"), getattr(row, "value", np.nan),
+                 getattr(row, "p", np.nan), row.n)  # fmt: skip
     if survival["r"].notna().any():
         best = survival.iloc[0]
         log.info(

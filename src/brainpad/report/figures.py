@@ -177,6 +177,35 @@ def brain_pad_by_model(
     _save(fig, path)
 
 
+def associations_by_age(windows: pd.DataFrame, path: str | Path) -> None:
+    """Pearson r of the ensemble's brain-PAD with each numeric clinical variable per
+    sliding age window, with its 95 % band; filled points survive Bonferroni correction.
+    Says so in the panel when there is no numeric variable or no window to draw."""
+    columns = {"kind", "value", "r_low", "r_high", "p_bonferroni"}
+    numeric = (
+        windows[(windows["kind"] == "numeric") & windows["value"].notna()]
+        if columns <= set(windows)
+        else windows.iloc[0:0]
+    )
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    if numeric.empty:
+        ax.text(0.5, 0.5, "no numeric clinical variable with 5 or more participants a window",
+                ha="center", va="center", transform=ax.transAxes)  # fmt: skip
+        ax.set_axis_off()
+    for variable, part in numeric.groupby("variable", sort=False):
+        centre = (part["age_low"] + part["age_high"]) / 2
+        line = ax.plot(centre, part["value"], marker="o", mfc="white", label=variable)[0]
+        ax.fill_between(centre, part["r_low"], part["r_high"], color=line.get_color(), alpha=0.15)
+        hit = part["p_bonferroni"] < 0.05
+        ax.scatter(centre[hit], part.loc[hit, "value"], color=line.get_color(), zorder=3)
+    if not numeric.empty:
+        ax.axhline(0, color="grey", lw=1, ls="--")
+        ax.set(xlabel="age window centre (y; windows 10 y wide)", ylabel="Pearson r with brain-PAD",
+               title="ensemble brain-PAD vs clinical variables by age", ylim=(-1, 1))  # fmt: skip
+        ax.legend(fontsize=8)
+    _save(fig, path)
+
+
 def qc_summary(
     qc: pd.DataFrame, min_similarity: float, tiv_range: Sequence[float], path: str | Path
 ) -> None:
