@@ -71,17 +71,18 @@ def _cmd_stats(args: argparse.Namespace) -> None:
     write_table_atomic(accuracy_by(table, columns, "site"), out / "accuracy_by_site.tsv")
     versus = ensemble_vs_base(accuracy, sub_ensembles(args.models))
     write_table_atomic(versus, out / "ensemble_vs_base.tsv")
+    labels = ["ensemble", *args.models]
     reference = next((m for m in args.models if m.split("-")[0] == KS_REFERENCE), "ensemble")
-    others = [m for m in ["ensemble", *args.models] if m != reference]
+    others = [m for m in labels if m != reference]
     distributions = ks_table(table, reference, others, args.control_group)
     write_table_atomic(distributions, out / "model_distributions.tsv")
     participants = _participants(args.participants)
-    survival = survival_table(table, participants, ["ensemble", *args.models])
+    survival = survival_table(table, participants, labels)
     write_table_atomic(survival, out / "survival.tsv")
     people = association_people(table, participants)
     variables = clinical_variables(participants)
     slopes = _true_slopes(args.truth)
-    overall = association_table(people, variables, ["ensemble", *args.models], slopes)
+    overall = association_table(people, variables, labels, slopes)
     write_table_atomic(overall, out / "associations.tsv")
     write_table_atomic(
         window_table(people, variables, ["ensemble"]), out / "associations_by_age.tsv"

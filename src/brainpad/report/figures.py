@@ -20,7 +20,7 @@ import pandas as pd
 
 from brainpad.local.measures import REPEAT_UNKNOWN
 from brainpad.paths import participant_of, preproc_paths
-from brainpad.stats.tables import baseline_scans, comparison_people, pad_column
+from brainpad.stats.tables import baseline_scans, comparison_people, heldout_people, pad_column
 
 
 def _save(fig: plt.Figure, path: str | Path) -> None:
@@ -160,10 +160,7 @@ def brain_pad_by_model(
 
     ``labels`` are the report's model labels (``ensemble``, sub-ensembles, base models).
     """
-    people = baseline_scans(table[table["role"].isin(["test", "clinical"])])
-    people = people.assign(
-        group=np.where(people["role"] == "test", f"{control_group} (test)", people["group"])
-    )
+    people = heldout_people(table, control_group)
     groups = list(dict.fromkeys(people["group"]))
     labels = [m for m in labels if pad_column(m) in people]
     fig, axes = _panels(len(groups), 0.45 * len(labels) + 1.8, columns=2)

@@ -230,6 +230,15 @@ def pad_column(model: str) -> str:
     return "brain_pad_corrected" if model == "ensemble" else f"brain_pad_corrected_{model}"
 
 
+def heldout_people(table: pd.DataFrame, control_group: str) -> pd.DataFrame:
+    """One scan per held-out participant (healthy test and clinical), the test controls'
+    group relabelled ``<control_group> (test)``: study 2's per-group model comparisons."""
+    people = baseline_scans(table[table["role"].isin(["test", "clinical"])])
+    return people.assign(
+        group=np.where(people["role"] == "test", f"{control_group} (test)", people["group"])
+    )
+
+
 def ks_table(
     table: pd.DataFrame, reference: str, models: Sequence[str], control_group: str
 ) -> pd.DataFrame:
@@ -253,10 +262,7 @@ def ks_table(
         ``group, model, n, reference_mean, model_mean, ks, p, reference`` (scipy's
         ``ks_2samp``); models without a corrected brain-PAD column are left out.
     """
-    people = baseline_scans(table[table["role"].isin(["test", "clinical"])])
-    people = people.assign(
-        group=np.where(people["role"] == "test", f"{control_group} (test)", people["group"])
-    )
+    people = heldout_people(table, control_group)
     models = [m for m in models if pad_column(m) in people]
     rows = []
     if pad_column(reference) not in people:
