@@ -33,6 +33,7 @@ if not APPLY:
     include: "workflow/rules/training.smk"
     include: "workflow/rules/ensemble.smk"
     include: "workflow/rules/local.smk"
+    include: "workflow/rules/interpret.smk"
 
 
 include: "workflow/rules/stats.smk"

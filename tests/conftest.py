@@ -95,6 +95,7 @@ TINY_CONFIG = {
         "voxel_calibration": "calibration+out_of_fold",
         "global_calibration": "calibration+out_of_fold",
     },
+    "interpret": {"n_perm": 10, "downsample": 2},
 }
 N_SCANS = 15  # 13 subjects + a test-retest and a between-site repeat
 TINY_BASE_MODELS = [

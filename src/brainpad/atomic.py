@@ -43,3 +43,14 @@ def write_table_atomic(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a TSV via a temporary file and a rename, so readers never see half a file."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, sep="\t", index=False, na_rep="n/a")
+
+
+def save_image_atomic(image, path: str | Path) -> None:
+    """Save a nibabel image (``.nii`` or ``.nii.gz`` by ``path``'s suffix) atomically."""
+    import gzip
+
+    data = image.to_bytes()
+    if str(path).endswith(".gz"):  # level 1: large 4D maps, 5x faster than the default 9
+        data = gzip.compress(data, compresslevel=1, mtime=0)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)

@@ -112,3 +112,17 @@ def map_paths(out_dir: str | Path, participant: str, scan_id: str) -> dict[str, 
     """The three local-map NIfTIs of one scan (BIDS-derivatives style names)."""
     folder = Path(out_dir) / participant
     return {k: folder / f"{scan_id}_space-MNI_desc-{k}_map.nii.gz" for k in MAP_KINDS}
+
+
+def relevance_paths(out_dir: str | Path, method: str) -> dict[str, Path]:
+    """One relevance method's 4D maps and healthy-control means
+    (:mod:`brainpad.interpret.maps`) under ``out_dir`` (``results/interpret``)."""
+    folder = Path(out_dir) / method
+    names = ("signed", "absolute", "mean_signed", "mean_absolute")
+    return {name: folder / f"{name}.nii.gz" for name in names}
+
+
+def stat_paths(out_dir: str | Path, method: str, test: str) -> dict[str, Path]:
+    """The t map and TFCE FWE p map of one method's test (:mod:`brainpad.interpret.statistics`)."""
+    folder = Path(out_dir) / method
+    return {"t": folder / f"stat-{test}_t.nii.gz", "p_fwe": folder / f"stat-{test}_pfwe.nii.gz"}

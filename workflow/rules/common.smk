@@ -367,6 +367,32 @@ def is_network(wildcards):
 
 VOXEL_MODELS = [m for m in MODELS if get_spec(m).kind == "voxel"]
 WHOLE_MODELS = [m for m in MODELS if get_spec(m).kind != "voxel"]
+# relevance maps: the configured 3D whole-brain networks (interpret.smk)
+RELEVANCE_MODELS = [
+    m.name
+    for m in BASE_MODELS
+    if m.architecture in config["interpret"]["models"] and get_spec(m.name).reads == "volumes"
+]
+RELEVANCE_METHODS = config["interpret"]["methods"]
+INTERPRET_DIR = "results/interpret"
+RELEVANCE = {
+    "scans": f"{INTERPRET_DIR}/scans.tsv",
+    **{
+        f"{method}_{kind}": f"{INTERPRET_DIR}/{method}/{kind}.nii.gz"
+        for method in RELEVANCE_METHODS
+        for kind in ("signed", "absolute", "mean_signed", "mean_absolute")
+    },
+    **{
+        f"{method}_{model}": f"{INTERPRET_DIR}/{method}/model-{model}_mean_absolute.nii.gz"
+        for method in RELEVANCE_METHODS
+        for model in RELEVANCE_MODELS
+    },
+}
+RELEVANCE_STATS = {
+    name: f"{INTERPRET_DIR}/{name}.tsv"
+    for name in ("tests", "clusters", *(["truth", "truth_clusters"] if SIMULATED else []))
+}
+INTERPRET_FIGURE = "results/report/relevance.png"
 
 
 def voxel_model_files(kind):
@@ -381,6 +407,7 @@ def default_targets():
     if APPLY:
         return targets + ([LOCAL_MAPS["maps"]] if VOXEL_MODELS else [])
     targets += [DIFFAE_FIGURE] if DIFFAE_MODELS else []
+    targets += [*RELEVANCE_STATS.values(), INTERPRET_FIGURE] if RELEVANCE_MODELS else []
     return targets + [FOLDS, ARRAYS["index"], *local_targets(), BUNDLE]
 
 

@@ -21,6 +21,7 @@ from brainpad.cli import (
     cohort,
     ensemble,
     inputs,
+    interpret,
     local,
     preprocess,
     report,
@@ -31,7 +32,10 @@ from brainpad.cli import (
 from brainpad.inputs.errors import InputError
 
 log = logging.getLogger("brainpad")
-STAGES = (simulate, inputs, preprocess, cohort, training, ensemble, local, stats, report, bundle)
+STAGES = (
+    simulate, inputs, preprocess, cohort, training, ensemble, local, interpret, stats, report,
+    bundle,
+)  # fmt: skip
 """The subcommand modules, in workflow order (``brainpad --help`` lists them so)."""
 
 

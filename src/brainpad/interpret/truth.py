@@ -1,0 +1,132 @@
+"""Do the relevance maps point at what the simulator made age? (``relevance-stats``'s truth).
+
+The simulator ages every region at its own rate (``regions.tsv``); the truly ageing
+regions are those faster than the median region (|rate| above the median, shrinking or
+growing). For a mean absolute relevance map this module reports the share of relevance
+that falls inside them, their share of the brain's volume, and the enrichment (the ratio
+of the two: 1 = no better than anywhere else), against a null of random placements: as
+many regions drawn at random, whose enrichment the real one must beat (``p_random``).
+
+For a patient group's test against the controls, the significant voxels are compared with
+the regions the disease truly accelerates (acceleration above the median region, as in
+:func:`brainpad.local.truth.truth_validation`): the share of significant voxels inside
+them against their share of the brain (chance).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+from brainpad.local.truth import REGION_MAP, regions_on_grid
+
+TRUTH_COLUMNS = [
+    "map",
+    "method",
+    "relevance_share",
+    "volume_share",
+    "enrichment",
+    "random_enrichment_mean",
+    "random_enrichment_95",
+    "p_random",
+    "regions",
+]
+OVERLAP_COLUMNS = [
+    "method",
+    "test",
+    "significant_voxels",
+    "share_in_affected",
+    "affected_volume_share",
+    "affected_regions",
+]
+
+
+def ageing_regions(truth_dir: str | Path) -> pd.Series:
+    """Region number → whether it ages faster than the median region (|rate|)."""
+    regions = pd.read_csv(Path(truth_dir) / "regions.tsv", sep="\t").set_index("region")
+    speed = regions["rate_per_year"].abs()
+    return speed > speed.median()
+
+
+def affected_regions(truth_dir: str | Path, group: str) -> pd.Series | None:
+    """Region number → whether ``group``'s disease accelerates it beyond the median region
+    (None when ``regions.tsv`` has no acceleration for the group)."""
+    regions = pd.read_csv(Path(truth_dir) / "regions.tsv", sep="\t").set_index("region")
+    column = f"acceleration_{group}"
+    if column not in regions:
+        return None
+    return regions[column] > regions[column].median()
+
+
+def relevance_in_regions(
+    mean_map: np.ndarray,
+    labels: np.ndarray,
+    ageing: pd.Series,
+    rng: np.random.Generator,
+    n_random: int = 1000,
+) -> dict[str, float]:
+    """Share and enrichment of ``mean_map``'s relevance in the ageing regions (module).
+
+    Parameters
+    ----------
+    mean_map : ndarray
+        Mean absolute relevance over the brain's voxels (1D, like ``labels``).
+    labels : ndarray of int
+        The simulation's region of each voxel (0: none).
+    ageing : Series of bool
+        :func:`ageing_regions`.
+    rng : Generator
+        Draws the random placements.
+    n_random : int
+        Random placements.
+    """
+    known = labels > 0
+    size = max(int(labels.max()), int(ageing.index.max())) + 1
+    relevance = np.bincount(labels[known], np.abs(mean_map[known]), size)
+    voxels = np.bincount(labels[known], minlength=size)
+    present = ageing[voxels[ageing.index] > 0]
+    pool, chosen = present.index.to_numpy(), present.index[present].to_numpy()
+
+    def enrichment(regions: np.ndarray) -> tuple[float, float, float]:
+        share = relevance[regions].sum() / relevance.sum()
+        volume = voxels[regions].sum() / voxels.sum()
+        return share, volume, share / volume
+
+    share, volume, observed = enrichment(chosen)
+    null = np.array(
+        [enrichment(rng.choice(pool, len(chosen), replace=False))[2] for _ in range(n_random)]
+    )
+    return {
+        "relevance_share": float(share),
+        "volume_share": float(volume),
+        "enrichment": float(observed),
+        "random_enrichment_mean": float(null.mean()),
+        "random_enrichment_95": float(np.quantile(null, 0.95)),
+        "p_random": float((1 + (null >= observed).sum()) / (1 + n_random)),
+        "regions": len(chosen),
+    }
+
+
+def significant_overlap(
+    significant: np.ndarray, labels: np.ndarray, affected: pd.Series
+) -> dict[str, float]:
+    """Share of significant voxels (bool, like ``labels``) in the truly affected regions,
+    against those regions' share of the labelled brain (chance)."""
+    known = labels > 0
+    chosen = affected.index[affected].to_numpy()
+    inside = np.isin(labels[known], chosen)
+    hits = significant[known]
+    return {
+        "significant_voxels": int(hits.sum()),
+        "share_in_affected": float(inside[hits].mean()) if hits.any() else np.nan,
+        "affected_volume_share": float(inside.mean()),
+        "affected_regions": len(chosen),
+    }
+
+
+def truth_labels(truth_dir: str | Path, reference: nib.Nifti1Image) -> np.ndarray:
+    """The simulation's region of every voxel of ``reference``'s grid."""
+    return regions_on_grid(Path(truth_dir) / REGION_MAP, reference)

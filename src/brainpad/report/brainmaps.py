@@ -1,0 +1,148 @@
+"""Brain figures drawn the way neuroimagers read them: nilearn over the MNI template.
+
+Every panel is an orthogonal view (sagittal, coronal, axial) with its MNI cut coordinates,
+a colour bar and a title saying what is shown and from which threshold; signed maps are
+centred on zero. A panel whose map could not be computed says why instead of staying
+blank.
+"""
+
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import nibabel as nib
+import numpy as np
+import pandas as pd
+
+TITLE_SIZE = 8
+
+
+def _save(fig: plt.Figure, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def empty_panel(ax: plt.Axes, title: str, reason: str) -> None:
+    """A panel that says why it has no map."""
+    ax.axis("off")
+    ax.set_title(title, fontsize=TITLE_SIZE)
+    ax.text(0.5, 0.5, reason, ha="center", va="center", fontsize=TITLE_SIZE, wrap=True,
+            transform=ax.transAxes, color="0.3")  # fmt: skip
+
+
+def brain_panel(
+    ax: plt.Axes,
+    image: nib.Nifti1Image,
+    template: nib.Nifti1Image,
+    title: str,
+    signed: bool = True,
+    threshold: float | None = None,
+    vmax: float | None = None,
+    cut_coords: tuple[float, float, float] | None = None,
+) -> None:
+    """One orthogonal view of ``image`` over ``template`` in ``ax``.
+
+    Parameters
+    ----------
+    signed : bool
+        Diverging colours centred on zero (else 0 to ``vmax``, hot colours).
+    threshold : float, optional
+        |value| below which nothing is drawn (stated by the caller's title).
+    vmax : float, optional
+        Colour bar limit (default: the 99th percentile of |value| over non-zero voxels).
+    cut_coords : tuple, optional
+        MNI coordinates of the cuts (default: nilearn's choice, the map's centre of mass).
+    """
+    from nilearn import plotting
+
+    gc.freeze()  # nilearn collects garbage on every image it reads: see cli.common.freeze_gc
+    data = np.nan_to_num(np.asarray(image.dataobj, dtype=np.float32))
+    nonzero = np.abs(data[data != 0])
+    if vmax is None:
+        vmax = float(np.percentile(nonzero, 99)) if nonzero.size else 1.0
+    plotting.plot_stat_map(
+        nib.Nifti1Image(data, image.affine),
+        bg_img=template,
+        display_mode="ortho",
+        cut_coords=cut_coords,
+        threshold=threshold,
+        vmax=vmax or 1.0,
+        vmin=None if signed else 0.0,
+        cmap="RdBu_r" if signed else "hot",
+        symmetric_cbar=signed,
+        colorbar=True,
+        annotate=True,
+        draw_cross=False,
+        black_bg=False,
+        axes=ax,
+        title=None,
+    )
+    ax.set_title(title, fontsize=TITLE_SIZE)
+
+
+def relevance_figure(
+    out_dir: str | Path,
+    template_path: str | Path,
+    methods: list[str],
+    alpha: float,
+    path: str | Path,
+) -> None:
+    """Per method: the healthy controls' mean absolute relevance, then each test's t map
+    where its TFCE FWE p is below ``alpha`` (|t| > 2 when no voxel is).
+
+    Reads what ``relevance`` and ``relevance-stats`` wrote under ``out_dir``.
+    """
+    from brainpad.paths import relevance_paths, stat_paths
+
+    out_dir = Path(out_dir)
+    template = nib.load(template_path)
+    tests = pd.read_csv(out_dir / "tests.tsv", sep="\t")
+    columns = 3
+    per_method = 1 + int(tests.groupby("method").size().max())
+    rows_per_method = int(np.ceil(per_method / columns))
+    fig, axes = plt.subplots(
+        rows_per_method * len(methods),
+        columns,
+        figsize=(4.6 * columns, 2.2 * rows_per_method * len(methods)),
+        squeeze=False,
+    )
+    for ax in axes.ravel():
+        ax.axis("off")
+    for m, method in enumerate(methods):
+        cells = iter(axes[m * rows_per_method : (m + 1) * rows_per_method].ravel())
+        mean = nib.load(relevance_paths(out_dir, method)["mean_absolute"])
+        brain_panel(
+            next(cells), mean, template,
+            f"{method}: healthy controls' mean |relevance|\n(1 = uniform share; above 1 shown)",
+            signed=False, threshold=1.0,
+        )  # fmt: skip
+        for test in tests[tests["method"] == method].itertuples():
+            ax = next(cells)
+            versus = f"{test.first} vs {test.second}" if isinstance(test.second, str) else (
+                f"{test.first} above uniform"
+            )  # fmt: skip
+            title = f"{method}: {versus} (n {test.n_first}"
+            title += f", {test.n_second})" if test.n_second else ")"
+            if pd.isna(test.max_abs_t):
+                empty_panel(ax, title, "not computed: fewer than 3 scans in a group")
+                continue
+            paths = stat_paths(out_dir, method, test.test)
+            t_img, p_img = nib.load(paths["t"]), nib.load(paths["p_fwe"])
+            t = np.asarray(t_img.dataobj)
+            p = np.asarray(p_img.dataobj)
+            significant = (p < alpha) & (p > 0)
+            if significant.any():
+                shown = nib.Nifti1Image(np.where(significant, t, 0.0), t_img.affine)
+                title += f"\nt where TFCE FWE p < {alpha:g} ({int(significant.sum())} voxels)"
+                threshold = 1e-6  # the significant voxels only
+            else:
+                shown, threshold = t_img, 2.0
+                title += f"\n|t| > 2; none at FWE p < {alpha:g} (min p {test.min_p_fwe:.2f})"
+            brain_panel(ax, shown, template, title, signed=True, threshold=threshold)
+    _save(fig, path)
