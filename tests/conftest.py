@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nibabel as nib
@@ -217,6 +217,18 @@ def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = snakemake(workdir, TINY_CONFIG)
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir
+
+
+@pytest.fixture
+def frozen_gc() -> Iterator[None]:
+    """Objects alive before the test kept out of garbage collections, as the CLI does
+    (:func:`brainpad.cli.common.freeze_gc`): nilearn collects on every image it reads, and
+    with pytest and torch loaded each collection would take most of a TFCE test's time."""
+    import gc
+
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(scope="session")

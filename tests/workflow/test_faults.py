@@ -173,7 +173,8 @@ def test_a_killed_run_on_a_read_only_real_dataset_resumes_to_identical_outputs(t
 COHORT_JOBS = [
     "validate_inputs", "qc_summary", "make_folds", "build_arrays", "roi_volumes", "train",
     "train_voxel", "ensemble", "local_maps", "local_stats", "stats", "local_figure",
-    "diffae_figure", "report_figures", "bundle", "all",
+    "diffae_figure", "relevance", "relevance_stats", "relevance_figure", "report_figures",
+    "bundle", "all",
 ]  # fmt: skip
 
 

@@ -151,6 +151,39 @@ def test_models_ensemble_stats_and_report(tiny_run):
     assert "predicted vs chronological age" in html and "brain-PAD by group" in html
     assert "multimodal stacking (study 4)" in html and "ensembles vs base models" in html
     assert "local brain-PAD maps" in html and "local maps vs truth" in html
+    assert "relevance maps and their tests" in html and "relevance tests (TFCE, FWE)" in html
+    assert "relevance in the truly ageing regions" in html
+
+
+def test_relevance_maps_their_tests_and_truth(tiny_run):
+    out = tiny_run / "results/interpret"
+    scans = pd.read_csv(out / "scans.tsv", sep="\t")
+    folds = pd.read_csv(tiny_run / "results/folds.tsv", sep="\t")
+    # every scan that passed QC is explained by the networks that did not train on it:
+    # vgg3d x 2 inputs, sfcn, cnn3d x 2 regions x 2 members
+    assert set(scans["scan_id"]) == set(folds.loc[folds["qc_passed"], "scan_id"])
+    assert (scans["models"] == 7).all()
+    mask = nib.load(
+        tiny_run / "results/templates/tpl-MNI152NLin2009aSym_res-4mm_desc-brain_mask.nii.gz"
+    )
+    brain = np.asarray(mask.dataobj) > 0
+    for method in ("lrp", "gradcam"):
+        signed = nib.load(out / method / "signed.nii.gz")
+        assert signed.shape == (*mask.shape, len(scans))
+        absolute = np.asarray(nib.load(out / method / "absolute.nii.gz").dataobj)
+        assert (absolute[~brain] == 0).all()
+        np.testing.assert_allclose(absolute[brain].mean(0), 1.0, rtol=0.05)  # averaged units
+        models = sorted(p.name for p in (out / method).glob("model-*_mean_absolute.nii.gz"))
+        assert len(models) == 7
+    tests = pd.read_csv(out / "tests.tsv", sep="\t")
+    assert set(tests["method"]) == {"lrp", "gradcam"}
+    healthy = tests[tests["test"] == "healthy"]
+    assert (healthy["n_perm"] == 10).all() and (healthy["min_p_fwe"] >= 1 / 11 - 1e-9).all()
+    assert (out / "lrp/stat-healthy_t.nii.gz").is_file()
+    truth = pd.read_csv(out / "truth.tsv", sep="\t")
+    assert truth["map"].tolist()[:1] == ["all"] and truth["enrichment"].gt(0).all()
+    assert (out / "truth_clusters.tsv").is_file() and (out / "clusters.tsv").is_file()
+    assert (tiny_run / "results/report/relevance.png").stat().st_size > 10_000
 
 
 def test_local_brain_age_maps(tiny_run):
@@ -242,6 +275,9 @@ def test_a_model_setting_reruns_that_model_and_what_reads_it(tiny_run):
     assert dry_run_jobs(tiny_run, config) == {
         "train": "4",  # vgg3d's two inputs x two folds
         "ensemble": "1",
+        "relevance": "1",
+        "relevance_stats": "1",
+        "relevance_figure": "1",
         "stats": "1",
         "report_figures": "1",
         "bundle": "1",
