@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.install-stamp
 CORES  ?= 2
 
-.PHONY: demo demo-full test lint install clean slurm-deps
+.PHONY: demo demo-full test lint install clean slurm-deps screenshot-deps screenshots
 
 install: $(STAMP)
 
@@ -44,6 +44,19 @@ slurm-deps:
 	else DEBIAN_FRONTEND=noninteractive apt-get update -q && \
 	     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 	     slurmctld slurmd slurm-client munge; fi
+
+# Debian's Chromium for the report's screenshots (tests/report/test_screenshot.py; needs
+# root); without it those tests are skipped and say why.
+screenshot-deps:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium is installed"; \
+	else DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	     DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; fi
+
+# The demo report's front page and relevance figure as a browser shows them (docs/).
+screenshots: $(STAMP)
+	$(BIN)/brainpad screenshot --size 1400 1800 --out docs/screenshot-front.png
+	$(BIN)/brainpad screenshot --category Interpretability \
+	    --figure results/report/relevance.png --out docs/screenshot-relevance.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

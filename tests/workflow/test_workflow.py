@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 
+import matplotlib.pyplot as plt
 import nibabel as nib
 import numpy as np
 import pandas as pd
@@ -153,6 +154,25 @@ def test_models_ensemble_stats_and_report(tiny_run):
     assert "local brain-PAD maps" in html and "local maps vs truth" in html
     assert "relevance maps and their tests" in html and "relevance tests (TFCE, FWE)" in html
     assert "relevance in the truly ageing regions" in html
+
+
+def test_the_report_renders_in_a_real_browser(tiny_run, tmp_path):
+    from brainpad.report.screenshot import find_browser, screenshot
+
+    if find_browser() is None:
+        pytest.skip("no Chromium (make screenshot-deps installs Debian's)")
+    report = tiny_run / "results/report.html"
+    if not report.is_file():
+        result = snakemake(tiny_run, TINY_CONFIG, "--report", "results/report.html")
+        assert result.returncode == 0, result.stderr[-3000:]
+    front = screenshot(report, tmp_path / "front.png")
+    figure = screenshot(
+        report, tmp_path / "figure.png", "Interpretability", "results/report/relevance.png"
+    )
+    images = [plt.imread(front), plt.imread(figure)]
+    for image in images:
+        assert image.shape[:2] == (1000, 1400) and image.std() > 0.05  # drawn, not blank
+    assert np.abs(images[0] - images[1]).mean() > 0.01  # the figure page is another page
 
 
 def test_relevance_maps_their_tests_and_truth(tiny_run):

@@ -80,6 +80,7 @@ REPORT_FIGURES = {
     )
 }
 REPORT_TABLES = {"qc_failed": "results/report/qc_failed.tsv"}
+REPORT_FRONT = "results/report/front.rst"  # the front page's figures (workflow.rst includes it)
 LOCAL_MAPS = {
     "maps": "results/maps/scans",
     "age_dependence": "results/maps/age_dependence.tsv",
@@ -403,7 +404,7 @@ def voxel_model_files(kind):
 def default_targets():
     """What `snakemake` builds: training, or in apply mode the new cohort's results."""
     targets = [MANIFEST, QC_TABLE, ROI_VOLUMES, BRAIN_AGE, *STATS.values()]
-    targets += [*REPORT_FIGURES.values(), *REPORT_TABLES.values()]
+    targets += [*REPORT_FIGURES.values(), *REPORT_TABLES.values(), REPORT_FRONT]
     if APPLY:
         return targets + ([LOCAL_MAPS["maps"]] if VOXEL_MODELS else [])
     targets += [DIFFAE_FIGURE] if DIFFAE_MODELS else []

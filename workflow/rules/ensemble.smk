@@ -13,7 +13,7 @@ rule ensemble:
         modality=report(
             MODALITY_STACKING,
             caption="../report/modality_stacking.rst",
-            category="Results",
+            category="Accuracy",
             labels={"table": "multimodal stacking (study 4)"},
         ),
     params:

@@ -16,7 +16,7 @@ rule local_maps:
         age_dependence=report(
             LOCAL_MAPS["age_dependence"],
             caption="../report/age_dependence.rst",
-            category="Local brain age",
+            category="Bias correction",
             labels={"table": "residual age dependence"},
         ),
         voxel_bias=LOCAL_MAPS["voxel_bias"],
@@ -62,18 +62,18 @@ rule local_stats:
         statmaps=directory(LOCAL_STATMAPS),
         roi_brain_pad=LOCAL_STATS["roi_brain_pad"],
         roi_volume_correlation=local_table(
-            "roi_volume_correlation", "roi_volume_correlation", "ROI volume vs brain-PAD"
+            "roi_volume_correlation", "roi_volume_correlation", "ROI volume vs brain-PAD", "Regions"
         ),
         global_group_comparison=local_table(
-            "global_group_comparison", "local_group_tables", "global group comparisons"
+            "global_group_comparison", "local_group_tables", "global group comparisons", "Groups"
         ),
         roi_group_comparison=local_table(
-            "roi_group_comparison", "local_group_tables", "ROI group comparisons"
+            "roi_group_comparison", "local_group_tables", "ROI group comparisons", "Regions"
         ),
         voxel_group_comparison=local_table(
-            "voxel_group_comparison", "local_group_tables", "voxel group comparisons"
+            "voxel_group_comparison", "local_group_tables", "voxel group comparisons", "Regions"
         ),
-        icc=local_table("icc", "icc", "ICC(2,1) maps"),
+        icc=local_table("icc", "icc", "ICC(2,1) maps", "Reliability"),
         accuracy=local_table("accuracy", "local_accuracy", "local model accuracy"),
     params:
         control_group=config["control_group"],
@@ -146,7 +146,7 @@ rule local_truth:
         report(
             LOCAL_TRUTH,
             caption="../report/truth_validation.rst",
-            category="Validation against the simulated truth",
+            category="Simulation truth",
             labels={"table": "local maps vs truth"},
         ),
     params:

@@ -10,51 +10,52 @@ rule report_figures:
         predicted_vs_age=report(
             REPORT_FIGURES["predicted_vs_age"],
             caption="../report/predicted_vs_age.rst",
-            category="Results",
+            category="Accuracy",
             labels={"figure": "predicted vs chronological age"},
         ),
         brain_pad_by_group=report(
             REPORT_FIGURES["brain_pad_by_group"],
             caption="../report/brain_pad_by_group.rst",
-            category="Results",
+            category="Groups",
             labels={"figure": "brain-PAD by group"},
         ),
         brain_pad_by_model=report(
             REPORT_FIGURES["brain_pad_by_model"],
             caption="../report/brain_pad_by_model.rst",
-            category="Results",
+            category="Accuracy",
             labels={"figure": "brain-PAD by model"},
         ),
         associations=report(
             REPORT_FIGURES["associations"],
             caption="../report/associations_figure.rst",
-            category="Results",
+            category="Associations",
             labels={"figure": "clinical associations by age"},
         ),
         uncertainty=report(
             REPORT_FIGURES["uncertainty"],
             caption="../report/uncertainty.rst",
-            category="Results",
+            category="Accuracy",
             labels={"figure": "uncertainty vs error"},
         ),
         qc=report(
             REPORT_FIGURES["qc"],
             caption="../report/qc.rst",
-            category="Quality control",
+            category="QC",
             labels={"figure": "QC summary"},
         ),
         qc_failed_montages=report(
             REPORT_FIGURES["qc_failed_montages"],
             caption="../report/qc_failed_montages.rst",
-            category="Quality control",
+            category="QC",
             labels={"figure": "montages of the scans that failed QC"},
         ),
         qc_failed=report(
             REPORT_TABLES["qc_failed"],
             caption="../report/qc_failed.rst",
-            category="Quality control",
+            category="QC",
             labels={"table": "scans that failed QC"},
         ),
+        front=REPORT_FRONT,
     params:
         models=MODELS,
         control_group=config["control_group"],
@@ -84,7 +85,9 @@ rule report_figures:
 rule local_figure:
     input:
         statmaps=LOCAL_STATMAPS,
-        mask=TEMPLATES["mask"],
+        template=TEMPLATES["t1"],
+        maps=LOCAL_MAPS["maps"],
+        folds=FOLDS,
         truth=truth_maps() if SIMULATED else [],
     output:
         report(
@@ -107,7 +110,8 @@ rule local_figure:
     conda:
         "../../envs/report.yaml"
     shell:
-        "brainpad local-figure --statmaps-dir {input.statmaps} --mask {input.mask}"
+        "brainpad local-figure --statmaps-dir {input.statmaps} --template {input.template}"
+        " --maps-dir {input.maps} --folds {input.folds}"
         " --control-group {params.control_group} {params.truth} --out {output} > {log} 2>&1"
 
 
@@ -123,7 +127,7 @@ if DIFFAE_MODELS:
             report(
                 DIFFAE_FIGURE,
                 caption="../report/diffae_reconstructions.rst",
-                category="Results",
+                category="Accuracy",
                 labels={"figure": "diffusion autoencoder reconstructions (study 2)"},
             ),
         log:

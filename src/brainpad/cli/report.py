@@ -1,5 +1,6 @@
-"""``brainpad report`` and ``local-figure`` (``workflow/rules/report.smk``), and ``summary``
-(the headline numbers ``make demo`` prints at its end)."""
+"""``brainpad report`` and ``local-figure`` (``workflow/rules/report.smk``), ``summary``
+(the headline numbers ``make demo`` prints at its end) and ``screenshot`` (the HTML report
+in a headless browser)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
     from brainpad.atomic import write_table_atomic
     from brainpad.report import figures as report
+    from brainpad.report.front import write_front_page
 
     table = pd.read_csv(args.brain_age, sep="\t")
     stats_dir = Path(args.stats_dir)
@@ -39,12 +41,33 @@ def _cmd_report(args: argparse.Namespace) -> None:
     report.qc_summary(qc, args.min_similarity, args.tiv_range, out / "qc.png")
     report.failed_montages(qc, args.preproc_dir, out / "qc_failed_montages.png")
     write_table_atomic(qc[~qc["passed"].astype(bool)], out / "qc_failed.tsv")
+    write_front_page(table, qc, stats_dir, args.control_group, out / "front.rst")
 
 
 def _cmd_local_figure(args: argparse.Namespace) -> None:
-    from brainpad.report.figures import local_maps_figure
+    import pandas as pd
 
-    local_maps_figure(args.statmaps_dir, args.mask, args.control_group, args.out, args.truth_dir)
+    from brainpad.cli.common import freeze_gc
+    from brainpad.paths import map_paths
+    from brainpad.report.brainmaps import local_maps_figure
+    from brainpad.stats.tables import baseline_scans
+
+    example = None
+    if args.folds and args.maps_dir:  # the first held-out patient, else the first test control
+        folds = pd.read_csv(args.folds, sep="\t")
+        people = baseline_scans(folds[folds["qc_passed"].astype(bool)])
+        for role in ("clinical", "test"):
+            chosen = people[people["role"] == role]
+            if len(chosen):
+                scan = chosen.iloc[0]
+                path = map_paths(args.maps_dir, scan.participant_id, scan.scan_id)
+                label = f"{scan.participant_id} ({scan.group}, {scan.age:.0f} y)"
+                example = (label, path["brainPADcorrected"])
+                break
+    freeze_gc()
+    local_maps_figure(
+        args.statmaps_dir, args.template, args.control_group, args.out, args.truth_dir, example
+    )
 
 
 def _cmd_diffae_figure(args: argparse.Namespace) -> None:
@@ -58,6 +81,13 @@ def _cmd_diffae_figure(args: argparse.Namespace) -> None:
             "%s: age %.1f, brain age %.1f, mean |slice - reconstruction| %.3f",
             row.scan_id, row.age, row.brain_age, row.difference,
         )  # fmt: skip
+
+
+def _cmd_screenshot(args: argparse.Namespace) -> None:
+    from brainpad.report.screenshot import screenshot
+
+    out = screenshot(args.report, args.out, args.category, args.figure, tuple(args.size))
+    log.info("screenshot: %s", out)
 
 
 def _cmd_summary(args: argparse.Namespace) -> None:
@@ -81,9 +111,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--preproc-dir", default="results/preproc", help="for failed scans' montages")
     rep.add_argument("--out-dir", required=True)
     rep.set_defaults(func=_cmd_report)
-    lfg = sub.add_parser("local-figure", help="slices of the group, effect-size and ICC maps")
+    lfg = sub.add_parser("local-figure", help="the group, effect-size and ICC maps (nilearn)")
     lfg.add_argument("--statmaps-dir", required=True, help="from local-stats")
-    lfg.add_argument("--mask", required=True, help="template brain mask")
+    lfg.add_argument("--template", required=True, help="template T1w (the background)")
+    lfg.add_argument("--maps-dir", help="per-scan maps of local-maps (adds one example scan)")
+    lfg.add_argument("--folds", help="folds.tsv (picks the example scan)")
     lfg.add_argument("--control-group", default="HC")
     lfg.add_argument("--truth-dir", help="the simulation's truth folder (adds the true maps)")
     lfg.add_argument("--out", required=True, help="output PNG")
@@ -98,6 +130,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     dfg.add_argument("--steps", type=int, default=50, help="DDIM decoding steps")
     dfg.add_argument("--out", required=True, help="output PNG")
     dfg.set_defaults(func=_cmd_diffae_figure)
+
+    shot = sub.add_parser(
+        "screenshot", help="the HTML report in headless Chromium: front page or one figure"
+    )
+    shot.add_argument("--report", default="results/report.html")
+    shot.add_argument("--category", help="open this category (e.g. Interpretability)")
+    shot.add_argument("--figure", help="show this figure (e.g. results/report/relevance.png)")
+    shot.add_argument("--size", type=int, nargs=2, default=[1400, 1000], help="window pixels")
+    shot.add_argument("--out", required=True, help="output PNG")
+    shot.set_defaults(func=_cmd_screenshot)
 
     smy = sub.add_parser("summary", help="headline numbers of a finished run")
     smy.add_argument("--results", default="results", help="the run's results folder")

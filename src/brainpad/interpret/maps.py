@@ -9,7 +9,8 @@ every network counts alike. Maps are put back on the template grid (MNI) and wri
 method as 4D NIfTI images, one volume per scan in ``scans.tsv``'s order:
 
 * ``<method>/signed.nii.gz``: positive where the voxel pushed the predicted age up;
-* ``<method>/absolute.nii.gz``: its magnitude, what the group statistics test;
+* ``<method>/absolute.nii.gz``: the mean of the absolute maps (a magnitude that does not
+  cancel between networks of opposite sign), what the group statistics test;
 * ``<method>/mean_signed.nii.gz``, ``mean_absolute.nii.gz``: their means over the healthy
   controls (one scan per participant);
 * ``<method>/model-<name>_mean_absolute.nii.gz``: each network's mean over the healthy
@@ -79,7 +80,8 @@ def model_relevance(
     Returns
     -------
     dict
-        method → scan_id → map on the crop grid.
+        method → scan_id → (2, x, y, z) on the crop grid: the mean signed map and the mean
+        of the absolute maps (magnitudes that do not cancel between folds).
     """
     sums: dict[str, dict[str, np.ndarray]] = {m: {} for m in methods}
     counts: dict[str, int] = {}
@@ -96,7 +98,8 @@ def model_relevance(
                 full[(slice(None), *box)] = maps * region_mask
                 maps = full
             for scan, values in zip(scans, normalised(maps, crop_mask), strict=True):
-                sums[method][scan] = sums[method].get(scan, 0.0) + values
+                both = np.stack([values, np.abs(values)])
+                sums[method][scan] = sums[method].get(scan, 0.0) + both
         for scan in scans:
             counts[scan] = counts.get(scan, 0) + 1
     return {m: {s: v / counts[s] for s, v in maps.items()} for m, maps in sums.items()}
@@ -162,20 +165,19 @@ def cohort_relevance(
         return nib.Nifti1Image(grid, mask_img.affine)
 
     for method in methods:
-        stacked = np.zeros((len(table), *mask[crop].shape), np.float32)
+        stacked = np.zeros((2, len(table), *mask[crop].shape), np.float32)
         for name, maps in per_model.items():
             mine = np.array([s in maps[method] for s in table.scan_id])
-            stacked[mine] += np.stack([maps[method][s] for s in table.scan_id[mine]])
+            stacked[:, mine] += np.stack([maps[method][s] for s in table.scan_id[mine]], 1)
             if (mine & baseline).any():
                 ids = table.scan_id[mine & baseline]
-                mean = np.mean([np.abs(maps[method][s]) for s in ids], axis=0)
+                mean = np.mean([maps[method][s][1] for s in ids], axis=0)
                 path = Path(out_dir) / method / f"model-{name}_mean_absolute.nii.gz"
                 save_image_atomic(on_grid(mean[None]).slicer[..., 0], path)
-        stacked /= table["models"].to_numpy()[:, None, None, None]
+        stacked /= table["models"].to_numpy()[None, :, None, None, None]
         paths = relevance_paths(out_dir, method)
-        save_image_atomic(on_grid(stacked), paths["signed"])
-        save_image_atomic(on_grid(np.abs(stacked)), paths["absolute"])
-        for kind, values in (("signed", stacked), ("absolute", np.abs(stacked))):
+        for kind, values in zip(("signed", "absolute"), stacked, strict=True):
+            save_image_atomic(on_grid(values), paths[kind])
             mean = values[baseline.to_numpy()].mean(0, keepdims=True)
             save_image_atomic(on_grid(mean).slicer[..., 0], paths[f"mean_{kind}"])
     write_table_atomic(table, Path(out_dir) / "scans.tsv")

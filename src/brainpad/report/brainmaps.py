@@ -45,6 +45,7 @@ def brain_panel(
     threshold: float | None = None,
     vmax: float | None = None,
     cut_coords: tuple[float, float, float] | None = None,
+    cmap: str | None = None,
 ) -> None:
     """One orthogonal view of ``image`` over ``template`` in ``ax``.
 
@@ -53,11 +54,14 @@ def brain_panel(
     signed : bool
         Diverging colours centred on zero (else 0 to ``vmax``, hot colours).
     threshold : float, optional
-        |value| below which nothing is drawn (stated by the caller's title).
+        |value| below which nothing is drawn (stated by the caller's title); by default
+        only exact zeros (outside the brain) are left out, so the template shows there.
     vmax : float, optional
         Colour bar limit (default: the 99th percentile of |value| over non-zero voxels).
     cut_coords : tuple, optional
         MNI coordinates of the cuts (default: nilearn's choice, the map's centre of mass).
+    cmap : str, optional
+        Colour map (default: ``RdBu_r`` signed, ``hot`` otherwise).
     """
     from nilearn import plotting
 
@@ -71,10 +75,10 @@ def brain_panel(
         bg_img=template,
         display_mode="ortho",
         cut_coords=cut_coords,
-        threshold=threshold,
+        threshold=1e-6 if threshold is None else threshold,
         vmax=vmax or 1.0,
         vmin=None if signed else 0.0,
-        cmap="RdBu_r" if signed else "hot",
+        cmap=cmap or ("RdBu_r" if signed else "hot"),
         symmetric_cbar=signed,
         colorbar=True,
         annotate=True,
@@ -140,9 +144,81 @@ def relevance_figure(
             if significant.any():
                 shown = nib.Nifti1Image(np.where(significant, t, 0.0), t_img.affine)
                 title += f"\nt where TFCE FWE p < {alpha:g} ({int(significant.sum())} voxels)"
-                threshold = 1e-6  # the significant voxels only
+                threshold = None  # the significant voxels only (the others are 0)
             else:
                 shown, threshold = t_img, 2.0
                 title += f"\n|t| > 2; none at FWE p < {alpha:g} (min p {test.min_p_fwe:.2f})"
             brain_panel(ax, shown, template, title, signed=True, threshold=threshold)
+    _save(fig, path)
+
+
+LOCAL_CUTS = (-24.0, -20.0, -14.0)
+"""The local maps' cuts (MNI mm): through the left hippocampus and amygdala, where study 1
+found the largest effects."""
+
+
+def local_maps_figure(
+    statmaps_dir: str | Path,
+    template_path: str | Path,
+    control_group: str,
+    path: str | Path,
+    truth_dir: str | Path | None = None,
+    example: tuple[str, str | Path] | None = None,
+) -> None:
+    """Study 1's maps over the template: per patient group its mean corrected brain-PAD,
+    Cohen's d against the controls and (simulated data) the true map; the ICC maps; and
+    one example scan's corrected brain-PAD map (``example``: its label and NIfTI path)."""
+    from brainpad.local.measures import REPEAT_UNKNOWN
+    from brainpad.local.statistics import read_mean_maps, statmap_path
+    from brainpad.local.truth import read_true_map
+
+    template = nib.load(template_path)
+
+    def image(values: np.ndarray) -> nib.Nifti1Image:
+        return nib.Nifti1Image(np.asarray(values, np.float32), template.affine)
+
+    panels: list[list[tuple[str, nib.Nifti1Image | None, dict]]] = []
+    signed = {"signed": True, "cut_coords": LOCAL_CUTS}
+    for group, mean_map in read_mean_maps(statmaps_dir).items():
+        if group == control_group:
+            continue
+        d_path = statmap_path(statmaps_dir, f"group-{group}_vs_{control_group}", "d")
+        row = [
+            (f"{group}: mean corrected brain-PAD (y)", image(mean_map), signed),
+            (
+                f"{group} vs older {control_group}: Cohen's d, |d| > 0.2",
+                nib.load(d_path) if d_path.is_file() else None,
+                {**signed, "threshold": 0.2},
+            ),
+        ]
+        if truth_dir is not None:
+            true_map = read_true_map(truth_dir, group, template)
+            row.append((f"{group}: simulated true brain-PAD (y)",
+                        None if true_map is None else image(true_map), signed))  # fmt: skip
+        panels.append(row)
+    last = [
+        (f"ICC(2,1) {kind} (0-1)", nib.load(p), {"signed": False, "vmax": 1.0,
+                                                "cmap": "viridis", "cut_coords": LOCAL_CUTS})
+        for kind in ("test-retest", "between-site", REPEAT_UNKNOWN)
+        if (p := statmap_path(statmaps_dir, f"icc-{kind}", "icc")).is_file()
+    ]  # fmt: skip
+    if example is not None:
+        label, example_path = example
+        last.append((f"one scan, {label}: corrected brain-PAD (y)", nib.load(example_path),
+                     signed))  # fmt: skip
+    if last:
+        panels.append(last)
+    columns = max((len(r) for r in panels), default=1)
+    rows = max(len(panels), 1)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 2.2 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for r, row in enumerate(panels):
+        for c, (title, shown, options) in enumerate(row):
+            if shown is None:
+                empty_panel(axes[r, c], title, "not computed: too few scans or no true map")
+            else:
+                brain_panel(axes[r, c], shown, template, title, **options)
+    if not panels:
+        empty_panel(axes[0, 0], "local brain-PAD maps", "no patient group and no repeat scans")
     _save(fig, path)

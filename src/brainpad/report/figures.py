@@ -18,7 +18,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainpad.local.measures import REPEAT_UNKNOWN
 from brainpad.paths import participant_of, preproc_paths
 from brainpad.stats.tables import baseline_scans, comparison_people, heldout_people, pad_column
 
@@ -257,80 +256,4 @@ def failed_montages(qc: pd.DataFrame, preproc_dir: str | Path, path: str | Path)
             ax.text(0.5, 0.5, f"no montage at\n{montage}", ha="center", va="center", fontsize=7)
         reasons = textwrap.fill(str(row.reasons), 48)
         ax.set_title(f"{row.scan_id}\n{reasons}", fontsize=8, color="darkred")
-    _save(fig, path)
-
-
-def _axial(values: np.ndarray, affine: np.ndarray, z_mm: float) -> np.ndarray:
-    """The axial slice nearest to MNI z = ``z_mm``, oriented for ``imshow``."""
-    k = round(float(np.linalg.solve(affine, [0.0, 0.0, z_mm, 1.0])[2]))
-    return np.rot90(values[:, :, int(np.clip(k, 0, values.shape[2] - 1))])
-
-
-def local_maps_figure(
-    statmaps_dir: str | Path,
-    mask_path: str | Path,
-    control_group: str,
-    path: str | Path,
-    truth_dir: str | Path | None = None,
-    z_mm: float = -14.0,
-) -> None:
-    """Axial slices of each patient group's maps: mean corrected brain-PAD, Cohen's d
-    against the controls and (simulated data) the true map; then the ICC maps.
-
-    The slice (MNI z = −14 mm by default) crosses the hippocampi, amygdalae and temporal
-    lobes, where study 1 found the largest effects.
-    """
-    import nibabel as nib
-
-    from brainpad.local.statistics import read_mean_maps, statmap_path
-    from brainpad.local.truth import read_true_map
-
-    mask = nib.load(mask_path)
-    brain = np.asarray(mask.dataobj) > 0
-    panels: list[list[tuple[str, np.ndarray | None, str]]] = []
-    for group, mean_map in read_mean_maps(statmaps_dir).items():
-        if group == control_group:
-            continue
-        d_path = statmap_path(statmaps_dir, f"group-{group}_vs_{control_group}", "d")
-        d_map = np.asarray(nib.load(d_path).dataobj) if d_path.is_file() else None
-        row = [
-            (f"{group}: mean brain-PAD (y)", mean_map, "RdBu_r"),
-            (f"{group} vs {control_group}: Cohen's d", d_map, "RdBu_r"),
-        ]
-        if truth_dir is not None:
-            row.append(
-                (f"{group}: true brain-PAD (y)", read_true_map(truth_dir, group, mask), "RdBu_r")
-            )
-        panels.append(row)
-    icc = [
-        (f"ICC(2,1) {kind}", np.asarray(nib.load(p).dataobj), "viridis")
-        for kind in ("test-retest", "between-site", REPEAT_UNKNOWN)
-        if (p := statmap_path(statmaps_dir, f"icc-{kind}", "icc")).is_file()
-    ]
-    if icc:
-        panels.append(icc)
-    columns = max((len(r) for r in panels), default=1)
-    fig, axes = plt.subplots(
-        max(len(panels), 1),
-        columns,
-        figsize=(3.2 * columns, 3.0 * max(len(panels), 1)),
-        squeeze=False,
-    )
-    for ax in axes.ravel():
-        ax.axis("off")
-    for r, row in enumerate(panels):
-        for c, (title, values, cmap) in enumerate(row):
-            ax = axes[r, c]
-            ax.set_title(title, fontsize=9)
-            if values is None:
-                continue
-            shown = np.where(brain, values, np.nan)
-            if cmap == "viridis":
-                limits = {"vmin": 0.0, "vmax": 1.0}
-            else:
-                bound = float(np.nanpercentile(np.abs(shown[brain]), 99)) or 1.0
-                limits = {"vmin": -bound, "vmax": bound}
-            image = ax.imshow(_axial(shown, mask.affine, z_mm), cmap=cmap, **limits)
-            fig.colorbar(image, ax=ax, fraction=0.046, pad=0.02)
-    fig.suptitle(f"Local brain-PAD maps, axial slice z = {z_mm:g} mm (MNI)", fontsize=10)
     _save(fig, path)
