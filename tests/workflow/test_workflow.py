@@ -149,6 +149,17 @@ def test_models_ensemble_stats_and_report(tiny_run):
     result = snakemake(tiny_run, TINY_CONFIG, "--report", "results/report.html")
     assert result.returncode == 0, result.stderr[-3000:]
     html = (tiny_run / "results/report.html").read_text(errors="replace")
+    # every figure the rules register with report() is produced and in the report
+    registered = set(re.findall(r'"(results/report/\w+\.png)": \{"name"', html))
+    assert {
+        *(f"results/report/{name}.png" for name in ("predicted_vs_age", "qc_failed_montages")),
+        "results/report/local_maps.png",
+        "results/report/relevance.png",
+        "results/report/diffae_reconstructions.png",
+    } <= registered
+    for figure in registered:
+        assert (tiny_run / figure).stat().st_size > 2_000, figure
+    assert "Headline figures" in html and "Cohort" in html and "Parameters" in html
     assert "predicted vs chronological age" in html and "brain-PAD by group" in html
     assert "multimodal stacking (study 4)" in html and "ensembles vs base models" in html
     assert "local brain-PAD maps" in html and "local maps vs truth" in html

@@ -12,7 +12,8 @@ corrected by the permutations' maximum TFCE:
   two-sided (positive t: more relevance in the patients).
 
 TFCE's cost grows with the voxels of the grid; ``downsample`` averages the maps over
-blocks of ``downsample``³ voxels first (the demo's networks read 8 mm inputs anyway).
+blocks of ``downsample``³ voxels first (the demo's networks read 8 mm inputs anyway), and
+the grid is cropped to the brain's bounding box (the t and p maps are written on it).
 Significant clusters (FWE p < ``alpha``) are listed with their peak's Harvard-Oxford label.
 """
 
@@ -125,6 +126,14 @@ def coarse_mask(mask: nib.Nifti1Image, factor: int) -> nib.Nifti1Image:
     mean = block_mean(mask, factor)
     inside = np.asarray(mean.dataobj) >= (0.5 if factor > 1 else 1e-6)
     return nib.Nifti1Image(inside.astype(np.uint8), mean.affine)
+
+
+def brain_box(mask: nib.Nifti1Image, margin: int = 1) -> tuple[slice, ...]:
+    """The mask's bounding box with ``margin`` voxels around it (within the grid)."""
+    inside = np.argwhere(np.asarray(mask.dataobj) > 0)
+    low = np.maximum(inside.min(0) - margin, 0)
+    high = np.minimum(inside.max(0) + margin + 1, mask.shape[:3])
+    return tuple(slice(int(a), int(b)) for a, b in zip(low, high, strict=True))
 
 
 def permutation_test(
@@ -250,8 +259,10 @@ def relevance_statistics(
     from nilearn.maskers import NiftiMasker
 
     grid_mask = coarse_mask(mask, downsample)
+    box = brain_box(grid_mask)  # TFCE labels the whole grid: no empty margins
+    grid_mask = grid_mask.slicer[box]
     masker = NiftiMasker(grid_mask).fit()
-    data = masker.transform(block_mean(absolute, downsample))
+    data = masker.transform(block_mean(absolute, downsample).slicer[box])
     ages = scans.sort_values("volume")["age"].to_numpy(dtype=float)
     tests, clusters = [], []
     for contrast in contrasts(scans, control_group, young_max, old_min):

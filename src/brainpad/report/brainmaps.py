@@ -166,8 +166,9 @@ def local_maps_figure(
     example: tuple[str, str | Path] | None = None,
 ) -> None:
     """Study 1's maps over the template: per patient group its mean corrected brain-PAD,
-    Cohen's d against the controls and (simulated data) the true map; the ICC maps; and
-    one example scan's corrected brain-PAD map (``example``: its label and NIfTI path)."""
+    Welch t and Cohen's d against the controls and (simulated data) the true map; the ICC
+    maps; and one example scan's corrected brain-PAD map (``example``: its label and NIfTI
+    path)."""
     from brainpad.local.measures import REPEAT_UNKNOWN
     from brainpad.local.statistics import read_mean_maps, statmap_path
     from brainpad.local.truth import read_true_map
@@ -183,8 +184,14 @@ def local_maps_figure(
         if group == control_group:
             continue
         d_path = statmap_path(statmaps_dir, f"group-{group}_vs_{control_group}", "d")
+        t_path = statmap_path(statmaps_dir, f"group-{group}_vs_{control_group}", "t")
         row = [
             (f"{group}: mean corrected brain-PAD (y)", image(mean_map), signed),
+            (
+                f"{group} vs older {control_group}: Welch t, |t| > 2",
+                nib.load(t_path) if t_path.is_file() else None,
+                {**signed, "threshold": 2.0},
+            ),
             (
                 f"{group} vs older {control_group}: Cohen's d, |d| > 0.2",
                 nib.load(d_path) if d_path.is_file() else None,

@@ -73,7 +73,12 @@ def headline_section(stats_dir: str | Path, control_group: str) -> str:
     for row in by_group.itertuples():
         versus = comparisons[(comparisons["first"] == row.group)
                              & (comparisons["second"] == control_group)]  # fmt: skip
-        effect = f"{versus['d'].iloc[0]:.2f} (p {versus['p'].iloc[0]:.2g})" if len(versus) else ""
+        if row.group == control_group:
+            effect = "reference"
+        elif len(versus):
+            effect = f"{_number(versus['d'].iloc[0])} (p {_number(versus['p'].iloc[0], '.2g')})"
+        else:
+            effect = "n/a"
         true_mean = getattr(row, "true_mean", float("nan"))
         spread = f"{_number(row.mean, '.1f')} ± {_number(row.sd, '.1f')}"
         rows.append([str(row.group), str(row.n), spread, effect, _number(true_mean, ".1f")])
