@@ -185,7 +185,10 @@ def test_significant_clusters_are_compared_with_the_true_disease_map(tmp_path):
     assert list(affected.index[affected]) == [1, 2]
     assert affected_regions(tmp_path, "pMCI") is None
     significant = np.isin(labels, [1, 4]) & (np.arange(70) % 2 == 0)
-    row = significant_overlap(significant, labels, affected)
+    t = np.where(np.isin(labels, [2]), 5.0, 0.1) * np.linspace(1, 2, 70)  # region 2 leads
+    row = significant_overlap(significant, labels, affected, t)
     assert row["significant_voxels"] == 10
     assert row["share_in_affected"] == 0.5
+    assert row["top_share_in_affected"] == 1.0  # the 5 % largest |t| all in region 2
     assert row["affected_volume_share"] == pytest.approx(20 / 60)
+    assert np.isnan(significant_overlap(significant, labels, affected)["top_share_in_affected"])

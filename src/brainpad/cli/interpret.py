@@ -37,64 +37,39 @@ def _cmd_relevance_stats(args: argparse.Namespace) -> None:
     import nibabel as nib
     import numpy as np
     import pandas as pd
-    from nilearn.image import resample_to_img
 
     from brainpad.atomic import write_table_atomic
     from brainpad.interpret import truth
     from brainpad.interpret.statistics import relevance_statistics
-    from brainpad.paths import relevance_paths, stat_paths
+    from brainpad.paths import relevance_paths
 
     scans = pd.read_csv(Path(args.out_dir) / "scans.tsv", sep="\t")
     mask = nib.load(args.mask)
     atlas, labels = nib.load(args.atlas), pd.read_csv(args.labels, sep="\t")
-    inside = np.asarray(mask.dataobj) > 0
     freeze_gc()
-    tests, clusters, shares, overlaps = [], [], [], []
-    rng = np.random.default_rng(args.seed)
-    regions = truth.truth_labels(args.truth_dir, mask)[inside] if args.truth_dir else None
+    tests, clusters = [], []
     for method in args.methods:
-        paths = relevance_paths(args.out_dir, method)
         found = relevance_statistics(
-            nib.load(paths["absolute"]), scans, mask, atlas, labels, method, args.out_dir,
-            args.control_group, args.young_max, args.old_min, args.n_perm, args.downsample,
-            args.alpha, args.seed,
+            nib.load(relevance_paths(args.out_dir, method)["absolute"]), scans, mask, atlas,
+            labels, method, args.out_dir, args.control_group, args.young_max, args.old_min,
+            args.n_perm, args.downsample, args.alpha, args.seed,
         )  # fmt: skip
         tests.append(found[0])
         clusters.append(found[1])
-        if regions is None:
-            continue
-        ageing = truth.ageing_regions(args.truth_dir)
-        maps = {"all": paths["mean_absolute"]}
-        maps |= {
-            p.name.removeprefix("model-").removesuffix("_mean_absolute.nii.gz"): p
-            for p in sorted(paths["mean_absolute"].parent.glob("model-*_mean_absolute.nii.gz"))
-        }
-        for name, path in maps.items():
-            mean = np.asarray(nib.load(path).dataobj)[inside]
-            share = truth.relevance_in_regions(mean, regions, ageing, rng, args.n_random)
-            shares.append({"map": name, "method": method, **share})
-        for test in found[0].itertuples():
-            affected = truth.affected_regions(args.truth_dir, test.first)
-            if affected is None or test.second == "" or pd.isna(test.max_abs_t):
-                continue
-            p_map = resample_to_img(
-                nib.load(stat_paths(args.out_dir, method, test.test)["p_fwe"]), mask,
-                interpolation="nearest", copy_header=True, force_resample=True,
-            )  # fmt: skip
-            significant = (np.asarray(p_map.dataobj) < args.alpha)[inside]
-            significant &= np.asarray(p_map.dataobj)[inside] > 0  # 0 outside the coarse mask
-            row = truth.significant_overlap(significant, regions, affected)
-            overlaps.append({"method": method, "test": test.test, **row})
     out = Path(args.out_dir)
-    write_table_atomic(pd.concat(tests, ignore_index=True), out / "tests.tsv")
+    tests = pd.concat(tests, ignore_index=True)
+    write_table_atomic(tests, out / "tests.tsv")
     found_clusters = [c for c in clusters if len(c)]
     write_table_atomic(
         pd.concat(found_clusters, ignore_index=True) if found_clusters else clusters[0],
         out / "clusters.tsv",
     )
     if args.truth_dir:
-        write_table_atomic(pd.DataFrame(shares, columns=truth.TRUTH_COLUMNS), out / "truth.tsv")
-        overlap = pd.DataFrame(overlaps, columns=truth.OVERLAP_COLUMNS)
+        rng = np.random.default_rng(args.seed)
+        shares, overlap = truth.truth_tables(
+            out, tests, mask, args.truth_dir, args.alpha, rng, args.n_random
+        )
+        write_table_atomic(shares, out / "truth.tsv")
         write_table_atomic(overlap, out / "truth_clusters.tsv")
 
 

@@ -194,14 +194,24 @@ def permutation_test(
     return {"t": out["t"][0], "p_fwe": 10.0 ** -out["logp_max_tfce"][0]}
 
 
-def peak_region(xyz_mm: np.ndarray, atlas: nib.Nifti1Image, labels: pd.DataFrame) -> str:
-    """The Harvard-Oxford label at a point (MNI mm) of the atlas, or ``outside atlas``."""
-    ijk = np.rint(np.linalg.inv(atlas.affine) @ np.r_[xyz_mm, 1.0])[:3].astype(int)
-    data = np.asarray(atlas.dataobj)
-    if np.any(ijk < 0) or np.any(ijk >= data.shape[:3]):
-        return "outside atlas"
+def peak_region(
+    xyz_mm: np.ndarray, atlas: nib.Nifti1Image, labels: pd.DataFrame, radius_mm: float = 8.0
+) -> str:
+    """The Harvard-Oxford label at a point (MNI mm): the atlas label there, else ``near``
+    the commonest label within ``radius_mm`` (a coarse test grid's peak often falls in
+    white matter or between regions), else ``outside atlas``."""
+    data = np.asarray(atlas.dataobj).astype(np.int64)
     names = labels.set_index("label")["name"]
-    return str(names.get(int(data[tuple(ijk)]), "outside atlas"))
+    grid = np.indices(data.shape).reshape(3, -1)
+    world = (atlas.affine[:3, :3] @ grid + atlas.affine[:3, 3:]).T
+    distance = np.linalg.norm(world - np.asarray(xyz_mm, float), axis=1)
+    nearest = int(data.ravel()[np.argmin(distance)])
+    if nearest > 0 and distance.min() <= min(atlas.header.get_zooms()[:3]):
+        return str(names.get(nearest, "outside atlas"))
+    around = data.ravel()[(distance <= radius_mm) & (data.ravel() > 0)]
+    if around.size == 0:
+        return "outside atlas"
+    return f"near {names.get(int(np.bincount(around).argmax()), 'outside atlas')}"
 
 
 def cluster_rows(

@@ -10,7 +10,8 @@ many regions drawn at random, whose enrichment the real one must beat (``p_rando
 For a patient group's test against the controls, the significant voxels are compared with
 the regions the disease truly accelerates (acceleration above the median region, as in
 :func:`brainpad.local.truth.truth_validation`): the share of significant voxels inside
-them against their share of the brain (chance).
+them against their share of the brain (chance), and the same share for the 5 % of voxels
+with the largest |t|, which says where the test points even when nothing survives.
 """
 
 from __future__ import annotations
@@ -39,9 +40,13 @@ OVERLAP_COLUMNS = [
     "test",
     "significant_voxels",
     "share_in_affected",
+    "top_share_in_affected",
     "affected_volume_share",
     "affected_regions",
 ]
+TOP_FRACTION = 0.05
+"""The share of voxels with the largest |t| compared with the true disease map whether or
+not any is significant."""
 
 
 def ageing_regions(truth_dir: str | Path) -> pd.Series:
@@ -111,17 +116,28 @@ def relevance_in_regions(
 
 
 def significant_overlap(
-    significant: np.ndarray, labels: np.ndarray, affected: pd.Series
+    significant: np.ndarray,
+    labels: np.ndarray,
+    affected: pd.Series,
+    t: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Share of significant voxels (bool, like ``labels``) in the truly affected regions,
-    against those regions' share of the labelled brain (chance)."""
+    against those regions' share of the labelled brain (chance); with the test's ``t``
+    (like ``labels``), the same share for the :data:`TOP_FRACTION` of voxels with the
+    largest |t|, significant or not."""
     known = labels > 0
     chosen = affected.index[affected].to_numpy()
     inside = np.isin(labels[known], chosen)
     hits = significant[known]
+    top = np.nan
+    if t is not None:
+        strength = np.abs(t[known])
+        leaders = strength >= np.quantile(strength, 1 - TOP_FRACTION)
+        top = float(inside[leaders].mean())
     return {
         "significant_voxels": int(hits.sum()),
         "share_in_affected": float(inside[hits].mean()) if hits.any() else np.nan,
+        "top_share_in_affected": top,
         "affected_volume_share": float(inside.mean()),
         "affected_regions": len(chosen),
     }
@@ -130,3 +146,64 @@ def significant_overlap(
 def truth_labels(truth_dir: str | Path, reference: nib.Nifti1Image) -> np.ndarray:
     """The simulation's region of every voxel of ``reference``'s grid."""
     return regions_on_grid(Path(truth_dir) / REGION_MAP, reference)
+
+
+def truth_tables(
+    out_dir: str | Path,
+    tests: pd.DataFrame,
+    mask: nib.Nifti1Image,
+    truth_dir: str | Path,
+    alpha: float,
+    rng: np.random.Generator,
+    n_random: int = 1000,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both truth tables of the module for what ``relevance`` and ``relevance-stats``
+    wrote under ``out_dir`` (``tests`` is the latter's table of tests).
+
+    Returns
+    -------
+    shares : DataFrame
+        :data:`TRUTH_COLUMNS`: per method, the mean map over all networks (``all``) and
+        each network's, against the ageing regions.
+    overlap : DataFrame
+        :data:`OVERLAP_COLUMNS`: each patient group's test against the disease's regions.
+    """
+    from nilearn.image import resample_to_img
+
+    from brainpad.paths import relevance_paths, stat_paths
+
+    inside = np.asarray(mask.dataobj) > 0
+    regions = truth_labels(truth_dir, mask)[inside]
+    ageing = ageing_regions(truth_dir)
+
+    def on_mask(path: Path) -> np.ndarray:
+        image = resample_to_img(nib.load(path), mask, interpolation="nearest",
+                                copy_header=True, force_resample=True)  # fmt: skip
+        return np.asarray(image.dataobj)[inside]
+
+    shares, overlaps = [], []
+    for method in dict.fromkeys(tests["method"]):
+        mean = relevance_paths(out_dir, method)["mean_absolute"]
+        maps = {"all": mean}
+        maps |= {
+            p.name.removeprefix("model-").removesuffix("_mean_absolute.nii.gz"): p
+            for p in sorted(mean.parent.glob("model-*_mean_absolute.nii.gz"))
+        }
+        for name, path in maps.items():
+            values = np.asarray(nib.load(path).dataobj)[inside]
+            row = relevance_in_regions(values, regions, ageing, rng, n_random)
+            shares.append({"map": name, "method": method, **row})
+        for test in tests[tests["method"] == method].itertuples():
+            one_sample = not isinstance(test.second, str) or not test.second
+            affected = None if one_sample else affected_regions(truth_dir, test.first)
+            if affected is None or pd.isna(test.max_abs_t):
+                continue
+            paths = stat_paths(out_dir, method, test.test)
+            p_fwe, t = on_mask(paths["p_fwe"]), on_mask(paths["t"])
+            significant = (p_fwe < alpha) & (p_fwe > 0)  # 0 outside the test's grid
+            row = significant_overlap(significant, regions, affected, t)
+            overlaps.append({"method": method, "test": test.test, **row})
+    return (
+        pd.DataFrame(shares, columns=TRUTH_COLUMNS),
+        pd.DataFrame(overlaps, columns=OVERLAP_COLUMNS),
+    )
