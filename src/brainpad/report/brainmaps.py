@@ -19,13 +19,9 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 
+from brainpad.report.figures import save_figure
+
 TITLE_SIZE = 8
-
-
-def _save(fig: plt.Figure, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
 
 
 def empty_panel(ax: plt.Axes, title: str, reason: str) -> None:
@@ -149,7 +145,7 @@ def relevance_figure(
                 shown, threshold = t_img, 2.0
                 title += f"\n|t| > 2; none at FWE p < {alpha:g} (min p {test.min_p_fwe:.2f})"
             brain_panel(ax, shown, template, title, signed=True, threshold=threshold)
-    _save(fig, path)
+    save_figure(fig, path, dpi=100)
 
 
 LOCAL_CUTS = (-24.0, -20.0, -14.0)
@@ -228,4 +224,4 @@ def local_maps_figure(
                 brain_panel(axes[r, c], shown, template, title, **options)
     if not panels:
         empty_panel(axes[0, 0], "local brain-PAD maps", "no patient group and no repeat scans")
-    _save(fig, path)
+    save_figure(fig, path, dpi=100)

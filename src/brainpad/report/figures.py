@@ -22,9 +22,12 @@ from brainpad.paths import participant_of, preproc_paths
 from brainpad.stats.tables import baseline_scans, comparison_people, heldout_people, pad_column
 
 
-def _save(fig: plt.Figure, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+def save_figure(fig: plt.Figure, path: str | Path, dpi: int = 110) -> None:
+    """Save ``fig`` as PNG, whole or not at all (via a temporary name), and close it."""
+    from brainpad.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     plt.close(fig)
 
 
@@ -62,7 +65,7 @@ def predicted_vs_age(
             ylim=(lo, hi),
         )
     axes[0].legend(fontsize=8, loc="upper left")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def _panels(n: int, size: float, columns: int = 5) -> tuple[plt.Figure, list]:
@@ -107,7 +110,7 @@ def uncertainty_vs_error(table: pd.DataFrame, path: str | Path) -> dict[str, flo
             xlabel="95 % interval of base models (y)",
             ylabel="absolute error (y)",
         )
-    _save(fig, path)
+    save_figure(fig, path)
     return found
 
 
@@ -148,7 +151,7 @@ def brain_pad_by_group(
         ylabel="brain-PAD, bias-corrected (y)",
         title=f"brain-PAD by group ({control_group} aged ≥ {control_min_age:g})",
     )
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def brain_pad_by_model(
@@ -170,7 +173,7 @@ def brain_pad_by_model(
         ax.set_xticks(range(1, len(labels) + 1), labels, rotation=60, ha="right", fontsize=7)
         ax.axhline(0, color="grey", lw=1, ls="--")
         ax.set(title=f"{group} (n {len(part)})", ylabel="brain-PAD, bias-corrected (y)")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def associations_by_age(windows: pd.DataFrame, path: str | Path) -> None:
@@ -199,7 +202,7 @@ def associations_by_age(windows: pd.DataFrame, path: str | Path) -> None:
         ax.set(xlabel="age window centre (y; windows 10 y wide)", ylabel="Pearson r with brain-PAD",
                title="ensemble brain-PAD vs clinical variables by age", ylim=(-1, 1))  # fmt: skip
         ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def qc_summary(
@@ -226,7 +229,7 @@ def qc_summary(
         title=f"QC: {passed.sum()} of {len(qc)} scans passed",
     )
     ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def failed_montages(qc: pd.DataFrame, preproc_dir: str | Path, path: str | Path) -> None:
@@ -241,7 +244,7 @@ def failed_montages(qc: pd.DataFrame, preproc_dir: str | Path, path: str | Path)
         fig, ax = plt.subplots(figsize=(5, 1.2))
         ax.axis("off")
         ax.text(0.5, 0.5, f"all {len(qc)} scans passed QC", ha="center", va="center")
-        _save(fig, path)
+        save_figure(fig, path)
         return
     columns = min(3, len(failed))
     rows = -(-len(failed) // columns)
@@ -256,4 +259,4 @@ def failed_montages(qc: pd.DataFrame, preproc_dir: str | Path, path: str | Path)
             ax.text(0.5, 0.5, f"no montage at\n{montage}", ha="center", va="center", fontsize=7)
         reasons = textwrap.fill(str(row.reasons), 48)
         ax.set_title(f"{row.scan_id}\n{reasons}", fontsize=8, color="darkred")
-    _save(fig, path)
+    save_figure(fig, path)
