@@ -1,0 +1,129 @@
+"""ComBat against neuroCombat, controls-only fits, and unseen sites."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from neuroCombat import neuroCombat
+
+from brainpad.harmonise.combat import (
+    Combat,
+    HarmonisationError,
+    estimate_site,
+    fit_combat,
+    harmonise,
+)
+
+SHIFT = {"siteA": 0.0, "siteB": 1.5, "siteC": -1.0}
+SCALE = {"siteA": 1.0, "siteB": 1.6, "siteC": 0.7}
+
+
+def _cohort(n: int = 90, seed: int = 0, sites=("siteA", "siteB", "siteC")) -> tuple:
+    """Three features with a quadratic age effect, a sex effect, a site location and scale,
+    and patients (AD) shifted by −1."""
+    rng = np.random.default_rng(seed)
+    cov = pd.DataFrame(
+        {
+            "site": rng.choice(list(sites), n),
+            "age": rng.uniform(20, 85, n),
+            "sex": rng.choice(["F", "M"], n),
+            "group": np.where(rng.random(n) < 0.25, "AD", "HC"),
+        }
+    )
+    age = (cov["age"] - 50) / 20
+    base = np.column_stack([-0.8 * age - 0.3 * age**2, 0.5 * age, np.zeros(n)])
+    base += (cov["sex"] == "M").to_numpy()[:, None] * 0.4
+    base += (cov["group"] == "AD").to_numpy()[:, None] * -1.0
+    noise = rng.normal(size=(n, 3))
+    shift = cov["site"].map(SHIFT).to_numpy()[:, None]
+    scale = cov["site"].map(SCALE).to_numpy()[:, None]
+    features = pd.DataFrame(base + shift + scale * noise, columns=["hippocampus", "gm", "wm"])
+    return features, cov
+
+
+def test_on_the_training_controls_it_is_neurocombat():
+    features, cov = _cohort()
+    model = fit_combat(features, cov, "HC")
+    controls = (cov["group"] == "HC").to_numpy()
+    mine = harmonise(model, features[controls], cov[controls])
+    design = model.design(cov[controls].reset_index(drop=True))
+    table = pd.DataFrame(design, columns=[f"c{i}" for i in range(design.shape[1])])
+    table["site"] = cov.loc[controls, "site"].to_numpy()
+    with contextlib.redirect_stdout(io.StringIO()):
+        theirs = neuroCombat(dat=features[controls].to_numpy().T, covars=table, batch_col="site",
+                             continuous_cols=["c0", "c1", "c2"])["data"].T  # fmt: skip
+    np.testing.assert_allclose(mine.to_numpy(), theirs, atol=1e-6)  # β back by least squares
+
+
+def test_patients_never_enter_the_fit_and_keep_their_effect():
+    features, cov = _cohort()
+    model = fit_combat(features, cov, "HC")
+    patients = (cov["group"] == "AD").to_numpy()
+    changed = features.copy()
+    changed.loc[patients] += 50.0  # whatever the patients hold
+    again = fit_combat(changed, cov, "HC")
+    np.testing.assert_allclose(model.gamma, again.gamma, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(model.beta, again.beta, rtol=1e-12, atol=1e-14)
+    # the disease effect survives: AD minus controls at matched sites stays near −1
+    out = harmonise(model, features, cov)
+    residual = out - pd.DataFrame(
+        model.grand_mean + model.design(cov) @ model.beta, columns=out.columns
+    )
+    effect = residual[patients].mean() - residual[~patients].mean()
+    assert effect.between(-1.4, -0.6).all(), effect
+    # and the sites' differences are gone among the controls
+    by_site = residual[~patients].groupby(cov.loc[~patients, "site"].to_numpy()).mean()
+    assert (by_site.max() - by_site.min()).max() < 0.4
+
+
+def test_a_model_round_trips_through_plain_values():
+    features, cov = _cohort()
+    model = fit_combat(features, cov, "HC")
+    back = Combat.from_dict(model.to_dict())
+    pd.testing.assert_frame_equal(harmonise(back, features, cov), harmonise(model, features, cov))
+
+
+def test_fits_and_sites_it_cannot_do_are_refused():
+    features, cov = _cohort()
+    one_site = cov.assign(site="siteA")
+    with pytest.raises(HarmonisationError, match="2 or more sites"):
+        fit_combat(features, one_site, "HC")
+    model = fit_combat(features, cov, "HC")
+    with pytest.raises(HarmonisationError, match=r"\['siteZ'\] were not in the ComBat fit"):
+        harmonise(model, features, cov.assign(site="siteZ"))
+
+
+def test_an_unseen_site_is_estimated_from_its_own_controls_cross_fitted():
+    features, cov = _cohort(sites=("siteA", "siteC"))
+    model = fit_combat(features, cov, "HC")
+    new_features, new_cov = _cohort(n=60, seed=5, sites=("siteB",))
+    out = estimate_site(model, new_features, new_cov, "HC")
+    controls = (new_cov["group"] == "HC").to_numpy()
+    expected = model.grand_mean + model.design(new_cov) @ model.beta
+    before = (new_features.to_numpy() - expected)[controls].mean(0)
+    after = (out.to_numpy() - expected)[controls].mean(0)
+    assert (np.abs(before) > 1.0).all() and (np.abs(after) < 0.3).all()  # siteB's +1.5 gone
+    # cross-fitted: a control's own value does not move its own correction
+    moved = new_features.copy()
+    first = int(np.flatnonzero(controls)[0])
+    moved.iloc[first] += 10.0
+    shifted = estimate_site(model, moved, new_cov, "HC")
+    difference = shifted.iloc[first] - out.iloc[first]
+    assert (difference > 0).all()  # it keeps (a scaled part of) its own change
+    others = np.flatnonzero(controls)[1:]
+    assert not np.allclose(shifted.iloc[others], out.iloc[others])  # the others' estimates move
+
+
+def test_an_unseen_site_with_too_few_controls_is_refused():
+    features, cov = _cohort(sites=("siteA", "siteC"))
+    model = fit_combat(features, cov, "HC")
+    new_features, new_cov = _cohort(n=60, seed=5, sites=("siteB",))
+    few = new_cov.index[new_cov["group"] == "HC"][:4].union(new_cov.index[new_cov["group"] == "AD"])
+    with pytest.raises(HarmonisationError, match=r"site siteB: 4 healthy controls .* needs 5"):
+        estimate_site(model, new_features.loc[few], new_cov.loc[few], "HC")
+    with pytest.raises(HarmonisationError, match="one site"):
+        estimate_site(model, features, cov, "HC")
