@@ -284,3 +284,21 @@ def test_repeat_scans_differ_only_by_pose_and_noise(tiny_cohort):
     same, different, ignored_pose = mse(second), mse(other), mse(unposed)
     assert same < 0.8 * different
     assert same < 0.5 * ignored_pose
+
+
+def test_site_contrast_and_blur_are_site_effects_that_default_to_none():
+    tissues = {"gm": np.array([1.0, 0.0]), "wm": np.array([0.0, 1.0])}
+    plain = scanner.contrast_image(tissues, "T1w", 25.0)
+    assert np.array_equal(scanner.contrast_image(tissues, "T1w", 25.0, 1.0), plain)
+    flat = scanner.contrast_image(tissues, "T1w", 25.0, 0.5)  # half the grey-white gap
+    assert flat[1] == plain[1] and flat[0] == pytest.approx(1.0 - 0.5 * (1.0 - plain[0]))
+    image = np.zeros((21, 21, 21), np.float32)
+    image[10, 10, 10] = 1.0
+    assert scanner.blurred(image, np.array([2.0, 2.0, 2.0]), 0.0) is image
+    spread = scanner.blurred(image, np.array([2.0, 2.0, 2.0]), 8.0)
+    assert spread.sum() == pytest.approx(1.0, rel=1e-4)  # blurs, keeps the signal
+    profile = spread[:, 10, 10] / spread.max()
+    half = np.flatnonzero(profile >= 0.5)
+    assert (half.max() - half.min() + 1) * 2.0 == pytest.approx(8.0, abs=2.0)  # FWHM in mm
+    site = scanner.Site.from_config({"name": "siteD", "gm_contrast": 0.8, "blur_fwhm_mm": 3})
+    assert site.gm_contrast == 0.8 and site.blur_fwhm_mm == 3

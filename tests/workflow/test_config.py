@@ -32,8 +32,19 @@ def test_every_key_has_description_and_default():
             assert "default" in spec, f"{key} has no default"
 
 
-def test_shipped_config_is_valid():
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+def _merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` over ``base`` as Snakemake merges config files (dicts deep, else replaced)."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    base = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    config = _merged(base, yaml.safe_load(path.read_text()))
     validate(config, str(SCHEMA))
 
 

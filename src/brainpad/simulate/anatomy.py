@@ -246,7 +246,10 @@ def scan_subject(
             sampled = sample_tissues(model, anatomy, points, posed, site.skull)
             # a brain-extracted site delivers zeros outside the brain
             inside = None if site.skull else sum(sampled.values()) > 0.5
-        clean = scanner.contrast_image(sampled, modality, age)
+        clean = scanner.contrast_image(sampled, modality, age, site.gm_contrast)
+        if site.blur_fwhm_mm > 0:
+            zooms = np.linalg.norm(affine[:3, :3], axis=0)
+            clean = scanner.blurred(clean.reshape(shape), zooms, site.blur_fwhm_mm).ravel()
         biased = clean * scanner.bias_field(points, rng, site.bias_strength)
         noisy = scanner.rician(biased, 1.0 / site.snr, rng)
         if inside is not None:

@@ -46,6 +46,12 @@ class Site:
         Amplitude of the log bias field (0.2 ≈ ±20 %).
     skull : bool
         Whether skull and scalp are in the image (else brain-extracted).
+    gm_contrast : float
+        Grey-white contrast as a multiple of the default (the grey-matter level moves
+        towards white matter below 1): a site effect on contrast.
+    blur_fwhm_mm : float
+        Gaussian blur of the image before noise (the scanner's point spread): a site
+        effect on resolution.
     """
 
     name: str
@@ -55,6 +61,8 @@ class Site:
     intensity_scale: float = 1000.0
     bias_strength: float = 0.2
     skull: bool = False
+    gm_contrast: float = 1.0
+    blur_fwhm_mm: float = 0.0
 
     @classmethod
     def from_config(cls, entry: dict) -> Site:
@@ -109,12 +117,28 @@ def bias_field(points_mm: np.ndarray, rng: np.random.Generator, strength: float)
     return np.exp(strength * log_field).astype(np.float32)
 
 
-def contrast_image(tissues: dict[str, np.ndarray], modality: str, age: float) -> np.ndarray:
-    """Mix tissue fractions into one noise-free image (white matter = 1 for T1w)."""
+def contrast_image(
+    tissues: dict[str, np.ndarray], modality: str, age: float, gm_contrast: float = 1.0
+) -> np.ndarray:
+    """Mix tissue fractions into one noise-free image (white matter = 1 for T1w); with
+    ``gm_contrast`` ≠ 1 the grey-white difference is scaled by it (a site's contrast)."""
     levels = dict(CONTRASTS[modality])
     if modality == "T1w":
         levels["gm"] += GM_FADING_PER_YEAR * (age - 25.0)
+    if gm_contrast != 1.0:  # (the default leaves the levels bit for bit)
+        levels["gm"] = levels["wm"] - gm_contrast * (levels["wm"] - levels["gm"])
     return sum(levels[k] * tissues[k] for k in tissues if k in levels)
+
+
+def blurred(image: np.ndarray, zooms: np.ndarray, fwhm_mm: float) -> np.ndarray:
+    """``image`` (on a grid of voxel edges ``zooms`` mm) smoothed by a Gaussian of
+    ``fwhm_mm`` (a site's point spread); unchanged for 0."""
+    if fwhm_mm <= 0:
+        return image
+    from scipy import ndimage
+
+    sigma = fwhm_mm / (2 * np.sqrt(2 * np.log(2))) / np.asarray(zooms, float)
+    return ndimage.gaussian_filter(image, sigma).astype(image.dtype)
 
 
 def rician(signal: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
