@@ -388,8 +388,10 @@ def test_local_commands_write_tables_maps_and_figure(local_maps_cohort, tmp_path
     assert row["noise_ceiling_r"] >= row["map_vs_truth_r"]
     assert main([*truth_args, *maps_args]) == 2  # the groups come from the folds
     figure = tmp_path / "local.png"
-    args = ["local-figure", "--statmaps-dir", str(statmaps), "--out", str(figure), *common]
-    assert main([*args, "--truth-dir", str(c["truth"])]) == 0
+    args = ["local-figure", "--statmaps-dir", str(statmaps), "--out", str(figure)]
+    args += ["--template", str(c["mask"]), "--control-group", "HC"]  # any image on the grid
+    example = ["--maps-dir", str(c["maps"]), "--folds", str(c["folds"])]
+    assert main([*args, *example, "--truth-dir", str(c["truth"])]) == 0
     assert figure.stat().st_size > 10_000
 
 

@@ -37,6 +37,9 @@ SIMULATED_ONLY = (
     "report/local_maps.png",
     "report/predicted_vs_age.png",
     "report/brain_pad_by_group.png",
+    "interpret/truth.tsv",
+    "interpret/truth_clusters.tsv",
+    "report/front.rst",  # its headline table has the truth beside each group
 )
 WHERE_THE_DATA_IS = ("path", "source")  # columns and fields naming the input scan
 

@@ -48,22 +48,11 @@ def _cmd_local_figure(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from brainpad.cli.common import freeze_gc
-    from brainpad.paths import map_paths
-    from brainpad.report.brainmaps import local_maps_figure
-    from brainpad.stats.tables import baseline_scans
+    from brainpad.report.brainmaps import example_scan, local_maps_figure
 
     example = None
-    if args.folds and args.maps_dir:  # the first held-out patient, else the first test control
-        folds = pd.read_csv(args.folds, sep="\t")
-        people = baseline_scans(folds[folds["qc_passed"].astype(bool)])
-        for role in ("clinical", "test"):
-            chosen = people[people["role"] == role]
-            if len(chosen):
-                scan = chosen.iloc[0]
-                path = map_paths(args.maps_dir, scan.participant_id, scan.scan_id)
-                label = f"{scan.participant_id} ({scan.group}, {scan.age:.0f} y)"
-                example = (label, path["brainPADcorrected"])
-                break
+    if args.folds and args.maps_dir:
+        example = example_scan(pd.read_csv(args.folds, sep="\t"), args.maps_dir)
     freeze_gc()
     local_maps_figure(
         args.statmaps_dir, args.template, args.control_group, args.out, args.truth_dir, example

@@ -32,6 +32,14 @@ def empty_panel(ax: plt.Axes, title: str, reason: str) -> None:
             transform=ax.transAxes, color="0.3")  # fmt: skip
 
 
+def _inside(image: nib.Nifti1Image, point_mm) -> bool:
+    """Whether ``point_mm`` lies within the image's field of view."""
+    corners = np.array(np.meshgrid(*[[0, n - 1] for n in image.shape[:3]])).reshape(3, -1)
+    world = image.affine[:3, :3] @ corners + image.affine[:3, 3:]
+    point = np.asarray(point_mm, float)
+    return bool(np.all(point >= world.min(1)) and np.all(point <= world.max(1)))
+
+
 def brain_panel(
     ax: plt.Axes,
     image: nib.Nifti1Image,
@@ -62,6 +70,8 @@ def brain_panel(
     from nilearn import plotting
 
     gc.freeze()  # nilearn collects garbage on every image it reads: see cli.common.freeze_gc
+    if cut_coords is not None and not _inside(image, cut_coords):
+        cut_coords = None  # not an MNI grid (a test's): nilearn's own choice
     data = np.nan_to_num(np.asarray(image.dataobj, dtype=np.float32))
     nonzero = np.abs(data[data != 0])
     if vmax is None:
@@ -146,6 +156,25 @@ def relevance_figure(
                 title += f"\n|t| > 2; none at FWE p < {alpha:g} (min p {test.min_p_fwe:.2f})"
             brain_panel(ax, shown, template, title, signed=True, threshold=threshold)
     save_figure(fig, path, dpi=100)
+
+
+def example_scan(folds: pd.DataFrame, maps_dir: str | Path) -> tuple[str, Path] | None:
+    """The local figure's example: the first held-out patient's corrected brain-PAD map
+    (else the first test control's), labelled with participant, group and age; None when
+    ``folds`` names neither."""
+    from brainpad.paths import map_paths
+    from brainpad.stats.tables import baseline_scans
+
+    if "qc_passed" in folds:
+        folds = folds[folds["qc_passed"].astype(bool)]
+    people = baseline_scans(folds)
+    for role in ("clinical", "test"):
+        chosen = people[people["role"] == role] if "role" in people else people.iloc[0:0]
+        if len(chosen):
+            scan = chosen.iloc[0]
+            path = map_paths(maps_dir, scan.participant_id, scan.scan_id)["brainPADcorrected"]
+            return f"{scan.participant_id} ({scan.group}, {scan.age:.0f} y)", path
+    return None
 
 
 LOCAL_CUTS = (-24.0, -20.0, -14.0)
