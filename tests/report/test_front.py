@@ -49,6 +49,6 @@ def test_the_front_page_says_what_was_analysed_and_found(tmp_path):
     assert "6.0 ± n/a" in text and "n/a (p n/a)" in text  # too few scans: said, not blank
     assert "torch" in text and "nilearn" in text
     # valid reStructuredText: the list tables render as tables
-    html = publish_parts(text, writer_name="html", settings_overrides={"report_level": 2})
+    html = publish_parts(text, writer="html", settings_overrides={"report_level": 2})
     assert html["html_body"].count("<table") == 2
     assert "System Message" not in html["html_body"]
