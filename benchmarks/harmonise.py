@@ -27,7 +27,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from brainpad.harmonise.combat import HarmonisationError, estimate_site, fit_combat, harmonise
+from brainpad.harmonise.combat import (
+    HarmonisationError,
+    estimate_site,
+    expected,
+    fit_combat,
+    harmonise,
+)
 from brainpad.stats.measures import cohens_d, icc_2_1
 
 CONTROL = "HC"
@@ -119,10 +125,10 @@ def main() -> None:
                     out = estimate_site(model, features.iloc[scans], cov, CONTROL)
                 except HarmonisationError:
                     continue
-                expected = features.iloc[rest].to_numpy()
                 sd = np.sqrt(model.var_pooled)
-                centre = model.grand_mean + model.design(covariates.iloc[rest]) @ model.beta
-                before.append(np.abs(((expected - centre) / sd).mean(0)).mean())
+                centre = expected(model, covariates.iloc[rest])
+                raw = features.iloc[rest].to_numpy()
+                before.append(np.abs(((raw - centre) / sd).mean(0)).mean())
                 after_.append(np.abs(((out.to_numpy()[n:] - centre) / sd).mean(0)).mean())
                 done += 1
             print(f"| {site} | {n} | {np.mean(before):.2f} | {np.mean(after_):.2f} | {done} |")

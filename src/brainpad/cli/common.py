@@ -27,8 +27,9 @@ def freeze_gc() -> None:
     """Keep the objects alive now out of later garbage collections.
 
     nilearn runs ``gc.collect()`` each time it reads an image's data (every permutation of
-    a TFCE test, every plotted panel); with pandas, scipy and nilearn loaded each collection
-    takes ~0.1 s, 3-4x the work it guards. What is alive at this point lives to the end of
+    a TFCE test; :func:`brainpad.report.brainmaps.brain_panel` freezes before each panel
+    itself); with pandas, scipy and nilearn loaded each collection takes ~0.1 s, 3-4x the
+    work it guards. What is alive at this point lives to the end of
     the command anyway.
     """
     import gc

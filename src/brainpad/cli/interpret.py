@@ -76,7 +76,6 @@ def _cmd_relevance_stats(args: argparse.Namespace) -> None:
 def _cmd_relevance_figure(args: argparse.Namespace) -> None:
     from brainpad.report.brainmaps import relevance_figure
 
-    freeze_gc()
     relevance_figure(args.out_dir, args.template, args.methods, args.alpha, args.out)
 
 

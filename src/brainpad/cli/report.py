@@ -47,13 +47,11 @@ def _cmd_report(args: argparse.Namespace) -> None:
 def _cmd_local_figure(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from brainpad.cli.common import freeze_gc
     from brainpad.report.brainmaps import example_scan, local_maps_figure
 
     example = None
     if args.folds and args.maps_dir:
         example = example_scan(pd.read_csv(args.folds, sep="\t"), args.maps_dir)
-    freeze_gc()
     local_maps_figure(
         args.statmaps_dir, args.template, args.control_group, args.out, args.truth_dir, example
     )

@@ -137,17 +137,21 @@ def fit_combat(features: pd.DataFrame, covariates: pd.DataFrame, control_group: 
     return model
 
 
-def standardised(model: Combat, features: pd.DataFrame, covariates: pd.DataFrame) -> np.ndarray:
-    """(x − α − Xβ) / σ per scan and feature: the residuals ComBat's site terms act on."""
-    expected = model.grand_mean + model.design(covariates) @ model.beta
-    return (features[model.features].to_numpy(float) - expected) / np.sqrt(model.var_pooled)
+def expected(model: Combat, covariates: pd.DataFrame) -> np.ndarray:
+    """α + Xβ per scan and feature: what the features would be at the reference, site-free."""
+    return model.grand_mean + model.design(covariates) @ model.beta
+
+
+def standardised(model: Combat, features: pd.DataFrame, centre: np.ndarray) -> np.ndarray:
+    """(x − α − Xβ) / σ per scan and feature (``centre``: :func:`expected`): the residuals
+    ComBat's site terms act on."""
+    return (features[model.features].to_numpy(float) - centre) / np.sqrt(model.var_pooled)
 
 
 def _adjusted(
-    model: Combat, z: np.ndarray, covariates: pd.DataFrame, gamma: np.ndarray, delta: np.ndarray
+    model: Combat, z: np.ndarray, centre: np.ndarray, gamma: np.ndarray, delta: np.ndarray
 ) -> np.ndarray:
-    expected = model.grand_mean + model.design(covariates) @ model.beta
-    return (z - gamma) / np.sqrt(delta) * np.sqrt(model.var_pooled) + expected
+    return (z - gamma) / np.sqrt(delta) * np.sqrt(model.var_pooled) + centre
 
 
 def harmonise(model: Combat, features: pd.DataFrame, covariates: pd.DataFrame) -> pd.DataFrame:
@@ -167,8 +171,9 @@ def harmonise(model: Combat, features: pd.DataFrame, covariates: pd.DataFrame) -
         )
         raise HarmonisationError(msg)
     index = np.array([model.sites.index(s) for s in sites], dtype=int)
-    z = standardised(model, features, covariates)
-    out = _adjusted(model, z, covariates, model.gamma[index], model.delta[index])
+    centre = expected(model, covariates)
+    z = standardised(model, features, centre)
+    out = _adjusted(model, z, centre, model.gamma[index], model.delta[index])
     return pd.DataFrame(out, index=features.index, columns=model.features)
 
 
@@ -203,7 +208,8 @@ def estimate_site(
             "controls scanned there, or apply without harmonisation (recalibration only)"
         )
         raise HarmonisationError(msg)
-    z = standardised(model, features, covariates)
+    centre = expected(model, covariates)
+    z = standardised(model, features, centre)
     reference = z[controls]
     n = len(reference)
     total, squares = reference.sum(0), (reference**2).sum(0)
@@ -215,5 +221,5 @@ def estimate_site(
         gamma[row] = mean
         delta[row] = (others_sq - (n - 1) * mean**2) / (n - 2) if n > 2 else 1.0
     delta = np.where(delta > 0, delta, 1.0)
-    out = _adjusted(model, z, covariates, gamma, delta)
+    out = _adjusted(model, z, centre, gamma, delta)
     return pd.DataFrame(out, index=features.index, columns=model.features)

@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 EXPLAINED = ("oof", "heldout", "unlabelled")
 """The parts of a fold (:func:`~brainpad.training.sets.fold_sets`) its model explains."""
-SCAN_COLUMNS = ["volume", "scan_id", "participant_id", "group", "age", "role", "models"]
 
 
 def _fold_of(path: Path) -> int:
@@ -89,7 +88,7 @@ def model_relevance(
         network = FittedNetwork(path, torch.device("cpu"))
         sets = fold_sets(folds, _fold_of(path))
         scans = folds.loc[sets.isin(EXPLAINED), "scan_id"].tolist()
-        inputs = network._inputs(volumes[rows.loc[scans].to_numpy()])
+        inputs = network.inputs(volumes[rows.loc[scans].to_numpy()])
         for method in methods:
             maps = relevance(network.net, network.model.to_age, inputs, method, lrp_rule=lrp_rule)
             if network.region is not None:  # back from the region's box to the crop

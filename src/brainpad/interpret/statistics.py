@@ -78,29 +78,16 @@ def contrasts(
     people = baseline_scans(scans[scans["group"].notna()])
     controls = people[people["group"] == control_group]
     labelled = controls[controls["age"].notna()]
-    old = labelled[labelled["age"] >= old_min]
-    tests = [Contrast("healthy", control_group, controls["volume"].to_numpy())]
-    young = labelled[labelled["age"] <= young_max]
-    tests.append(
-        Contrast(
-            "young_vs_old",
-            f"{control_group} <= {young_max:g}",
-            young["volume"].to_numpy(),
-            f"{control_group} >= {old_min:g}",
-            old["volume"].to_numpy(),
-        )
-    )
+    old_label = f"{control_group} >= {old_min:g}"
+    old = labelled.loc[labelled["age"] >= old_min, "volume"].to_numpy()
+    young = labelled.loc[labelled["age"] <= young_max, "volume"].to_numpy()
+    tests = [
+        Contrast("healthy", control_group, controls["volume"].to_numpy()),
+        Contrast("young_vs_old", f"{control_group} <= {young_max:g}", young, old_label, old),
+    ]
     for group in sorted(set(people["group"]) - {control_group}):
         rows = people.loc[people["group"] == group, "volume"].to_numpy()
-        tests.append(
-            Contrast(
-                f"{group}_vs_old",
-                group,
-                rows,
-                f"{control_group} >= {old_min:g}",
-                old["volume"].to_numpy(),
-            )
-        )
+        tests.append(Contrast(f"{group}_vs_old", group, rows, old_label, old))
     return tests
 
 
@@ -274,6 +261,7 @@ def relevance_statistics(
     masker = NiftiMasker(grid_mask).fit()
     data = masker.transform(block_mean(absolute, downsample).slicer[box])
     ages = scans.sort_values("volume")["age"].to_numpy(dtype=float)
+    voxel_ml = float(np.prod(grid_mask.header.get_zooms()[:3])) / 1000
     tests, clusters = [], []
     for contrast in contrasts(scans, control_group, young_max, old_min):
         n2 = 0 if contrast.second_rows is None else len(contrast.second_rows)
@@ -297,7 +285,6 @@ def relevance_statistics(
         save_image_atomic(t_img, paths["t"])
         save_image_atomic(masker.inverse_transform(result["p_fwe"]), paths["p_fwe"])
         significant = np.asarray(masker.inverse_transform(result["p_fwe"] < alpha).dataobj) > 0
-        voxel_ml = float(np.prod(grid_mask.header.get_zooms()[:3])) / 1000
         row |= {
             "max_abs_t": float(np.abs(result["t"]).max()),
             "min_p_fwe": float(result["p_fwe"].min()),

@@ -189,7 +189,7 @@ class FittedNetwork:
             self.region = (box, state["region_mask"].numpy().astype(np.float32))
         self.device = device
 
-    def _inputs(self, volume: np.ndarray) -> np.ndarray:
+    def inputs(self, volume: np.ndarray) -> np.ndarray:
         """Inputs as in training: cropped to the model's region, then standardised."""
         if self.region is not None:
             box, mask = self.region
@@ -200,14 +200,14 @@ class FittedNetwork:
         """Brain-age map (years) of one scan's inputs (channels, x, y, z)."""
         size_out = self.settings["block"][1]
         return predict_map(
-            self.net, self.model.to_age, self._inputs(volume), mask, self.settings["block"],
+            self.net, self.model.to_age, self.inputs(volume), mask, self.settings["block"],
             round(self.params["tile_overlap"] * size_out), self.params["batch_size"],
             self.device, self.age,
         )  # fmt: skip
 
     def predict(self, volumes: np.ndarray) -> np.ndarray:
         """Brain age (years) of each scan of ``volumes`` (scans, channels, ...)."""
-        inputs = self._inputs(np.asarray(volumes))
+        inputs = self.inputs(np.asarray(volumes))
         rows = range(len(inputs))
         age = predict_rows(
             self.net, self.model.to_age, inputs, rows, self.params["batch_size"], self.device
