@@ -8,7 +8,7 @@ import io
 import numpy as np
 import pandas as pd
 import pytest
-from neuroCombat import neuroCombat
+from neuroCombat import neuroCombat, neuroCombatFromTraining
 
 from brainpad.harmonise.combat import (
     Combat,
@@ -16,6 +16,7 @@ from brainpad.harmonise.combat import (
     estimate_site,
     fit_combat,
     harmonise,
+    harmonise_cohort,
 )
 
 SHIFT = {"siteA": 0.0, "siteB": 1.5, "siteC": -1.0}
@@ -57,6 +58,61 @@ def test_on_the_training_controls_it_is_neurocombat():
         theirs = neuroCombat(dat=features[controls].to_numpy().T, covars=table, batch_col="site",
                              continuous_cols=["c0", "c1", "c2"])["data"].T  # fmt: skip
     np.testing.assert_allclose(mine.to_numpy(), theirs, atol=1e-6)  # β back by least squares
+
+
+def _neurocombat(features: pd.DataFrame, design: np.ndarray, sites, **options) -> dict:
+    table = pd.DataFrame(design, columns=[f"c{i}" for i in range(design.shape[1])])
+    table["site"] = np.asarray(sites)
+    with contextlib.redirect_stdout(io.StringIO()):
+        return neuroCombat(dat=features.to_numpy().T, covars=table, batch_col="site",
+                           continuous_cols=list(table.columns[:-1]), **options)  # fmt: skip
+
+
+def test_without_own_covariates_it_is_neurocombat_from_training():
+    features, cov = _cohort()
+    model = fit_combat(features, cov, "HC")
+    controls = (cov["group"] == "HC").to_numpy()
+    design = model.design(cov[controls].reset_index(drop=True))
+    estimates = _neurocombat(features[controls], design, cov.loc[controls, "site"])["estimates"]
+    with contextlib.redirect_stdout(io.StringIO()), np.testing.suppress_warnings() as quiet:
+        quiet.filter(DeprecationWarning)  # neuroCombat's int() of a one-element array
+        theirs = neuroCombatFromTraining(features.to_numpy().T, cov["site"].to_numpy(), estimates)
+    mine = harmonise(model, features, cov, own_covariates=False)  # patients too: no age used
+    np.testing.assert_allclose(mine.to_numpy(), theirs["data"].T, atol=1e-6)
+    # one affine map per site: the age (unknown for a new scan) plays no part
+    older = cov.assign(age=cov["age"] + 30.0)
+    pd.testing.assert_frame_equal(mine, harmonise(model, features, older, own_covariates=False))
+
+
+def test_a_single_feature_gets_the_plain_site_estimates():
+    features, cov = _cohort()
+    one = features[["gm"]]
+    model = fit_combat(one, cov, "HC")
+    controls = (cov["group"] == "HC").to_numpy()
+    design = model.design(cov[controls].reset_index(drop=True))
+    theirs = _neurocombat(one[controls], design, cov.loc[controls, "site"], eb=False)["data"].T
+    mine = harmonise(model, one[controls], cov[controls])
+    np.testing.assert_allclose(mine.to_numpy(), theirs, atol=1e-6)
+
+
+def test_a_cohort_of_fitted_and_unseen_sites():
+    features, cov = _cohort(sites=("siteA", "siteC"))
+    model = fit_combat(features, cov, "HC")
+    new_features, new_cov = _cohort(n=60, seed=5, sites=("siteA", "siteB"))
+    out, unseen = harmonise_cohort(model, new_features, new_cov, "HC", own_covariates=False)
+    assert unseen == ["siteB"]
+    at_a = (new_cov["site"] == "siteA").to_numpy()
+    pd.testing.assert_frame_equal(
+        out[at_a], harmonise(model, new_features[at_a], new_cov[at_a], own_covariates=False)
+    )
+    at_b = ~at_a
+    alone = estimate_site(model, new_features[at_b], new_cov[at_b], "HC", own_covariates=False)
+    pd.testing.assert_frame_equal(out[at_b], alone)
+    # the estimate may rest on fewer controls, never on fewer than the minimum
+    capped, _ = harmonise_cohort(model, new_features, new_cov, "HC", max_controls=5)
+    assert not np.allclose(capped[at_b], harmonise_cohort(model, new_features, new_cov, "HC")[0][at_b])
+    with pytest.raises(HarmonisationError, match="site siteB: 3 healthy controls"):
+        harmonise_cohort(model, new_features, new_cov, "HC", max_controls=3)
 
 
 def test_patients_never_enter_the_fit_and_keep_their_effect():
