@@ -30,6 +30,7 @@ include: "workflow/rules/preprocess.smk"
 if not APPLY:
 
     include: "workflow/rules/cohort.smk"
+    include: "workflow/rules/harmonise.smk"
     include: "workflow/rules/training.smk"
     include: "workflow/rules/ensemble.smk"
     include: "workflow/rules/local.smk"

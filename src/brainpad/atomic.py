@@ -54,3 +54,11 @@ def save_image_atomic(image, path: str | Path) -> None:
         data = gzip.compress(data, compresslevel=1, mtime=0)
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def write_json_atomic(values, path: str | Path) -> None:
+    """Write ``values`` as indented JSON via a temporary file and a rename."""
+    import json
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(values, indent=2) + "\n")

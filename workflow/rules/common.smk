@@ -48,6 +48,11 @@ MANIFEST_SKIPPED = "results/manifest_skipped.tsv"
 QC_TABLE = "results/preproc/qc.tsv"
 FOLDS = "results/folds.tsv"
 ROI_VOLUMES = "results/regions/roi_volumes.tsv"
+HARMONISE = config["harmonise"]["enabled"]
+ROI_HARMONISED = "results/harmonise/roi_volumes.tsv"
+ROI_COMBAT = "results/harmonise/roi_combat.json"
+# what ridge_roi reads: the ROI volumes, harmonised when harmonise.enabled
+ROI_FEATURES = ROI_HARMONISED if HARMONISE else ROI_VOLUMES
 BRAIN_AGE = "results/ensemble/brain_age.tsv"
 ENSEMBLE_FITS = "results/ensemble/fits.json"
 MODALITY_STACKING = "results/ensemble/modality_stacking.tsv"
@@ -338,7 +343,7 @@ def train_inputs(wildcards):
     index, and the template's regions image when it is restricted to a region."""
     spec, base = get_spec(wildcards.model), parse_base_model(wildcards.model)
     if spec.reads == "roi":
-        return {"folds": FOLDS, "roi": ROI_VOLUMES}
+        return {"folds": FOLDS, "roi": ROI_FEATURES}
     array = "slices" if spec.reads == "slices" else "volumes"
     files = array_files("results/arrays", base.input)
     inputs = {"folds": FOLDS, array: str(files[array]), "index": ARRAYS["index"]}

@@ -20,6 +20,7 @@ from brainpad.cli import (
     bundle,
     cohort,
     ensemble,
+    harmonise,
     inputs,
     interpret,
     local,
@@ -33,8 +34,8 @@ from brainpad.inputs.errors import InputError
 
 log = logging.getLogger("brainpad")
 STAGES = (
-    simulate, inputs, preprocess, cohort, training, ensemble, local, interpret, stats, report,
-    bundle,
+    simulate, inputs, preprocess, cohort, harmonise, training, ensemble, local, interpret,
+    stats, report, bundle,
 )  # fmt: skip
 """The subcommand modules, in workflow order (``brainpad --help`` lists them so)."""
 

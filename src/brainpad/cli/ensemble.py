@@ -15,7 +15,7 @@ log = logging.getLogger("brainpad")
 def _cmd_ensemble(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from brainpad.atomic import write_table_atomic
+    from brainpad.atomic import write_json_atomic, write_table_atomic
     from brainpad.ensemble.modality import modality_table
     from brainpad.ensemble.stacking import brain_age_table
 
@@ -32,10 +32,25 @@ def _cmd_ensemble(args: argparse.Namespace) -> None:
         args.stacking_folds,
         args.seed,
     )
+    if args.harmonise:
+        table, fits["harmonise"] = _harmonise(table, fits, args)
     write_table_atomic(table, args.out)
-    Path(args.fits).write_text(json.dumps(fits, indent=2) + "\n")
+    write_json_atomic(fits, args.fits)
     write_table_atomic(modality_table(table, args.models), args.modality)
     log.info("stacking weights %s; bias %s", fits["stacking"]["weights"], fits["bias"])
+
+
+def _harmonise(table, fits: dict, args: argparse.Namespace):
+    """ComBat on the corrected brain-PAD (:func:`brainpad.harmonise.tables.fit_brain_pad`),
+    fitted on the bias correction's controls; both fits for the bundle."""
+    from brainpad.ensemble.correction import calibration_scans
+    from brainpad.harmonise.tables import fit_brain_pad
+
+    fitted_on = table["scan_id"].isin(calibration_scans(table, args.calibration)["scan_id"])
+    table, model = fit_brain_pad(table, fitted_on.to_numpy(), args.control_group)
+    log.info("brain-PAD harmonised over sites %s", model.sites)
+    roi = json.loads(Path(args.roi_combat).read_text()) if args.roi_combat else None
+    return table, {"brain_pad": model.to_dict(), "roi": roi}
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -63,5 +78,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--modality", required=True, help="study 4's nested multimodal stacking table (TSV)"
     )
     add_calibration(ens, "global bias corrections")
+    ens.add_argument(
+        "--harmonise",
+        action="store_true",
+        help="ComBat on the corrected brain-PAD, fitted on the bias correction's controls",
+    )
+    ens.add_argument("--control-group", default="HC", help="the controls ComBat is fitted on")
+    ens.add_argument("--roi-combat", help="the ROI volumes' ComBat fit, kept for the bundle")
     ens.add_argument("predictions", nargs="+", help="every model x fold predictions TSV")
     ens.set_defaults(func=_cmd_ensemble)

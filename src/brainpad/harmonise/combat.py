@@ -43,11 +43,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from brainpad.inputs.errors import InputError
+
 MIN_SITE_CONTROLS = 5
 """The fewest healthy controls a site's own estimate may rest on."""
 
 
-class HarmonisationError(ValueError):
+class HarmonisationError(InputError):
     """Data ComBat cannot fit or apply; the message says what and how to fix it."""
 
 
@@ -157,9 +159,7 @@ def fit_combat(features: pd.DataFrame, covariates: pd.DataFrame, control_group: 
     return model
 
 
-def expected(
-    model: Combat, covariates: pd.DataFrame, own_covariates: bool = True
-) -> np.ndarray:
+def expected(model: Combat, covariates: pd.DataFrame, own_covariates: bool = True) -> np.ndarray:
     """α + Xβ per scan and feature: what the features would be at the reference, site-free;
     without ``own_covariates``, α + X̄β (the training controls' mean design) for every scan."""
     if not own_covariates:
@@ -289,7 +289,8 @@ def harmonise_cohort(
     out = pd.DataFrame(np.nan, index=features.index, columns=model.features)
     seen = sites.isin(model.sites).to_numpy()
     if seen.any():
-        out.loc[seen] = harmonise(model, features[seen], covariates[seen], own_covariates).to_numpy()
+        fitted = harmonise(model, features[seen], covariates[seen], own_covariates)
+        out.loc[seen] = fitted.to_numpy()
     unseen = sorted(set(sites[~seen]))
     for site in unseen:
         rows = (sites == site).to_numpy()
