@@ -19,35 +19,9 @@ from brainpad.harmonise.combat import (
     harmonise_cohort,
 )
 
-SHIFT = {"siteA": 0.0, "siteB": 1.5, "siteC": -1.0}
-SCALE = {"siteA": 1.0, "siteB": 1.6, "siteC": 0.7}
 
-
-def _cohort(n: int = 90, seed: int = 0, sites=("siteA", "siteB", "siteC")) -> tuple:
-    """Three features with a quadratic age effect, a sex effect, a site location and scale,
-    and patients (AD) shifted by −1."""
-    rng = np.random.default_rng(seed)
-    cov = pd.DataFrame(
-        {
-            "site": rng.choice(list(sites), n),
-            "age": rng.uniform(20, 85, n),
-            "sex": rng.choice(["F", "M"], n),
-            "group": np.where(rng.random(n) < 0.25, "AD", "HC"),
-        }
-    )
-    age = (cov["age"] - 50) / 20
-    base = np.column_stack([-0.8 * age - 0.3 * age**2, 0.5 * age, np.zeros(n)])
-    base += (cov["sex"] == "M").to_numpy()[:, None] * 0.4
-    base += (cov["group"] == "AD").to_numpy()[:, None] * -1.0
-    noise = rng.normal(size=(n, 3))
-    shift = cov["site"].map(SHIFT).to_numpy()[:, None]
-    scale = cov["site"].map(SCALE).to_numpy()[:, None]
-    features = pd.DataFrame(base + shift + scale * noise, columns=["hippocampus", "gm", "wm"])
-    return features, cov
-
-
-def test_on_the_training_controls_it_is_neurocombat():
-    features, cov = _cohort()
+def test_on_the_training_controls_it_is_neurocombat(site_cohort):
+    features, cov = site_cohort()
     model = fit_combat(features, cov, "HC")
     controls = (cov["group"] == "HC").to_numpy()
     mine = harmonise(model, features[controls], cov[controls])
@@ -68,8 +42,8 @@ def _neurocombat(features: pd.DataFrame, design: np.ndarray, sites, **options) -
                            continuous_cols=list(table.columns[:-1]), **options)  # fmt: skip
 
 
-def test_without_own_covariates_it_is_neurocombat_from_training():
-    features, cov = _cohort()
+def test_without_own_covariates_it_is_neurocombat_from_training(site_cohort):
+    features, cov = site_cohort()
     model = fit_combat(features, cov, "HC")
     controls = (cov["group"] == "HC").to_numpy()
     design = model.design(cov[controls].reset_index(drop=True))
@@ -85,8 +59,8 @@ def test_without_own_covariates_it_is_neurocombat_from_training():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # neuroCombat's priors over one feature
-def test_a_single_feature_gets_the_plain_site_estimates():
-    features, cov = _cohort()
+def test_a_single_feature_gets_the_plain_site_estimates(site_cohort):
+    features, cov = site_cohort()
     one = features[["gm"]]
     model = fit_combat(one, cov, "HC")
     controls = (cov["group"] == "HC").to_numpy()
@@ -96,10 +70,10 @@ def test_a_single_feature_gets_the_plain_site_estimates():
     np.testing.assert_allclose(mine.to_numpy(), theirs, atol=1e-6)
 
 
-def test_a_cohort_of_fitted_and_unseen_sites():
-    features, cov = _cohort(sites=("siteA", "siteC"))
+def test_a_cohort_of_fitted_and_unseen_sites(site_cohort):
+    features, cov = site_cohort(sites=("siteA", "siteC"))
     model = fit_combat(features, cov, "HC")
-    new_features, new_cov = _cohort(n=60, seed=5, sites=("siteA", "siteB"))
+    new_features, new_cov = site_cohort(n=60, seed=5, sites=("siteA", "siteB"))
     out, unseen = harmonise_cohort(model, new_features, new_cov, "HC", own_covariates=False)
     assert unseen == ["siteB"]
     at_a = (new_cov["site"] == "siteA").to_numpy()
@@ -117,8 +91,8 @@ def test_a_cohort_of_fitted_and_unseen_sites():
         harmonise_cohort(model, new_features, new_cov, "HC", max_controls=3)
 
 
-def test_patients_never_enter_the_fit_and_keep_their_effect():
-    features, cov = _cohort()
+def test_patients_never_enter_the_fit_and_keep_their_effect(site_cohort):
+    features, cov = site_cohort()
     model = fit_combat(features, cov, "HC")
     patients = (cov["group"] == "AD").to_numpy()
     changed = features.copy()
@@ -138,15 +112,15 @@ def test_patients_never_enter_the_fit_and_keep_their_effect():
     assert (by_site.max() - by_site.min()).max() < 0.4
 
 
-def test_a_model_round_trips_through_plain_values():
-    features, cov = _cohort()
+def test_a_model_round_trips_through_plain_values(site_cohort):
+    features, cov = site_cohort()
     model = fit_combat(features, cov, "HC")
     back = Combat.from_dict(model.to_dict())
     pd.testing.assert_frame_equal(harmonise(back, features, cov), harmonise(model, features, cov))
 
 
-def test_fits_and_sites_it_cannot_do_are_refused():
-    features, cov = _cohort()
+def test_fits_and_sites_it_cannot_do_are_refused(site_cohort):
+    features, cov = site_cohort()
     one_site = cov.assign(site="siteA")
     with pytest.raises(HarmonisationError, match="2 or more sites"):
         fit_combat(features, one_site, "HC")
@@ -155,10 +129,10 @@ def test_fits_and_sites_it_cannot_do_are_refused():
         harmonise(model, features, cov.assign(site="siteZ"))
 
 
-def test_an_unseen_site_is_estimated_from_its_own_controls_cross_fitted():
-    features, cov = _cohort(sites=("siteA", "siteC"))
+def test_an_unseen_site_is_estimated_from_its_own_controls_cross_fitted(site_cohort):
+    features, cov = site_cohort(sites=("siteA", "siteC"))
     model = fit_combat(features, cov, "HC")
-    new_features, new_cov = _cohort(n=60, seed=5, sites=("siteB",))
+    new_features, new_cov = site_cohort(n=60, seed=5, sites=("siteB",))
     out = estimate_site(model, new_features, new_cov, "HC")
     controls = (new_cov["group"] == "HC").to_numpy()
     expected = model.grand_mean + model.design(new_cov) @ model.beta
@@ -176,10 +150,10 @@ def test_an_unseen_site_is_estimated_from_its_own_controls_cross_fitted():
     assert not np.allclose(shifted.iloc[others], out.iloc[others])  # the others' estimates move
 
 
-def test_an_unseen_site_with_too_few_controls_is_refused():
-    features, cov = _cohort(sites=("siteA", "siteC"))
+def test_an_unseen_site_with_too_few_controls_is_refused(site_cohort):
+    features, cov = site_cohort(sites=("siteA", "siteC"))
     model = fit_combat(features, cov, "HC")
-    new_features, new_cov = _cohort(n=60, seed=5, sites=("siteB",))
+    new_features, new_cov = site_cohort(n=60, seed=5, sites=("siteB",))
     few = new_cov.index[new_cov["group"] == "HC"][:4].union(new_cov.index[new_cov["group"] == "AD"])
     with pytest.raises(HarmonisationError, match=r"site siteB: 4 healthy controls .* needs 5"):
         estimate_site(model, new_features.loc[few], new_cov.loc[few], "HC")

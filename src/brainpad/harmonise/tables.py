@@ -20,7 +20,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from brainpad.harmonise.combat import Combat, fit_combat, harmonise, harmonise_cohort
+from brainpad.harmonise.combat import (
+    Combat,
+    HarmonisationError,
+    fit_combat,
+    harmonise,
+    harmonise_cohort,
+)
 
 COVARIATES = ("site", "age", "sex", "group")
 CORRECTED = "brain_pad_corrected"
@@ -60,8 +66,12 @@ def fit_roi(
     training = folds.set_index("scan_id").loc[roi["scan_id"], "role"].eq("train").to_numpy()
     # only labelled controls of the training role enter the fit
     fit_cov = covariates.assign(group=np.where(training, covariates["group"], "not fitted"))
-    model = fit_combat(features, fit_cov, control_group)
-    out = harmonise(model, features, covariates, own_covariates=False)
+    # a volume the same in every training control (an atlas label outside the crop) has
+    # no site effect to remove and no variance to scale: it passes through as it is
+    varying = features[training].std() > 0
+    model = fit_combat(features.loc[:, varying], fit_cov, control_group)
+    out = features.copy()
+    out[model.features] = harmonise(model, features, covariates, own_covariates=False)
     return pd.concat([roi[["scan_id"]], out], axis=1), model
 
 
@@ -132,6 +142,12 @@ def apply_brain_pad(
     """A new cohort's corrected brain-PAD harmonised with the bundle's fit (unseen sites
     from their own controls, cross-fitted); the values before are kept as
     ``brain_pad_unharmonised*``. Returns the table and the sites estimated so."""
+    if missing := [c for c in model.features if c not in table]:
+        msg = (
+            f"the bundle's brain-PAD harmonisation was fitted on columns this table lacks "
+            f"{missing}: apply the bundle whose models made them"
+        )
+        raise HarmonisationError(msg)
     out = _keep_unharmonised(table, model.features)
     rows = out.index[out["age"].notna()]
     if not len(rows):
