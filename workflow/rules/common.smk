@@ -70,6 +70,7 @@ STATS = {
         "survival",
         "associations",
         "associations_by_age",
+        "harmonisation",
     )
 }
 REPORT_FIGURES = {

@@ -1,5 +1,6 @@
 # Healthy-test accuracy, brain-PAD group comparisons, study 2's comparison of the models'
-# brain-PAD distributions and survival (results/stats/*.tsv).
+# brain-PAD distributions, survival, clinical associations and the site effects before and
+# after harmonisation (results/stats/*.tsv).
 
 
 rule stats:
@@ -67,6 +68,12 @@ rule stats:
             caption="../report/associations.rst",
             category="Associations",
             labels={"table": "clinical associations by age window"},
+        ),
+        harmonisation=report(
+            STATS["harmonisation"],
+            caption="../report/harmonisation.rst",
+            category="Site harmonisation",
+            labels={"table": "brain-PAD across sites, before and after"},
         ),
     params:
         models=MODELS,

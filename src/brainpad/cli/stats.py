@@ -47,6 +47,7 @@ def _cmd_stats(args: argparse.Namespace) -> None:
         clinical_variables,
         window_table,
     )
+    from brainpad.stats.harmonisation import harmonisation_table
     from brainpad.stats.survival import survival_table
     from brainpad.stats.tables import (
         accuracy_by,
@@ -87,6 +88,8 @@ def _cmd_stats(args: argparse.Namespace) -> None:
     write_table_atomic(
         window_table(people, variables, ["ensemble"]), out / "associations_by_age.tsv"
     )
+    sites = harmonisation_table(table, args.control_group, args.control_min_age)
+    write_table_atomic(sites, out / "harmonisation.tsv")
     for row in overall[overall["model"] == "ensemble"].itertuples():
         log.info("ensemble brain-PAD vs %s: %s %.2f (p %.3g, n %d)", row.variable,
                  getattr(row, "statistic", "?"), getattr(row, "value", np.nan),
