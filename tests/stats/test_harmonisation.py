@@ -20,8 +20,11 @@ def _table(harmonised: bool) -> pd.DataFrame:
         pad = rng.normal(0, 1) + (4.0 if site == "siteB" else 0.0) + (5.0 if group == "AD" else 0)
         role = "test" if group == "HC" else "clinical"
         fixed = pad - (4.0 if site == "siteB" else 0.0)
-        rows.append(dict(scan_id=f"sub-{i:02d}_ses-1", participant_id=f"sub-{i:02d}", site=site,
-                         group=group, age=65.0 + i % 7, role=role, pad=pad, fixed=fixed))  # fmt: skip
+        person = f"sub-{i:02d}"
+        rows.append(
+            dict(scan_id=f"{person}_ses-1", participant_id=person, site=site, group=group,
+                 age=65.0 + i % 7, role=role, pad=pad, fixed=fixed)
+        )  # fmt: skip
     for i in range(3):  # a second scan at the other site
         first = rows[i]
         other = "siteA" if first["site"] == "siteB" else "siteB"
