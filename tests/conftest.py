@@ -96,6 +96,7 @@ TINY_CONFIG = {
         "global_calibration": "calibration+out_of_fold",
     },
     "interpret": {"n_perm": 10, "downsample": 2},
+    "harmonise": {"enabled": True},  # ComBat: 2 training controls per site, its fewest
 }
 N_SCANS = 15  # 13 subjects + a test-retest and a between-site repeat
 TINY_BASE_MODELS = [
@@ -503,3 +504,39 @@ def local_maps_cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "roi_volumes": root / "roi_volumes.tsv",
         "truth": truth,
     }
+
+
+# --- site tables for the harmonisation tests ---------------------------------------------
+
+SHIFT = {"siteA": 0.0, "siteB": 1.5, "siteC": -1.0}
+SCALE = {"siteA": 1.0, "siteB": 1.6, "siteC": 0.7}
+
+
+def _site_cohort(n: int = 90, seed: int = 0, sites=("siteA", "siteB", "siteC")) -> tuple:
+    """Three features with a quadratic age effect, a sex effect, a site location and scale,
+    and patients (AD) shifted by −1."""
+    rng = np.random.default_rng(seed)
+    cov = pd.DataFrame(
+        {
+            "site": rng.choice(list(sites), n),
+            "age": rng.uniform(20, 85, n),
+            "sex": rng.choice(["F", "M"], n),
+            "group": np.where(rng.random(n) < 0.25, "AD", "HC"),
+        }
+    )
+    age = (cov["age"] - 50) / 20
+    base = np.column_stack([-0.8 * age - 0.3 * age**2, 0.5 * age, np.zeros(n)])
+    base += (cov["sex"] == "M").to_numpy()[:, None] * 0.4
+    base += (cov["group"] == "AD").to_numpy()[:, None] * -1.0
+    noise = rng.normal(size=(n, 3))
+    shift = cov["site"].map(SHIFT).to_numpy()[:, None]
+    scale = cov["site"].map(SCALE).to_numpy()[:, None]
+    features = pd.DataFrame(base + shift + scale * noise, columns=["hippocampus", "gm", "wm"])
+    return features, cov
+
+
+@pytest.fixture
+def site_cohort():
+    """``site_cohort(n=90, seed=0, sites=...)`` → (features, covariates): three features
+    with a quadratic age effect, sex, a location and scale per site, AD patients at −1."""
+    return _site_cohort

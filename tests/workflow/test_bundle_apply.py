@@ -24,14 +24,14 @@ def test_predict_reproduces_the_runs_brain_age_of_a_held_out_scan(tiny_run, tmp_
     argv = [
         "predict", "--bundle", str(results / "bundle"), str(anat / f"{scan.scan_id}_T1w.nii.gz"),
         "--flair", str(anat / f"{scan.scan_id}_FLAIR.nii.gz"), "--age", str(scan.age),
-        "--out", str(tmp_path / "out"),
+        "--sex", scan.sex, "--site", scan.site, "--harmonise", "--out", str(tmp_path / "out"),
     ]  # fmt: skip
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert f"{scan.scan_id}: brain age {scan.brain_age:.1f} y (95 % interval" in printed
     found = pd.read_csv(tmp_path / "out/predictions.tsv", sep="\t").iloc[0]
     compared = [c for c in found.index if c.startswith(("pred_", "brain_")) or c == "spread"]
-    assert "brain_pad_corrected" in compared and "brain_age_low" in compared
+    assert {"brain_pad_corrected", "brain_pad_unharmonised", "brain_age_low"} <= set(compared)
     assert len(compared) > 30  # every base model, sub-ensemble, the ensemble, raw and corrected
     for column in compared:
         assert found[column] == pytest.approx(scan[column], abs=1e-4), column
@@ -46,7 +46,7 @@ def test_predict_reproduces_the_runs_brain_age_of_a_held_out_scan(tiny_run, tmp_
     assert (folder / f"{scan.scan_id}_desc-qc.png").is_file()
 
 
-def test_predict_runs_a_bids_dataset_the_bundle_never_saw(tiny_run, tiny_cohort, tmp_path):
+def test_predict_runs_a_bids_dataset_the_bundle_never_saw(tiny_run, tiny_cohort, tmp_path, capsys):
     """Two participants of another simulated cohort (another seed): ages and FLAIR come
     from the dataset; every scan gets a brain age inside its interval's bounds."""
     bids = tmp_path / "new"
@@ -60,6 +60,18 @@ def test_predict_runs_a_bids_dataset_the_bundle_never_saw(tiny_run, tiny_cohort,
     argv = ["predict", "--bundle", str(bundle), str(bids), "--out", str(tmp_path / "o")]
     assert main([*argv, "--recalibrate", "controls"]) == 2  # two people: too few controls
     assert not (tmp_path / "o").exists()  # refused before anything ran
+    # a site the bundle never saw is harmonised from 5 of its controls or not at all
+    moved = people.assign(site=np.where(people.index == 0, "siteZ", people["site"]))
+    moved.to_csv(bids / "participants.tsv", sep="\t", index=False)
+    for pid in people["participant_id"]:
+        (bids / pid / f"{pid}_sessions.tsv").unlink(missing_ok=True)  # the sites per session
+    assert main([*argv, "--harmonise"]) == 2
+    assert "site siteZ: " in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    people.to_csv(bids / "participants.tsv", sep="\t", index=False)
+    assert main([*argv, "--harmonise"]) == 0  # sites the bundle saw: its own fits
+    found = pd.read_csv(tmp_path / "o/predictions.tsv", sep="\t")
+    assert found["brain_pad_unharmonised"].notna().all()
     assert main(argv) == 0
     found = pd.read_csv(tmp_path / "o/predictions.tsv", sep="\t")
     scans = sorted(p.name.removesuffix("_T1w.nii.gz") for p in bids.rglob("*_T1w.nii.gz"))
@@ -81,14 +93,16 @@ def test_predict_runs_a_bids_dataset_the_bundle_never_saw(tiny_run, tiny_cohort,
 
 
 def test_apply_mode_runs_a_new_cohort_through_snakemake_to_a_report(tiny_run, tmp_path):
-    """The tiny bundle on a cohort of another seed, recalibrated on its controls: no model
-    is trained, the statistics and report read the applied brain ages, and the bundle is
-    left as it was."""
+    """The tiny bundle on a cohort of another seed at a site it never saw, recalibrated
+    and harmonised from that site's controls: no model is trained, the statistics and
+    report read the applied brain ages, and the bundle is left as it was."""
     from brainpad.bundle import verify_bundle
 
     bundle = tiny_run / "results/bundle"
     before = (bundle / "manifest.tsv").read_bytes()
     config = {**TINY_CONFIG, "bundle": str(bundle), "seed": 7, "recalibrate": "controls"}
+    config["simulation"] = {**TINY_CONFIG["simulation"], "sites": [{"name": "siteNew"}]}
+    config["harmonise"] = {"enabled": True, "min_site_controls": 3}
     workdir = tmp_path / "applied"
     workdir.mkdir()
     result = snakemake(workdir, config)
@@ -101,6 +115,9 @@ def test_apply_mode_runs_a_new_cohort_through_snakemake_to_a_report(tiny_run, tm
     assert table.loc[table["role"] == "unlabelled", "brain_pad"].isna().all()
     assert (table.loc[table["role"] == "test", "group"] == "HC").all()
     assert {"brain_age_low", "brain_pad_corrected", "brain_pad_bundle_corrected"} <= set(table)
+    assert set(table["site"]) == {"siteNew"} and table["brain_pad_unharmonised"].notna().any()
+    sites = pd.read_csv(results / "stats/harmonisation.tsv", sep="\t")
+    assert sites.loc[sites["measure"] == "controls_mean", "after"].notna().all()
     accuracy = pd.read_csv(results / "stats/accuracy.tsv", sep="\t").set_index("model")
     controls = table.loc[table["role"] == "test", "participant_id"].nunique()
     assert accuracy.loc["ensemble", "n"] == controls

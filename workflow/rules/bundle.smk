@@ -20,6 +20,7 @@ if APPLY:
             # results/preproc/qc.tsv -> results/preproc (each scan's preprocessing)
             preproc_dir=lambda wildcards, input: Path(input.qc).parent,
             recalibrate=config["recalibrate"],
+            harmonise=harmonise_args(),
         log:
             log_path("apply_bundle"),
         benchmark:
@@ -33,7 +34,7 @@ if APPLY:
         shell:
             "brainpad apply --bundle {input.bundle} --manifest {input.manifest}"
             " --qc {input.qc} --preproc-dir {params.preproc_dir}"
-            " --recalibrate {params.recalibrate} --out {output.brain_age}"
+            " --recalibrate {params.recalibrate} {params.harmonise} --out {output.brain_age}"
             " --roi-volumes {output.roi_volumes} --recalibration {output.recalibration}"
             " --maps-dir {output.maps} --threads {threads} > {log} 2>&1"
 

@@ -328,6 +328,17 @@ def bundle_settings():
     return {key: config[key] for key in BUNDLE_SETTINGS}
 
 
+def harmonise_args():
+    """`brainpad apply`'s harmonisation options (apply mode with harmonise.enabled)."""
+    if not HARMONISE:
+        return ""
+    settings = config["harmonise"]
+    cap = settings.get("site_controls")
+    return f"--harmonise --min-site-controls {settings['min_site_controls']}" + (
+        f" --site-controls {cap}" if cap else ""
+    )
+
+
 def bundle_voxel_bias():
     """The local maps' voxelwise correction when a model maps brain age, else nothing."""
     return [LOCAL_MAPS["voxel_bias"]] if VOXEL_MODELS else []

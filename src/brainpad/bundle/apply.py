@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from brainpad.bundle.predict import Bundle, predict_scan
+from brainpad.bundle.predict import Bundle, scan_row
 from brainpad.bundle.scans import ScanInput, check_scans, scans_from_manifest
+from brainpad.bundle.sites import SiteHarmonisation
 
 log = logging.getLogger(__name__)
 
@@ -27,20 +28,27 @@ def predict_scans(
     out_dir: str | Path,
     device_name: str = "auto",
     recalibrate: bool = False,
+    harmonisation: SiteHarmonisation | None = None,
 ) -> pd.DataFrame:
-    """:func:`predict_scan` for each scan, with progress; ``predictions.tsv`` written last.
+    """Preprocess and predict each scan, with progress; ``predictions.tsv`` written last.
 
     Every scan is checked first (readable files, a FLAIR when a model reads one, enough
-    healthy controls to recalibrate), so a bad input stops the run before any
-    preprocessing. With ``recalibrate``, the global and voxelwise corrections are refitted
-    on the scans' own healthy controls, cross-fitted (:func:`finish`), and
-    ``recalibration.tsv`` compares the controls' brain-PAD per site before and after.
+    healthy controls to recalibrate or to harmonise an unseen site), so a bad input stops
+    the run before any preprocessing. All scans are preprocessed before any is predicted,
+    because an unseen site's harmonisation rests on its controls' ROI volumes. With
+    ``recalibrate``, the global and voxelwise corrections are refitted on the scans' own
+    healthy controls, cross-fitted (:func:`finish`), and ``recalibration.tsv`` compares
+    the controls' brain-PAD per site before and after; with ``harmonisation``
+    (:mod:`brainpad.bundle.sites`) the ROI volumes and brain-PADs are harmonised. Each
+    scan's summary figure shows its final values.
     """
     import torch
     from tqdm import tqdm
 
     from brainpad.atomic import write_table_atomic
+    from brainpad.bundle.predict import preprocess_for_bundle, write_predicted_maps
     from brainpad.bundle.recalibrate import recalibrate as recalibrate_table
+    from brainpad.bundle.summary import summary_figure
     from brainpad.training.inference import select_device
 
     check_scans(bundle, scans)
@@ -48,33 +56,73 @@ def predict_scans(
         listed = pd.DataFrame([vars(s) for s in scans])
         listed["brain_age"] = 0.0  # the count of controls is checked before any work
         recalibrate_table(listed, ["brain_age"], bundle.control_group)
+    if harmonisation is not None:
+        harmonisation.check(scans)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     device = select_device(device_name)
     torch.manual_seed(bundle.settings["seed"])
-    rows, mapped = [], {}
-    bar = tqdm(scans, desc="brainpad predict", unit="scan", disable=not sys.stderr.isatty())
-    for scan in bar:
+    quiet = not sys.stderr.isatty()
+    prepared = []
+    for scan in tqdm(scans, desc="preprocessing", unit="scan", disable=quiet):
+        prepared.append(preprocess_for_bundle(bundle, scan, out))
+        log.info("%s preprocessed in %.0f s", scan.scan_id, prepared[-1][2])
+    volumes, features = roi_inputs(bundle, scans, [images for _, images, _ in prepared],
+                                   harmonisation)  # fmt: skip
+    rows, mapped, warned = [], {}, []
+    bar = tqdm(scans, desc="brainpad predict", unit="scan", disable=quiet)
+    for k, scan in enumerate(bar):
         bar.set_postfix_str(scan.scan_id)
-        row, maps = predict_scan(bundle, scan, out, device)
-        if maps is not None:
-            mapped[scan.scan_id] = maps
+        qc, images, seconds = prepared[k]
+        row, maps, warnings, _ = scan_row(bundle, scan, images, qc, device, volumes[k], features[k])
+        row["preprocess_seconds"] = seconds
+        if (paths := write_predicted_maps(bundle, scan, out / scan.scan_id, maps)) is not None:
+            mapped[scan.scan_id] = paths
         log.info("%s", describe_row(row))
         rows.append(row)
-    table, summary = finish(pd.DataFrame(rows), bundle, recalibrate, mapped)
+        warned.append(warnings)
+    table, summary = finish(pd.DataFrame(rows), bundle, recalibrate, mapped, harmonisation)
+    for row, warnings in zip(table.to_dict("records"), warned, strict=True):
+        figure = out / row["scan_id"] / f"{row['scan_id']}_desc-brainage_summary.png"
+        summary_figure(row, bundle.models, warnings, figure)
     if recalibrate:
         write_table_atomic(summary, out / "recalibration.tsv")
     write_table_atomic(table, out / "predictions.tsv")
     return table
 
 
+def roi_inputs(
+    bundle: Bundle,
+    scans: list[ScanInput],
+    images: list[dict[str, Path]],
+    harmonisation: SiteHarmonisation | None,
+) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    """Each scan's Harvard-Oxford volumes (one row each), and what the ROI models read:
+    the same, or harmonised over the cohort (an unseen site needs all its controls')."""
+    from brainpad.bundle.predict import roi_features
+    from brainpad.bundle.sites import scan_covariates
+
+    volumes = [roi_features(bundle, i) for i in images]
+    if harmonisation is None or not volumes:
+        return volumes, volumes
+    table = pd.concat(volumes, ignore_index=True)
+    harmonised = harmonisation.features(table, scan_covariates(scans))
+    return volumes, [harmonised.iloc[[k]].reset_index(drop=True) for k in range(len(volumes))]
+
+
 def finish(
-    table: pd.DataFrame, bundle: Bundle, recalibrate: bool, mapped: dict[str, dict[str, Path]]
+    table: pd.DataFrame,
+    bundle: Bundle,
+    recalibrate: bool,
+    mapped: dict[str, dict[str, Path]],
+    harmonisation: SiteHarmonisation | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The controls' brain-PAD per site; with ``recalibrate``, the corrections refitted on
     the cohort's controls: the recalibrated brain-PADs become the corrected ones
     (:func:`~brainpad.bundle.recalibrate.adopt`) and the ``mapped`` scans' corrected maps
-    are rewritten (:func:`~brainpad.bundle.recalibrate.recalibrate_maps`)."""
+    are rewritten (:func:`~brainpad.bundle.recalibrate.recalibrate_maps`); then with
+    ``harmonisation`` the corrected brain-PADs are harmonised (the values before kept as
+    ``brain_pad_unharmonised*``)."""
     from brainpad.bundle.recalibrate import adopt, recalibrate_maps, recalibration_summary
     from brainpad.bundle.recalibrate import recalibrate as recalibrate_table
 
@@ -89,6 +137,8 @@ def finish(
         if mapped:
             scans = table[table["scan_id"].isin(list(mapped))]
             recalibrate_maps(scans, mapped, bundle.settings["debias"], control_group)
+    if harmonisation is not None and table["age"].notna().any():
+        table = harmonisation.brain_pads(table)
     return table, summary
 
 
@@ -122,6 +172,7 @@ def apply_cohort(
     out: dict[str, Path],
     recalibrate: bool = False,
     device_name: str = "auto",
+    harmonisation: SiteHarmonisation | None = None,
 ) -> pd.DataFrame:
     """A validated, preprocessed cohort through a bundle (the workflow's apply mode).
 
@@ -130,7 +181,9 @@ def apply_cohort(
     saw them: the statistics' healthy accuracy is the transfer accuracy), everyone else
     ``clinical``. With ``recalibrate``, the global correction and the local maps' voxelwise
     one are refitted on the cohort's controls, cross-fitted
-    (:mod:`brainpad.bundle.recalibrate`).
+    (:mod:`brainpad.bundle.recalibrate`). With ``harmonisation``, the ROI volumes and
+    brain-PADs are harmonised with the bundle's ComBat fits, an unseen site from its own
+    controls (:mod:`brainpad.bundle.sites`).
 
     Parameters
     ----------
@@ -140,7 +193,7 @@ def apply_cohort(
         ``maps`` (folder of the map model's per-scan maps, as the training run writes).
     """
     from brainpad.atomic import write_table_atomic
-    from brainpad.bundle.predict import scan_images, scan_row, write_scan_maps
+    from brainpad.bundle.predict import scan_images, write_scan_maps
     from brainpad.paths import map_paths
     from brainpad.training.inference import select_device
 
@@ -148,23 +201,26 @@ def apply_cohort(
     qc = pd.read_csv(qc_path, sep="\t").set_index("scan_id")
     passed = qc["passed"].astype(bool)
     scans = [s for s in scans_from_manifest(manifest) if passed.get(s.scan_id, False)]
+    if harmonisation is not None:
+        harmonisation.check(scans)
     t1w = manifest[manifest["modality"] == "T1w"].set_index("scan_id")
     device = select_device(device_name)
+    images = [scan_images(Path(preproc_dir) / s.participant_id, s.scan_id) for s in scans]
+    volumes, inputs = roi_inputs(bundle, scans, images, harmonisation)
     rows, features, mapped = [], [], {}
     Path(out["maps"]).mkdir(parents=True, exist_ok=True)
-    for scan in scans:
-        images = scan_images(Path(preproc_dir) / scan.participant_id, scan.scan_id)
+    for k, scan in enumerate(scans):
         checked = {"passed": True, "reasons": []}
-        row, maps, _, volumes = scan_row(bundle, scan, images, checked, device)
+        row, maps, _, _ = scan_row(bundle, scan, images[k], checked, device, volumes[k], inputs[k])
         row.update(session=t1w.at[scan.scan_id, "session"], run=t1w.at[scan.scan_id, "run"])
         row["role"] = apply_role(scan.group, scan.age, bundle.control_group)
         rows.append(row)
-        features.append(volumes.assign(scan_id=scan.scan_id))
+        features.append(volumes[k].assign(scan_id=scan.scan_id))
         for brain_age in list(maps.values())[:1]:  # the first map model, as in training
             mapped[scan.scan_id] = map_paths(out["maps"], scan.participant_id, scan.scan_id)
             write_scan_maps(bundle, brain_age, scan.age, mapped[scan.scan_id])
         log.info("%s", describe_row(row))
-    table, summary = finish(pd.DataFrame(rows), bundle, recalibrate, mapped)
+    table, summary = finish(pd.DataFrame(rows), bundle, recalibrate, mapped, harmonisation)
     roi = pd.concat(features, ignore_index=True)
     write_table_atomic(roi[["scan_id", *roi.columns.drop("scan_id")]], out["roi_volumes"])
     write_table_atomic(summary, out["recalibration"])

@@ -285,9 +285,24 @@ def scan_images(folder: Path, scan_id: str) -> dict[str, Path]:
 
 
 def scan_row(
-    bundle: Bundle, scan: ScanInput, images: dict[str, Path], qc: dict, device
+    bundle: Bundle,
+    scan: ScanInput,
+    images: dict[str, Path],
+    qc: dict,
+    device,
+    volumes: pd.DataFrame | None = None,
+    features: pd.DataFrame | None = None,
 ) -> tuple[dict, dict[str, np.ndarray], list[str], pd.DataFrame]:
     """A preprocessed scan through every model, the ensemble and the corrections.
+
+    Parameters
+    ----------
+    volumes : DataFrame, optional
+        The scan's Harvard-Oxford tissue volumes (one row, :func:`roi_features`), when
+        already measured.
+    features : DataFrame, optional
+        What the ROI models read instead of ``volumes`` (harmonised volumes,
+        :mod:`brainpad.bundle.sites`).
 
     Returns
     -------
@@ -298,11 +313,12 @@ def scan_row(
         Map model → brain-age map on the bundle's crop (:func:`fold_predictions`).
     warnings : list of str
         :func:`~brainpad.bundle.scans.scan_warnings`.
-    features : DataFrame
-        Its Harvard-Oxford tissue volumes (one row, :func:`roi_features`).
+    volumes : DataFrame
+        Its Harvard-Oxford tissue volumes (one row).
     """
     start = time.perf_counter()
-    features = roi_features(bundle, images)
+    volumes = roi_features(bundle, images) if volumes is None else volumes
+    features = volumes if features is None else features
     predictions, maps = fold_predictions(bundle, scan_inputs(bundle, images), features, device)
     row = {
         "scan_id": scan.scan_id,
@@ -320,7 +336,7 @@ def scan_row(
     row["warnings"] = " | ".join(warnings)
     for warning in warnings:
         log.warning("%s: %s", scan.scan_id, warning)
-    return row, maps, warnings, features
+    return row, maps, warnings, volumes
 
 
 def write_scan_maps(
@@ -340,36 +356,35 @@ def write_scan_maps(
         write_map(bundle, voxel_bias.correct(age, delta), paths["brainPADcorrected"])
 
 
-def predict_scan(
-    bundle: Bundle, scan: ScanInput, out_dir: Path, device
-) -> tuple[dict, dict[str, Path] | None]:
-    """Preprocess one scan, apply every model, stack, correct; write its files.
+def preprocess_for_bundle(
+    bundle: Bundle, scan: ScanInput, out_dir: Path
+) -> tuple[dict, dict[str, Path], float]:
+    """One scan through the bundle's preprocessing into ``out_dir/<scan_id>/`` (images and
+    QC montage, :func:`brainpad.paths.output_paths`).
 
-    Returns the scan's row and the paths of the (first) map model's maps, if any.
-
-    Writes under ``out_dir/<scan_id>/`` the preprocessed images and QC montage
-    (:func:`brainpad.paths.output_paths`), each map model's brain-age map (and with an
-    age its brain-PAD maps, raw and voxelwise corrected) on the MNI grid, and a summary
-    figure. The row times the preprocessing apart from the inference.
+    Returns its QC, its preprocessed images by channel (:func:`scan_images`) and the
+    seconds it took.
     """
-    from brainpad.bundle.summary import summary_figure
-    from brainpad.paths import MAP_KINDS
     from brainpad.preprocess import preprocess_scan
 
     folder = out_dir / scan.scan_id
     start = time.perf_counter()
     options = bundle.preprocess_options()
     qc = preprocess_scan(scan.t1w, scan.scan_id, bundle.templates_dir, folder, options, scan.flair)
-    preprocess_seconds = round(time.perf_counter() - start, 2)
-    images = scan_images(folder, scan.scan_id)
-    row, maps, warnings, _ = scan_row(bundle, scan, images, qc, device)
-    row["preprocess_seconds"] = preprocess_seconds
+    return qc, scan_images(folder, scan.scan_id), round(time.perf_counter() - start, 2)
+
+
+def write_predicted_maps(
+    bundle: Bundle, scan: ScanInput, folder: Path, maps: dict[str, np.ndarray]
+) -> dict[str, Path] | None:
+    """Each map model's brain-age map of a scan (and with an age its brain-PAD maps, raw
+    and voxelwise corrected) on the MNI grid in ``folder``; the first map model's paths."""
+    from brainpad.paths import MAP_KINDS
+
     written = []
     for model, brain_age in maps.items():
         entity = f"_model-{model}" if len(maps) > 1 else ""
         stem = f"{scan.scan_id}{entity}_space-MNI_desc"
         written.append({kind: folder / f"{stem}-{kind}_map.nii.gz" for kind in MAP_KINDS})
         write_scan_maps(bundle, brain_age, scan.age, written[-1])
-    summary = folder / f"{scan.scan_id}_desc-brainage_summary.png"
-    summary_figure(row, bundle.models, warnings, summary)
-    return row, written[0] if written else None
+    return written[0] if written else None

@@ -38,12 +38,14 @@ def scans_from_files(
     flair: list[str | Path] | None = None,
     age: list[float] | None = None,
     sex: list[str] | None = None,
+    site: list[str] | None = None,
 ) -> list[ScanInput]:
-    """Scans given as NIfTI files, with per-scan FLAIR, age and sex (one each, or none)."""
+    """Scans given as NIfTI files, with per-scan FLAIR, age, sex and site (one each, or
+    none)."""
     from brainpad.inputs.bids import describe_scan
     from brainpad.inputs.errors import InputError
 
-    for name, values in (("--flair", flair), ("--age", age), ("--sex", sex)):
+    for name, values in (("--flair", flair), ("--age", age), ("--sex", sex), ("--site", site)):
         if values is not None and len(values) != len(t1w):
             msg = (
                 f"{name}: {len(values)} values for {len(t1w)} T1w scans; give one per scan, "
@@ -61,6 +63,7 @@ def scans_from_files(
                 flair=Path(flair[k]) if flair else None,
                 age=float(age[k]) if age else None,
                 sex=sex[k] if sex else None,
+                site=site[k] if site else None,
             )
         )
     return scans

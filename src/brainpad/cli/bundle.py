@@ -45,27 +45,58 @@ def _cmd_predict(args: argparse.Namespace) -> None:
     bundle = Bundle.open(args.bundle, args.allow_other_versions)
     folders = [p for p in args.inputs if Path(p).is_dir()]
     if folders:
-        if len(args.inputs) > 1 or args.age or args.sex or args.flair:
+        if len(args.inputs) > 1 or args.age or args.sex or args.flair or args.site:
             msg = (
-                f"{folders[0]}: a BIDS directory is predicted on its own, with ages, sex and "
-                "FLAIR from the dataset; give it alone, without --age, --sex or --flair"
+                f"{folders[0]}: a BIDS directory is predicted on its own, with ages, sex, "
+                "sites and FLAIR from the dataset; give it alone, without --age, --sex, "
+                "--site or --flair"
             )
             raise InputError(msg)
         scans = scans_from_bids(bundle, folders[0])
     else:
-        scans = scans_from_files(args.inputs, args.flair, args.age, args.sex)
+        scans = scans_from_files(args.inputs, args.flair, args.age, args.sex, args.site)
     if args.recalibrate and not folders:
         msg = (
             "--recalibrate controls needs a BIDS directory: the new cohort's healthy "
             "controls are read from its participants.tsv (group column)"
         )
         raise InputError(msg)
-    table = predict_scans(bundle, scans, args.out, args.device, args.recalibrate == "controls")
+    table = predict_scans(
+        bundle, scans, args.out, args.device, args.recalibrate == "controls",
+        _harmonisation(bundle, args),
+    )  # fmt: skip
     print(f"{len(table)} scans -> {Path(args.out) / 'predictions.tsv'}")
     for row in table.to_dict("records"):
         print(describe_row(row))
         for warning in filter(None, str(row["warnings"] or "").split(" | ")):
             print(f"  warning: {warning}")
+
+
+def _harmonisation(bundle, args: argparse.Namespace):
+    """The bundle's site harmonisation with ``--harmonise``, else None."""
+    if not args.harmonise:
+        return None
+    from brainpad.bundle.sites import SiteHarmonisation
+
+    return SiteHarmonisation.from_bundle(bundle, args.min_site_controls, args.site_controls)
+
+
+def _add_harmonise(parser: argparse.ArgumentParser) -> None:
+    """``--harmonise``, ``--min-site-controls`` and ``--site-controls``."""
+    parser.add_argument(
+        "--harmonise",
+        action="store_true",
+        help="harmonise with the bundle's ComBat fits; a site it never saw from that site's "
+        "own healthy controls (cross-fitted)",
+    )
+    parser.add_argument(
+        "--min-site-controls", type=int, default=5,
+        help="fewest healthy controls an unseen site is harmonised from",
+    )  # fmt: skip
+    parser.add_argument(
+        "--site-controls", type=int, default=None,
+        help="at most this many of an unseen site's controls estimate it (default: all)",
+    )  # fmt: skip
 
 
 def _cmd_apply(args: argparse.Namespace) -> None:
@@ -86,7 +117,7 @@ def _cmd_apply(args: argparse.Namespace) -> None:
     }
     table = apply_cohort(
         bundle, args.manifest, args.qc, args.preproc_dir, out, args.recalibrate == "controls",
-        args.device,
+        args.device, _harmonisation(bundle, args),
     )  # fmt: skip
     log.info("applied %s to %d scans -> %s", args.bundle, len(table), args.out)
 
@@ -118,6 +149,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("--flair", nargs="+", help="each T1w's FLAIR, in order")
     pre.add_argument("--age", type=float, nargs="+", help="each scan's age (years)")
     pre.add_argument("--sex", nargs="+", choices=["M", "F"], help="each scan's sex")
+    pre.add_argument(
+        "--site", nargs="+",
+        help="each scan's site (--harmonise; a site the bundle never saw needs a BIDS "
+        "directory with its healthy controls)",
+    )  # fmt: skip
     pre.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     pre.add_argument(
         "--recalibrate",
@@ -130,6 +166,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="use a bundle made with other versions of brainpad, torch, ANTs ... (warns)",
     )
+    _add_harmonise(pre)
     pre.set_defaults(func=_cmd_predict)
     app = sub.add_parser(
         "apply", help="apply a bundle to a validated, preprocessed cohort (apply mode)"
@@ -146,4 +183,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     app.add_argument("--device", default="auto")
     app.add_argument("--threads", type=int, default=1, help="torch threads")
     app.add_argument("--allow-other-versions", action="store_true")
+    _add_harmonise(app)
     app.set_defaults(func=_cmd_apply)
