@@ -4,7 +4,8 @@
 
 On the run's ``regions/roi_volumes.tsv`` and ``folds.tsv`` (scans that passed QC; ages
 of the unlabelled controls left out), with :mod:`brainpad.harmonise.combat` fitted on the
-healthy controls:
+healthy controls and applied as the workflow applies it to ROI volumes (one affine map
+per site, without each scan's own age and sex):
 
 * site effect among the controls: per ROI feature, the one-way ANOVA F of the sites on the
   residuals of age, age² and sex; the median F and the share of features with p < 0.05,
@@ -71,7 +72,7 @@ def main() -> None:
     features = features.loc[:, features[controls].std() > 0]
     covariates = folds[["site", "age", "sex", "group"]]
     model = fit_combat(features, covariates, CONTROL)
-    after = harmonise(model, features, covariates)
+    after = harmonise(model, features, covariates, own_covariates=False)  # as the workflow
     sites = folds["site"].to_numpy()
     print(f"{len(folds)} scans, {controls.sum()} control scans, {features.shape[1]} ROI features,"
           f" sites {dict(folds['site'].value_counts())}")  # fmt: skip
@@ -122,7 +123,9 @@ def main() -> None:
                     group=np.r_[[CONTROL] * n, ["held-out"] * len(rest)]
                 )  # only the chosen controls estimate the site
                 try:
-                    out = estimate_site(model, features.iloc[scans], cov, CONTROL)
+                    out = estimate_site(
+                        model, features.iloc[scans], cov, CONTROL, own_covariates=False
+                    )
                 except HarmonisationError:
                     continue
                 sd = np.sqrt(model.var_pooled)

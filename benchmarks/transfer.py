@@ -1,23 +1,29 @@
 """A trained bundle on a cohort it never saw, from a site it never saw (apply mode).
 
 Simulates a transfer cohort with another seed at one new site (another voxel size and
-orientation, lower SNR, stronger bias field, skull on), runs the workflow's apply mode on
-it with ``recalibrate: controls``, and prints what transfers:
+orientation, lower SNR, a stronger bias field, skull on, lower grey-white contrast and a
+blur), preprocesses it once, and runs the workflow's apply mode on it under each way of
+handling the new site:
 
-* the healthy controls' ensemble MAE (raw predictions) beside the simulation's floor and
-  the training run's own healthy-test MAE;
-* the 95 % interval's coverage and mean width on those controls;
-* the controls' mean corrected brain-PAD with the bundle's correction and recalibrated on
-  the new site's controls (cross-fitted), and the AD-vs-control Cohen's d after it.
+* ``none``: the bundle's corrections as they are;
+* ``recalibrated``: the global correction refitted on the site's controls (cross-fitted);
+* ``harmonised n=N`` (with a bundle trained with ``harmonise.enabled``): the ROI volumes
+  and brain-PADs harmonised from N of the site's controls (cross-fitted), for each
+  ``--site-controls``.
+
+For each it prints the healthy controls' ensemble MAE (raw predictions) beside the
+simulation's floor, the 95 % interval's coverage, the controls' mean and SD of corrected
+brain-PAD and the AD-vs-controls Cohen's d; and the training run's own figures.
 
 Usage: python benchmarks/transfer.py --bundle results/bundle --workdir /tmp/transfer
-       [--n-subjects 40] [--seed 7] [--cores 2]
+       [--n-subjects 50] [--seed 7] [--cores 2] [--site-controls 5 10 20]
 Run it from the repository root (it reads config/config.yaml for everything else).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import time
@@ -35,62 +41,87 @@ NEW_SITE = {
     "intensity_scale": 1800,
     "bias_strength": 0.35,
     "skull": True,
+    "gm_contrast": 0.85,
+    "blur_fwhm_mm": 3.0,
 }
+TARGETS = ["results/ensemble/brain_age.tsv", "results/stats/accuracy.tsv",
+           "results/stats/group_comparison.tsv"]  # fmt: skip
+
+
+def apply_run(workdir: Path, config: dict, cores: int) -> float:
+    """Apply mode in ``workdir`` with ``config``; minutes it took."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    start = time.perf_counter()
+    command = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
+        "--cores", str(cores), "--quiet", "rules", "--", *TARGETS,
+    ]  # fmt: skip
+    subprocess.run(command, check=True)
+    return (time.perf_counter() - start) / 60
+
+
+def figures(results: Path, control_group: str = "HC") -> dict:
+    """Healthy MAE, floor, coverage, controls' brain-PAD and AD d of one apply run."""
+    accuracy = pd.read_csv(results / "stats/accuracy.tsv", sep="\t").set_index("model")
+    comparisons = pd.read_csv(results / "stats/group_comparison.tsv", sep="\t")
+    table = pd.read_csv(results / "ensemble/brain_age.tsv", sep="\t")
+    controls = table[(table["group"] == control_group) & table["age"].notna()]
+    controls = controls.sort_values("scan_id").drop_duplicates("participant_id")
+    ad = comparisons[(comparisons["first"] == "AD") & (comparisons["second"] == control_group)]
+    ensemble = accuracy.loc["ensemble"]
+    return {
+        "n": int(ensemble["n"]),
+        "mae": ensemble["mae"],
+        "floor": ensemble.get("floor_mae", float("nan")),
+        "coverage": ensemble["interval_coverage"],
+        "pad_mean": controls["brain_pad_corrected"].mean(),
+        "pad_sd": controls["brain_pad_corrected"].std(),
+        "pad_abs": controls["brain_pad_corrected"].abs().mean(),
+        "ad_d": float(ad["d"].iloc[0]) if len(ad) else float("nan"),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", required=True)
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--n-subjects", type=int, default=40)
+    parser.add_argument("--n-subjects", type=int, default=50)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--site-controls", type=int, nargs="*", default=[5, 10, 20])
     args = parser.parse_args()
     bundle = Path(args.bundle).resolve()
     workdir = Path(args.workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config.update(bundle=str(bundle), bids_dir="simulated", seed=args.seed)
-    config["recalibrate"] = "controls"
     config["simulation"].update(
         n_subjects=args.n_subjects, sites=[NEW_SITE], artefacts=[],
         n_test_retest=0, n_between_site=0,
     )  # fmt: skip
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    start = time.perf_counter()
-    command = [
-        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir), "--configfile", str(workdir / "config.yaml"),
-        "--cores", str(args.cores), "--quiet", "rules",
-    ]  # fmt: skip
-    subprocess.run(command, check=True)
-    minutes = (time.perf_counter() - start) / 60
-    results = workdir / "results"
-    accuracy = pd.read_csv(results / "stats/accuracy.tsv", sep="\t").set_index("model")
-    trained = pd.read_csv(bundle.parent / "stats/accuracy.tsv", sep="\t").set_index("model")
-    recalibration = pd.read_csv(results / "ensemble/recalibration.tsv", sep="\t")
-    comparisons = pd.read_csv(results / "stats/group_comparison.tsv", sep="\t")
-    ensemble, everyone = accuracy.loc["ensemble"], recalibration.set_index("site").loc["all"]
-    ad = comparisons[(comparisons["first"] == "AD") & (comparisons["second"] == "HC")]
-    print(f"transfer cohort: {args.n_subjects} participants, seed {args.seed}, one new site")
-    print(f"apply mode: {minutes:.1f} min on {args.cores} cores")
-    print("| figure | training run (its test set) | transfer cohort (its controls) |")
-    print("|---|---|---|")
-    print(f"| healthy n | {int(trained.loc['ensemble', 'n'])} | {int(ensemble['n'])} |")
-    for column, label in (
-        ("mae", "ensemble MAE (y)"),
-        ("floor_mae", "simulation's floor MAE (y)"),
-        ("interval_coverage", "95 % interval coverage"),
-        ("interval_width", "mean interval width (y)"),
-    ):
-        print(f"| {label} | {trained.loc['ensemble', column]:.2f} | {ensemble[column]:.2f} |")
-    print(
-        f"| controls' mean corrected brain-PAD (y) | | bundle's correction "
-        f"{everyone['mean_corrected']:+.2f} (SD {everyone['sd_corrected']:.2f}); recalibrated "
-        f"{everyone['mean_recalibrated']:+.2f} (SD {everyone['sd_recalibrated']:.2f}) |"
-    )
-    if len(ad):
-        print(f"| AD vs HC Cohen's d (recalibrated) | | {float(ad['d'].iloc[0]):.2f} |")
+    harmonised = "harmonise" in json.loads((bundle / "ensemble/fits.json").read_text())
+    conditions = {"none": {}, "recalibrated": {"recalibrate": "controls"}}
+    for n in args.site_controls if harmonised else []:
+        conditions[f"harmonised n={n}"] = {
+            "harmonise": {"enabled": True, "min_site_controls": min(5, n), "site_controls": n}
+        }
+    rows = {}
+    for name, change in conditions.items():
+        run = {**config, "recalibrate": "none", "harmonise": {"enabled": False}, **change}
+        minutes = apply_run(workdir, run, args.cores)
+        rows[name] = figures(workdir / "results")
+        print(f"{name}: {minutes:.1f} min", flush=True)
+    trained = figures(bundle.parent)
+    print(f"\ntransfer cohort: {args.n_subjects} participants, seed {args.seed}, one new site;"
+          f" bundle {bundle}")  # fmt: skip
+    print("\n| new site | healthy n | ensemble MAE (y) | floor MAE (y) | 95 % coverage | "
+          "controls' brain-PAD mean (SD) | mean abs brain-PAD | AD vs HC d |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in {"training run (its test set)": trained, **rows}.items():
+        print(f"| {name} | {r['n']} | {r['mae']:.2f} | {r['floor']:.2f} | {r['coverage']:.2f} "
+              f"| {r['pad_mean']:+.2f} ({r['pad_sd']:.2f}) | {r['pad_abs']:.2f} "
+              f"| {r['ad_d']:.2f} |")  # fmt: skip
 
 
 if __name__ == "__main__":
