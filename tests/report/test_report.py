@@ -75,7 +75,15 @@ def test_stats_and_report_commands_write_tables_and_figures(
         )
         == 0
     )
-    for name in ("predicted_vs_age", "brain_pad_by_group", "uncertainty", "qc"):
+    sites = pd.read_csv(stats_dir / "harmonisation.tsv", sep="\t")  # not harmonised: before
+    assert sites["after"].isna().all() and (sites["measure"] == "controls_mean").any()
+    for name in (
+        "predicted_vs_age",
+        "brain_pad_by_group",
+        "brain_pad_by_site",
+        "uncertainty",
+        "qc",
+    ):
         image = mpimg.imread(out / f"{name}.png")
         assert image.shape[0] > 200 and image.std() > 0.05, name
     failed = pd.read_csv(out / "qc_failed.tsv", sep="\t")

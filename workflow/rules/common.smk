@@ -79,6 +79,7 @@ REPORT_FIGURES = {
         "predicted_vs_age",
         "brain_pad_by_group",
         "brain_pad_by_model",
+        "brain_pad_by_site",
         "associations",
         "uncertainty",
         "qc",

@@ -19,6 +19,12 @@ rule report_figures:
             category="Groups",
             labels={"figure": "brain-PAD by group"},
         ),
+        brain_pad_by_site=report(
+            REPORT_FIGURES["brain_pad_by_site"],
+            caption="../report/brain_pad_by_site.rst",
+            category="Site harmonisation",
+            labels={"figure": "controls' brain-PAD by site"},
+        ),
         brain_pad_by_model=report(
             REPORT_FIGURES["brain_pad_by_model"],
             caption="../report/brain_pad_by_model.rst",

@@ -35,6 +35,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     report.brain_pad_by_model(
         table, list(columns), args.control_group, out / "brain_pad_by_model.png"
     )
+    report.brain_pad_by_site(table, args.control_group, out / "brain_pad_by_site.png")
     windows = pd.read_csv(stats_dir / "associations_by_age.tsv", sep="\t")
     report.associations_by_age(windows, out / "associations.png")
     report.uncertainty_vs_error(table, out / "uncertainty.png")

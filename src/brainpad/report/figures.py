@@ -154,6 +154,32 @@ def brain_pad_by_group(
     save_figure(fig, path)
 
 
+def brain_pad_by_site(table: pd.DataFrame, control_group: str, path: str | Path) -> None:
+    """The healthy controls' corrected brain-PAD per site, before and after harmonisation
+    (one panel without it), box + points; one scan per participant."""
+    from brainpad.stats.harmonisation import AFTER, BEFORE
+
+    usable = table[~table["role"].isin(["excluded", "unlabelled"]) & table["age"].notna()]
+    people = baseline_scans(usable[usable["group"] == control_group])
+    harmonised = BEFORE in people
+    panels = {"before harmonisation": BEFORE, "after": AFTER} if harmonised else {
+        "not harmonised (harmonise.enabled: false)": AFTER}  # fmt: skip
+    sites = sorted(people["site"].astype(str).unique())
+    fig, axes = plt.subplots(1, len(panels), figsize=(2 + 1.3 * len(sites) * len(panels), 4),
+                             sharey=True, squeeze=False)  # fmt: skip
+    rng = np.random.default_rng(0)
+    for ax, (title, column) in zip(axes[0], panels.items(), strict=True):
+        data = [people.loc[people["site"].astype(str) == s, column].to_numpy() for s in sites]
+        ax.boxplot(data, showfliers=False)
+        ax.set_xticks(range(1, len(sites) + 1), sites)
+        for k, values in enumerate(data, start=1):
+            ax.scatter(k + rng.uniform(-0.15, 0.15, values.size), values, s=10, alpha=0.6)
+        ax.axhline(0, color="grey", lw=1, ls="--")
+        ax.set_title(title)
+    axes[0][0].set_ylabel(f"{control_group} brain-PAD, bias-corrected (y)")
+    save_figure(fig, path)
+
+
 def brain_pad_by_model(
     table: pd.DataFrame, labels: Sequence[str], control_group: str, path: str | Path
 ) -> None:
