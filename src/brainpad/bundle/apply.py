@@ -4,7 +4,8 @@
 :func:`apply_cohort` predicts a cohort the workflow has already validated and
 preprocessed (``brainpad apply``, the ``apply_bundle`` rule of apply mode), writing the
 tables the workflow's statistics and report read. Both can recalibrate the global
-correction on the cohort's own controls (:mod:`brainpad.bundle.recalibrate`).
+correction on the cohort's own controls (:mod:`brainpad.bundle.recalibrate`) and
+harmonise its sites with the bundle's ComBat fits (:mod:`brainpad.bundle.sites`).
 """
 
 from __future__ import annotations
