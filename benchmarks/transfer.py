@@ -50,7 +50,7 @@ TARGETS = ["results/ensemble/brain_age.tsv", "results/stats/accuracy.tsv",
 
 def apply_run(workdir: Path, config: dict, cores: int) -> float:
     """Apply mode in ``workdir`` with ``config``; minutes it took."""
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     start = time.perf_counter()
     command = [
         sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),

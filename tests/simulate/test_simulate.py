@@ -144,6 +144,21 @@ def test_plan_is_deterministic_and_balanced():
     assert len(between) == 3 and (between.site_x != between.site_y).all()
 
 
+def test_the_control_group_is_named_not_the_first_of_the_fractions():
+    """A config dumped with sorted keys lists AD first: the controls stay the controls."""
+    fractions = {"AD": 0.2, "HC": 0.6, "pMCI": 0.1, "sMCI": 0.1}
+    settings = Settings.from_config(
+        {"control_group": "HC", "simulation": {"n_subjects": 50, "group_fractions": fractions}}
+    )
+    participants, _ = plan_cohort(settings)
+    assert participants["group"].value_counts()["HC"] == 30
+    assert (participants.loc[participants.group == "AD", "age"] >= 60).all()
+    assert (participants.loc[participants.group == "HC", "severity"] == 0).all()
+    assert (participants.loc[participants.group == "AD", "severity"] > 0).all()
+    with pytest.raises(ValueError, match="no share for the control group 'CN'"):
+        Settings(control_group="CN")
+
+
 def test_withheld_ages_are_a_share_of_the_controls_scanned_once():
     settings = Settings(n_subjects=40, n_test_retest=4, n_between_site=3, unlabelled_fraction=0.25)
     participants, sessions = plan_cohort(settings)

@@ -10,6 +10,7 @@ rule simulate_cohort:
         out_dir=lambda wildcards, output: Path(output.description).parent,
         seed=config["seed"],
         settings=json.dumps(config["simulation"]),
+        control_group=config["control_group"],
     log:
         log_path("simulate_cohort"),
     benchmark:
@@ -22,4 +23,4 @@ rule simulate_cohort:
         "../../envs/simulate.yaml"
     shell:
         "brainpad simulate --out-dir {params.out_dir} --seed {params.seed}"
-        " --settings {params.settings:q} --threads {threads} > {log} 2>&1"
+        " --control-group {params.control_group} --settings {params.settings:q} --threads {threads} > {log} 2>&1"

@@ -288,7 +288,7 @@ def _write_truth(
     rel_error = np.abs(np.expm1(achieved) - np.expm1(target)) / np.maximum(
         np.abs(np.expm1(target)), 1e-3
     )
-    controls = subjects[subjects.group == next(iter(settings.group_fractions))]
+    controls = subjects[subjects.group == settings.control_group]
     return {
         "seed": settings.seed,
         "settings": asdict(settings),

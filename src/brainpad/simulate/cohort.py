@@ -74,6 +74,17 @@ class Settings:
     sites: tuple[Site, ...] = DEFAULT_SITES
     artefacts: tuple[str, ...] = ()
     unlabelled_fraction: float = 0.0
+    control_group: str = "HC"
+    """The healthy controls' label (the config's ``control_group``); never inferred from
+    the order of ``group_fractions``, which a YAML dump may sort."""
+
+    def __post_init__(self) -> None:
+        if self.control_group not in self.group_fractions:
+            msg = (
+                f"simulation.group_fractions {dict(self.group_fractions)} has no share for the "
+                f"control group '{self.control_group}' (control_group); add it"
+            )
+            raise ValueError(msg)
 
     @classmethod
     def from_config(cls, config: dict) -> Settings:
@@ -88,6 +99,8 @@ class Settings:
                 values[key] = tuple(values[key])
         if "seed" in config:
             values["seed"] = int(config["seed"])
+        if "control_group" in config:
+            values["control_group"] = str(config["control_group"])
         return cls(**values)
 
 
@@ -101,8 +114,7 @@ def _group_counts(settings: Settings) -> dict[str, int]:
     fractions = settings.group_fractions
     total = sum(fractions.values())
     counts = {g: round(settings.n_subjects * f / total) for g, f in fractions.items()}
-    control = next(iter(fractions))
-    counts[control] += settings.n_subjects - sum(counts.values())
+    counts[settings.control_group] += settings.n_subjects - sum(counts.values())
     return counts
 
 
@@ -123,7 +135,7 @@ def plan_cohort(settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
     ids = subject_ids(settings.n_subjects)
     groups = np.concatenate([[g] * n for g, n in _group_counts(settings).items()])
     rng.shuffle(groups)
-    control = next(iter(settings.group_fractions))
+    control = settings.control_group
     lo_hi = np.where(
         (groups == control)[:, None], settings.control_age_range, settings.patient_age_range
     )
@@ -221,7 +233,7 @@ def withheld_ages(
     Series of bool
         Indexed like ``participants``.
     """
-    control = next(iter(settings.group_fractions))
+    control = settings.control_group
     once = sessions.groupby("participant_id")["session"].count() == 1
     flawed = sessions.loc[sessions["artefact"].fillna("") != "", "participant_id"]
     once[once.index.isin(flawed)] = False
