@@ -13,7 +13,9 @@ handling the new site:
 
 For each it prints the healthy controls' ensemble MAE (raw predictions) beside the
 simulation's floor, the 95 % interval's coverage, the controls' mean and SD of corrected
-brain-PAD and the AD-vs-controls Cohen's d; and the training run's own figures.
+brain-PAD, their offset from where the training run's controls of the same age and sex lie
+(with a harmonised bundle), the AD-minus-controls difference beside its simulated truth,
+and the AD-vs-controls Cohen's d; and the training run's own figures.
 
 Usage: python benchmarks/transfer.py --bundle results/bundle --workdir /tmp/transfer
        [--n-subjects 50] [--seed 7] [--cores 2] [--site-controls 5 10 20]
@@ -31,6 +33,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
+
+from brainpad.stats.tables import comparison_people
 
 REPO = Path(__file__).resolve().parents[1]
 NEW_SITE = {
@@ -61,16 +65,42 @@ def apply_run(workdir: Path, config: dict, cores: int) -> float:
     return (time.perf_counter() - start) / 60
 
 
-def figures(results: Path, control_group: str = "HC") -> dict:
-    """Healthy MAE, floor, coverage, controls' brain-PAD and AD d of one apply run."""
+def reference_offset(controls: pd.DataFrame, bundle: Path) -> float:
+    """The controls' mean corrected brain-PAD minus where the training run's controls of
+    the same age and sex lie (the bundle's brain-PAD ComBat reference α + Xβ): what
+    harmonisation aims to bring to 0. NaN for a bundle trained without harmonisation."""
+    from brainpad.harmonise.combat import Combat, expected
+
+    fits = json.loads((bundle / "ensemble/fits.json").read_text())
+    if "harmonise" not in fits:
+        return float("nan")
+    model = Combat.from_dict(fits["harmonise"]["brain_pad"])
+    column = model.features.index("brain_pad_corrected")
+    reference = expected(model, controls)[:, column]
+    return float((controls["brain_pad_corrected"].to_numpy() - reference).mean())
+
+
+def figures(results: Path, bundle: Path, control_group: str = "HC") -> dict:
+    """Healthy MAE, floor, coverage, controls' brain-PAD and AD d of one apply run (or of
+    the training run), with the simulated truth of the group difference."""
     accuracy = pd.read_csv(results / "stats/accuracy.tsv", sep="\t").set_index("model")
     comparisons = pd.read_csv(results / "stats/group_comparison.tsv", sep="\t")
     table = pd.read_csv(results / "ensemble/brain_age.tsv", sep="\t")
     controls = table[(table["group"] == control_group) & table["age"].notna()]
     controls = controls.sort_values("scan_id").drop_duplicates("participant_id")
     ad = comparisons[(comparisons["first"] == "AD") & (comparisons["second"] == control_group)]
+    truth = pd.read_csv(results / "simulated/derivatives/simulation/subjects.tsv", sep="\t")
+    true_pad = truth.set_index("participant_id")["true_brain_pad"]
+    people = comparison_people(table, control_group, 60.0)
+    people = people.assign(true=true_pad.loc[people["participant_id"]].to_numpy())
+    pad = people.groupby("group")[["brain_pad_corrected", "true"]].mean()
     ensemble = accuracy.loc["ensemble"]
     return {
+        "offset": reference_offset(controls, bundle),
+        "ad_diff": pad.loc["AD", "brain_pad_corrected"]
+        - pad.loc[control_group, "brain_pad_corrected"],
+        "ad_true_diff": pad.loc["AD", "true"] - pad.loc[control_group, "true"],
+        "controls_true": true_pad.loc[controls["participant_id"]].mean(),
         "n": int(ensemble["n"]),
         "mae": ensemble["mae"],
         "floor": ensemble.get("floor_mae", float("nan")),
@@ -110,17 +140,21 @@ def main() -> None:
     for name, change in conditions.items():
         run = {**config, "recalibrate": "none", "harmonise": {"enabled": False}, **change}
         minutes = apply_run(workdir, run, args.cores)
-        rows[name] = figures(workdir / "results")
+        rows[name] = figures(workdir / "results", bundle)
         print(f"{name}: {minutes:.1f} min", flush=True)
-    trained = figures(bundle.parent)
+    trained = figures(bundle.parent, bundle)
     print(f"\ntransfer cohort: {args.n_subjects} participants, seed {args.seed}, one new site;"
           f" bundle {bundle}")  # fmt: skip
+    print(f"controls' true brain-PAD (simulation): training run {trained['controls_true']:+.2f}"
+          f" y, transfer cohort {rows['none']['controls_true']:+.2f} y")  # fmt: skip
     print("\n| new site | healthy n | ensemble MAE (y) | floor MAE (y) | 95 % coverage | "
-          "controls' brain-PAD mean (SD) | mean abs brain-PAD | AD vs HC d |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+          "controls' brain-PAD mean (SD) | mean abs | offset from the training reference | "
+          "AD minus HC >= 60 (truth) | AD vs HC d |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in {"training run (its test set)": trained, **rows}.items():
         print(f"| {name} | {r['n']} | {r['mae']:.2f} | {r['floor']:.2f} | {r['coverage']:.2f} "
               f"| {r['pad_mean']:+.2f} ({r['pad_sd']:.2f}) | {r['pad_abs']:.2f} "
+              f"| {r['offset']:+.2f} | {r['ad_diff']:.2f} ({r['ad_true_diff']:.2f}) "
               f"| {r['ad_d']:.2f} |")  # fmt: skip
 
 
