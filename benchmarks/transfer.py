@@ -9,7 +9,7 @@ handling the new site:
 * ``recalibrated``: the global correction refitted on the site's controls (cross-fitted);
 * ``harmonised n=N`` (with a bundle trained with ``harmonise.enabled``): the ROI volumes
   and brain-PADs harmonised from N of the site's controls (cross-fitted), for each
-  ``--site-controls``.
+  ``--site-controls``; then the same with a location only (``site_scale: false``).
 
 For each it prints the healthy controls' ensemble MAE (raw predictions) beside the
 simulation's floor, the 95 % interval's coverage, the controls' mean and SD of corrected
@@ -132,10 +132,11 @@ def main() -> None:
     )  # fmt: skip
     harmonised = "harmonise" in json.loads((bundle / "ensemble/fits.json").read_text())
     conditions = {"none": {}, "recalibrated": {"recalibrate": "controls"}}
-    for n in args.site_controls if harmonised else []:
-        conditions[f"harmonised n={n}"] = {
-            "harmonise": {"enabled": True, "min_site_controls": min(5, n), "site_controls": n}
-        }
+    for scale in (True, False):
+        for n in args.site_controls if harmonised else []:
+            label = f"harmonised n={n}" + ("" if scale else ", location only")
+            conditions[label] = {"harmonise": {"enabled": True, "min_site_controls": min(5, n),
+                                               "site_controls": n, "site_scale": scale}}  # fmt: skip
     rows = {}
     for name, change in conditions.items():
         run = {**config, "recalibrate": "none", "harmonise": {"enabled": False}, **change}

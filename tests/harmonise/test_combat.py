@@ -150,6 +150,19 @@ def test_an_unseen_site_is_estimated_from_its_own_controls_cross_fitted(site_coh
     assert not np.allclose(shifted.iloc[others], out.iloc[others])  # the others' estimates move
 
 
+def test_an_unseen_site_may_get_a_location_only(site_cohort):
+    features, cov = site_cohort(sites=("siteA", "siteC"))
+    model = fit_combat(features, cov, "HC")
+    new_features, new_cov = site_cohort(n=60, seed=5, sites=("siteB",))
+    full = estimate_site(model, new_features, new_cov, "HC")
+    shifted = estimate_site(model, new_features, new_cov, "HC", scale=False)
+    patients = (new_cov["group"] == "AD").to_numpy()
+    # a location only: every patient moves by the same amount per feature
+    moved = (shifted - new_features)[patients]
+    np.testing.assert_allclose(moved.std(), 0.0, atol=1e-9)
+    assert not np.allclose((full - new_features)[patients].std(), 0.0)
+
+
 def test_an_unseen_site_with_too_few_controls_is_refused(site_cohort):
     features, cov = site_cohort(sites=("siteA", "siteC"))
     model = fit_combat(features, cov, "HC")

@@ -335,7 +335,8 @@ def harmonise_args():
         return ""
     settings = config["harmonise"]
     cap = settings.get("site_controls")
-    return f"--harmonise --min-site-controls {settings['min_site_controls']}" + (
+    scale = "" if settings["site_scale"] else " --no-site-scale"
+    return f"--harmonise --min-site-controls {settings['min_site_controls']}{scale}" + (
         f" --site-controls {cap}" if cap else ""
     )
 

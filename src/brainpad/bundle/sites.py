@@ -39,10 +39,16 @@ class SiteHarmonisation:
     control_group: str
     min_controls: int = MIN_SITE_CONTROLS
     max_controls: int | None = None
+    scale: bool = True
+    """Whether an unseen site gets a scale as well as a location."""
 
     @classmethod
     def from_bundle(
-        cls, bundle: Bundle, min_controls: int = MIN_SITE_CONTROLS, max_controls: int | None = None
+        cls,
+        bundle: Bundle,
+        min_controls: int = MIN_SITE_CONTROLS,
+        max_controls: int | None = None,
+        scale: bool = True,
     ) -> SiteHarmonisation:
         """The fits stored in the bundle's ``ensemble/fits.json``.
 
@@ -60,7 +66,7 @@ class SiteHarmonisation:
             raise BundleError(msg)
         roi = Combat.from_dict(fits["roi"]) if fits.get("roi") else None
         return cls(roi, Combat.from_dict(fits["brain_pad"]), bundle.control_group,
-                   min_controls, max_controls)  # fmt: skip
+                   min_controls, max_controls, scale)  # fmt: skip
 
     def unseen_sites(self, covariates: pd.DataFrame) -> list[str]:
         """Sites of ``covariates`` the training run never saw."""
@@ -97,7 +103,7 @@ class SiteHarmonisation:
         if self.roi is None:
             return roi
         out, unseen = apply_roi(roi, covariates, self.roi, self.control_group,
-                                self.min_controls, self.max_controls)  # fmt: skip
+                                self.min_controls, self.max_controls, self.scale)  # fmt: skip
         if unseen:
             log.info("ROI volumes of unseen site(s) %s harmonised from their controls", unseen)
         return out
@@ -106,7 +112,8 @@ class SiteHarmonisation:
         """The corrected brain-PADs harmonised; the values before kept as
         ``brain_pad_unharmonised*``."""
         out, unseen = apply_brain_pad(table, self.brain_pad, self.control_group,
-                                      self.min_controls, self.max_controls)  # fmt: skip
+                                      self.min_controls, self.max_controls,
+                                      self.scale)  # fmt: skip
         if unseen:
             log.info("brain-PAD of unseen site(s) %s harmonised from their controls", unseen)
         return out

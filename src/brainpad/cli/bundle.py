@@ -78,7 +78,9 @@ def _harmonisation(bundle, args: argparse.Namespace):
         return None
     from brainpad.bundle.sites import SiteHarmonisation
 
-    return SiteHarmonisation.from_bundle(bundle, args.min_site_controls, args.site_controls)
+    return SiteHarmonisation.from_bundle(
+        bundle, args.min_site_controls, args.site_controls, args.site_scale
+    )
 
 
 def _add_harmonise(parser: argparse.ArgumentParser) -> None:
@@ -96,6 +98,11 @@ def _add_harmonise(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--site-controls", type=int, default=None,
         help="at most this many of an unseen site's controls estimate it (default: all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--site-scale", action=argparse.BooleanOptionalAction, default=True,
+        help="an unseen site gets a scale as well as a location (--no-site-scale: location "
+        "only, its spread left as it is)",
     )  # fmt: skip
 
 

@@ -213,6 +213,7 @@ def estimate_site(
     min_controls: int = MIN_SITE_CONTROLS,
     own_covariates: bool = True,
     max_controls: int | None = None,
+    scale: bool = True,
 ) -> pd.DataFrame:
     """Harmonise the scans of one site the fit never saw, from its own healthy controls.
 
@@ -221,7 +222,8 @@ def estimate_site(
     sex); each control is corrected with the estimate from the other controls, every other
     scan with the estimate from all. ``own_covariates`` is as in :func:`harmonise`;
     ``max_controls`` caps the controls the estimate uses (the first by row), to measure
-    how many a site needs; the others are corrected like patients.
+    how many a site needs; the others are corrected like patients. Without ``scale`` the
+    site gets a location only (δ = 1): its spread is left as it is.
 
     Raises
     ------
@@ -254,7 +256,7 @@ def estimate_site(
         mean = others_sum / (n - 1)
         gamma[row] = mean
         delta[row] = (others_sq - (n - 1) * mean**2) / (n - 2) if n > 2 else 1.0
-    delta = np.where(delta > 0, delta, 1.0)
+    delta = np.where((delta > 0) & scale, delta, 1.0)
     centre = expected(model, covariates, own_covariates)
     z = standardised(model, features, centre)
     out = _adjusted(model, z, centre, gamma, delta)
@@ -269,9 +271,10 @@ def harmonise_cohort(
     own_covariates: bool = True,
     min_controls: int = MIN_SITE_CONTROLS,
     max_controls: int | None = None,
+    scale: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Every scan of a cohort harmonised: the fitted sites with the fit, each other site
-    from its own healthy controls (:func:`estimate_site`).
+    from its own healthy controls (:func:`estimate_site`, with or without its ``scale``).
 
     Returns
     -------
@@ -296,6 +299,6 @@ def harmonise_cohort(
         rows = (sites == site).to_numpy()
         out.loc[rows] = estimate_site(
             model, features[rows], covariates[rows], control_group, min_controls,
-            own_covariates, max_controls,
+            own_covariates, max_controls, scale,
         ).to_numpy()  # fmt: skip
     return out, unseen

@@ -82,13 +82,16 @@ def apply_roi(
     control_group: str,
     min_controls: int,
     max_controls: int | None = None,
+    scale: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
     """A new cohort's ROI volumes harmonised with the bundle's fit (unseen sites from their
-    own controls); returns the table and the sites estimated so."""
+    own controls, with or without their ``scale``); returns the table and the sites
+    estimated so."""
     features = roi[model.features].astype(float).reset_index(drop=True)
     out, unseen = harmonise_cohort(
         model, features, covariates.reset_index(drop=True), control_group,
         own_covariates=False, min_controls=min_controls, max_controls=max_controls,
+        scale=scale,
     )  # fmt: skip
     rest = roi.drop(columns=model.features).reset_index(drop=True)
     return pd.concat([rest, out], axis=1)[roi.columns], unseen
@@ -138,9 +141,11 @@ def apply_brain_pad(
     control_group: str,
     min_controls: int,
     max_controls: int | None = None,
+    scale: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
     """A new cohort's corrected brain-PAD harmonised with the bundle's fit (unseen sites
-    from their own controls, cross-fitted); the values before are kept as
+    from their own controls, cross-fitted, with or without their ``scale``); the values
+    before are kept as
     ``brain_pad_unharmonised*``. Returns the table and the sites estimated so."""
     if missing := [c for c in model.features if c not in table]:
         msg = (
@@ -156,7 +161,7 @@ def apply_brain_pad(
     harmonised, unseen = harmonise_cohort(
         model, out.loc[rows, model.features].reset_index(drop=True),
         covariates.reset_index(drop=True), control_group, own_covariates=True,
-        min_controls=min_controls, max_controls=max_controls,
+        min_controls=min_controls, max_controls=max_controls, scale=scale,
     )  # fmt: skip
     out.loc[rows, model.features] = harmonised.to_numpy()
     return out, unseen
