@@ -135,8 +135,8 @@ def main() -> None:
     for scale in (True, False):
         for n in args.site_controls if harmonised else []:
             label = f"harmonised n={n}" + ("" if scale else ", location only")
-            conditions[label] = {"harmonise": {"enabled": True, "min_site_controls": min(5, n),
-                                               "site_controls": n, "site_scale": scale}}  # fmt: skip
+            settings = {"enabled": True, "min_site_controls": min(5, n), "site_controls": n}
+            conditions[label] = {"harmonise": {**settings, "site_scale": scale}}
     rows = {}
     for name, change in conditions.items():
         run = {**config, "recalibrate": "none", "harmonise": {"enabled": False}, **change}
