@@ -174,7 +174,8 @@ def test_a_killed_run_on_a_read_only_real_dataset_resumes_to_identical_outputs(t
 
 # what one changed scan re-runs besides its own preprocessing (a real dataset: no truth)
 COHORT_JOBS = [
-    "validate_inputs", "qc_summary", "make_folds", "build_arrays", "roi_volumes", "train",
+    "validate_inputs", "qc_summary", "make_folds", "build_arrays", "roi_volumes",
+    "harmonise_roi", "train",
     "train_voxel", "ensemble", "local_maps", "local_stats", "stats", "local_figure",
     "diffae_figure", "relevance", "relevance_stats", "relevance_figure", "report_figures",
     "bundle", "all",
