@@ -314,3 +314,58 @@ def test_cli_reports_input_error_without_traceback(make_bids, tmp_path, capsys):
     assert status == 2
     assert "age 'n/a' is not a number" in err and "Traceback" not in err
     assert not (tmp_path / "m.tsv").exists()
+
+
+def test_top_coded_age_and_other_sex_are_read_as_bids_means_them(make_bids, tmp_path, caplog):
+    rows = [
+        ["participant_id", "age", "sex"],
+        ["sub-01", "89+", "O"],
+        ["sub-02", "90.5+", "other"],
+        ["sub-03", "40", "F"],
+    ]
+    manifest = validate(make_bids(rows=rows), tmp_path).set_index("participant_id")
+    assert manifest["age"].to_dict() == {"sub-01": 89.0, "sub-02": 90.5, "sub-03": 40.0}
+    assert manifest.loc[["sub-01", "sub-02"], "sex"].isna().all()
+    assert manifest.loc["sub-03", "sex"] == "F"
+    assert "row 1 (sub-01): age '89+' is top-coded; read as 89" in caplog.text
+    assert "row 2 (sub-02): age '90.5+' is top-coded; read as 90.5" in caplog.text
+    # a top-coded age must still be a plausible one
+    (tmp_path / "out").mkdir(exist_ok=True)
+    root = tmp_path / "bids"
+    ages = "participant_id\tage\nsub-01\t130+\nsub-02\t3\nsub-03\t4\n"
+    (root / "participants.tsv").write_text(ages)
+    assert_fails(root, tmp_path, r"row 1 \(sub-01\): age '130\+' is above the maximum 120")
+
+
+def test_any_group_label_when_groups_is_none(make_bids, tmp_path):
+    rows = [["participant_id", "age", "group"], ["sub-01", "60", "FTD"], ["sub-02", "61", "HC"]]
+    manifest = validate(make_bids(rows=rows), tmp_path, ValidationOptions(groups=None))
+    assert manifest["group"].tolist() == ["FTD", "HC"]
+
+
+@pytest.mark.parametrize(
+    ("chosen", "excluded", "expected"),
+    [
+        (("01", "sub-03"), (), ["sub-01", "sub-03"]),
+        ((), ("sub-02",), ["sub-01", "sub-03"]),
+        (("01", "02"), ("02",), ["sub-01"]),
+    ],
+)
+def test_participant_label_chooses_participants(make_bids, tmp_path, chosen, excluded, expected):
+    options = ValidationOptions(participant_label=chosen, exclude_participant_label=excluded)
+    manifest = validate(make_bids(), tmp_path, options)
+    assert manifest["participant_id"].tolist() == expected
+    skipped = pd.read_csv(tmp_path / "out" / "skipped.tsv", sep="\t")
+    assert skipped.empty  # chosen out, not skipped for a missing row
+
+
+def test_unknown_participant_labels_are_named(make_bids, tmp_path):
+    root = make_bids()
+    options = ValidationOptions(participant_label=("01", "07"), exclude_participant_label=("x9",))
+    with pytest.raises(InputError, match="2 problem") as err:
+        validate(root, tmp_path, options)
+    assert "participant_label: 'sub-07' is not in participants.tsv" in str(err.value)
+    assert "exclude_participant_label: 'sub-x9' is not in participants.tsv" in str(err.value)
+    assert not (tmp_path / "out" / "manifest.tsv").exists()
+    everybody = ValidationOptions(exclude_participant_label=("01", "02", "03"))
+    assert_fails(root, tmp_path, "leave nobody", everybody)

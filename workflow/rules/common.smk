@@ -11,6 +11,8 @@ import pandas as pd
 
 from brainpad.paths import CONSUMED, array_files, output_paths, scan_batches, template_files
 from brainpad.inputs.bids import dataset_overlap, describe_scan, discover_scans, listed_participants
+from brainpad.inputs.tables import SCHEMAS
+from brainpad.inputs.validate import participant_ids
 from brainpad.models import base_models, get_spec, parse_base_model
 
 SIMULATED = config["bids_dir"] == "simulated"
@@ -133,7 +135,6 @@ TEMPLATES = {
     for key, path in template_files(TEMPLATES_DIR, config["preprocess"]["voxel_size"]).items()
 }
 PREPROC_DIR = "results/preproc"
-SCHEMAS = Path(workflow.basedir) / "workflow" / "schemas"
 
 # Rules call `brainpad <command>`. In a conda env it runs from this checkout's src/;
 # otherwise from the Python running Snakemake (the project venv), activated or not.
@@ -225,6 +226,19 @@ def input_scans():
     return discover_scans(BIDS_DIR, config["modalities"])["path"].tolist()
 
 
+def participant_selection():
+    """`brainpad validate`'s --participant-label / --exclude-participant-label options."""
+    return " ".join(
+        f"--{key.replace('_', '-')} " + " ".join(config[key])
+        for key in ("participant_label", "exclude_participant_label")
+        if config[key]
+    )
+
+
+SELECTED = participant_ids(config["participant_label"])
+EXCLUDED = participant_ids(config["exclude_participant_label"])
+
+
 def log_path(name):
     """Log file of a rule (or rule + wildcards)."""
     return f"results/logs/{name}.log"
@@ -251,7 +265,8 @@ def t1w_scans(modality="T1w"):
 
     Scans whose subject has no participants.tsv row are left out (validate_inputs lists
     them in results/manifest_skipped.tsv); so are broken links and second copies of a
-    scan, which validate_inputs reports (the plan must not fail before it can).
+    scan, which validate_inputs reports (the plan must not fail before it can), and the
+    participants that `participant_label` / `exclude_participant_label` leave out.
     """
     rows = [describe_scan(p) for p in input_scans()]
     columns = ["scan_id", "participant_id", "session", "run", "modality", "path"]
@@ -262,7 +277,9 @@ def t1w_scans(modality="T1w"):
         listed = listed_participants(BIDS_DIR)
         if listed is not None:  # else validate_inputs reports what is wrong
             table = table[table["participant_id"].isin(listed)]
-    return table.set_index("scan_id")
+    if SELECTED:
+        table = table[table["participant_id"].isin(SELECTED)]
+    return table[~table["participant_id"].isin(EXCLUDED)].set_index("scan_id")
 
 
 def preproc_dir(subject):

@@ -10,6 +10,7 @@ checkpoint validate_inputs:
         scans=[p for p in input_scans() if SIMULATED or Path(p).exists()],
         sessions=sessions_tables(),
         schema=SCHEMAS / "participants.schema.yaml",
+        sessions_schema=SCHEMAS / "sessions.schema.yaml",
     output:
         manifest=MANIFEST,
         skipped=MANIFEST_SKIPPED,
@@ -17,7 +18,9 @@ checkpoint validate_inputs:
         bids_dir=lambda wildcards: BIDS_DIR,  # the root folder; its files are the inputs
         modalities=config["modalities"],
         require=["FLAIR"] if USES_FLAIR else [],  # a model reads it: every session needs one
-        groups=config["groups"],
+        # apply mode: the new cohort's own groups, each compared with the control group
+        groups=lambda wildcards: "--any-group" if APPLY else "--groups " + " ".join(config["groups"]),
+        participants=participant_selection(),
         control_group=config["control_group"],
         on_unlisted=config["on_unlisted_scan"],
         max_voxel=config["max_voxel_size_mm"],
@@ -35,7 +38,7 @@ checkpoint validate_inputs:
         "brainpad validate --bids-dir {params.bids_dir:q} --manifest {output.manifest}"
         " --skipped {output.skipped} --modalities {params.modalities}"
         " --require {params.require}"
-        " --groups {params.groups} --control-group {params.control_group}"
+        " {params.groups} --control-group {params.control_group} {params.participants}"
         " --on-unlisted-scan {params.on_unlisted} --max-voxel-size {params.max_voxel}"
         " --max-image-mb {params.max_image_mb} --unlabelled {params.unlabelled}"
         " --schema {input.schema:q} --threads {threads} > {log} 2>&1"

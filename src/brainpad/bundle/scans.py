@@ -3,6 +3,7 @@ anything runs, and the warnings a scan can earn once preprocessed."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -88,18 +89,33 @@ def scans_from_manifest(manifest: pd.DataFrame) -> list[ScanInput]:
     ]
 
 
-def scans_from_bids(bundle: Bundle, bids_dir: str | Path) -> list[ScanInput]:
-    """Every T1w scan of a BIDS dataset, validated as the workflow validates one.
+def scans_from_bids(
+    bundle: Bundle,
+    bids_dir: str | Path,
+    participant_label: Sequence[str] = (),
+    exclude_participant_label: Sequence[str] = (),
+) -> list[ScanInput]:
+    """Every T1w scan of a BIDS dataset (of the participants chosen), validated as the
+    workflow validates one.
 
     Ages (per session when ``sessions.tsv`` gives them), sex and each session's FLAIR come
     from the dataset; participants.tsv is required, as for training, but an age may be
-    ``n/a``: that scan gets a brain age without a brain-PAD.
+    ``n/a``: that scan gets a brain age without a brain-PAD. Any group label is accepted:
+    only the bundle's control group has a meaning (recalibration, harmonisation).
     """
     from brainpad.inputs.validate import ValidationOptions, build_manifest
 
     modalities = tuple(bundle.settings.get("modalities", ["T1w"]))
     required = ("FLAIR",) if "flair" in bundle.inputs else ()
-    options = ValidationOptions(modalities, required, unlabelled="use")
+    options = ValidationOptions(
+        modalities,
+        required,
+        groups=None,
+        control_group=bundle.settings.get("control_group", "HC"),
+        unlabelled="use",
+        participant_label=tuple(participant_label),
+        exclude_participant_label=tuple(exclude_participant_label),
+    )
     manifest, _ = build_manifest(bids_dir, options)
     return scans_from_manifest(manifest)
 

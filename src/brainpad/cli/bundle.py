@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 
+from brainpad.cli.inputs import add_participant_selection
+
 log = logging.getLogger("brainpad")
 
 
@@ -52,8 +54,16 @@ def _cmd_predict(args: argparse.Namespace) -> None:
                 "--site or --flair"
             )
             raise InputError(msg)
-        scans = scans_from_bids(bundle, folders[0])
+        scans = scans_from_bids(
+            bundle, folders[0], args.participant_label, args.exclude_participant_label
+        )
     else:
+        if args.participant_label or args.exclude_participant_label:
+            msg = (
+                "--participant-label and --exclude-participant-label choose participants of "
+                "a BIDS directory; with NIfTI files, give only the files to predict"
+            )
+            raise InputError(msg)
         scans = scans_from_files(args.inputs, args.flair, args.age, args.sex, args.site)
     if args.recalibrate and not folders:
         msg = (
@@ -154,6 +164,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     pre.add_argument("inputs", nargs="+", metavar="INPUT", help="T1w NIfTI files or one BIDS dir")
     pre.add_argument("--out", required=True, help="output folder")
     pre.add_argument("--flair", nargs="+", help="each T1w's FLAIR, in order")
+    add_participant_selection(pre)
     pre.add_argument("--age", type=float, nargs="+", help="each scan's age (years)")
     pre.add_argument("--sex", nargs="+", choices=["M", "F"], help="each scan's sex")
     pre.add_argument(

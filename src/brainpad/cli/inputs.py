@@ -16,7 +16,7 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     options = ValidationOptions(
         modalities=tuple(dict.fromkeys([*args.modalities, *args.require])),
         required=tuple(args.require),
-        groups=tuple(args.groups),
+        groups=None if args.any_group else tuple(args.groups),
         control_group=args.control_group,
         on_unlisted_scan=args.on_unlisted_scan,
         max_voxel_size_mm=args.max_voxel_size,
@@ -24,8 +24,28 @@ def _cmd_validate(args: argparse.Namespace) -> None:
         schema_path=Path(args.schema),
         threads=args.threads,
         unlabelled=args.unlabelled,
+        participant_label=tuple(args.participant_label),
+        exclude_participant_label=tuple(args.exclude_participant_label),
     )
     validate_dataset(args.bids_dir, args.manifest, args.skipped, options)
+
+
+def add_participant_selection(parser: argparse.ArgumentParser) -> None:
+    """``--participant-label`` and ``--exclude-participant-label`` (BIDS apps' flags)."""
+    parser.add_argument(
+        "--participant-label",
+        nargs="*",
+        default=[],
+        metavar="LABEL",
+        help="only these participants (BIDS labels, with or without sub-)",
+    )
+    parser.add_argument(
+        "--exclude-participant-label",
+        nargs="*",
+        default=[],
+        metavar="LABEL",
+        help="leave these participants out",
+    )
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -39,7 +59,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--require", nargs="*", default=[], help="suffixes every T1w session needs (FLAIR)"
     )
     val.add_argument("--groups", nargs="+", default=["HC", "sMCI", "pMCI", "AD"])
+    val.add_argument(
+        "--any-group", action="store_true", help="accept any group label (apply mode)"
+    )
     val.add_argument("--control-group", default="HC")
+    add_participant_selection(val)
     val.add_argument("--on-unlisted-scan", choices=["warn", "error"], default="warn")
     val.add_argument("--max-voxel-size", type=float, default=4.0, help="mm")
     val.add_argument(

@@ -1,13 +1,17 @@
 """BIDS TSV files (participants.tsv, sessions.tsv) read as text and checked against a schema.
 
-Every cell that fails the JSON schema (``workflow/schemas/``) is reported with its row,
-column, value and fix, all at once.
+Every cell that fails the JSON schema (``brainpad/inputs/schemas/``, shipped with the
+package) is reported with its row, column, value and fix, all at once. Two BIDS habits are
+read as BIDS means them: a top-coded age such as ``89+`` is read as 89 (with a warning),
+and sex ``O``/``other`` as unknown (n/a).
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import math
+import re
 from pathlib import Path
 
 import jsonschema
@@ -17,11 +21,17 @@ import yaml
 
 from brainpad.inputs.errors import InputError, raise_problems
 
-SEX_CODES = {"m": "M", "male": "M", "f": "F", "female": "F"}
-SCHEMAS = Path(__file__).resolve().parents[3] / "workflow" / "schemas"
+log = logging.getLogger(__name__)
+
+SEX_CODES = {"m": "M", "male": "M", "f": "F", "female": "F", "o": None, "other": None}
+"""Sex as written → M, F or unknown (None): BIDS allows ``O``/``other``, which no sex
+covariate can model, so it is read as unknown, like ``n/a``."""
+SCHEMAS = Path(__file__).resolve().parent / "schemas"
 SCHEMA_PATH = SCHEMAS / "participants.schema.yaml"
 SESSIONS_SCHEMA_PATH = SCHEMAS / "sessions.schema.yaml"
 MISSING = {"n/a", "na", "nan", ""}
+TOP_CODED = re.compile(r"^(\d+(?:\.\d+)?)\s*\+$")
+"""A top-coded number (BIDS writes the oldest participants' age as ``89+``)."""
 
 
 # --------------------------------------------------------------------------- participants
@@ -36,6 +46,8 @@ def _coerce(value: str, kinds: list[str]) -> object:
     if text.lower() in MISSING:
         return None if "null" in kinds else text
     if "number" in kinds:
+        if top := TOP_CODED.match(text):
+            return float(top.group(1))
         try:
             number = float(text)
         except ValueError:
@@ -151,6 +163,12 @@ def check_rows(table: pd.DataFrame, schema: dict, path: Path, id_column: str) ->
         if isinstance(record.get("sex"), str):
             record["sex"] = SEX_CODES.get(record["sex"].lower(), record["sex"])
         entry = row.get(id_column, "?")
+        for column, raw in row.items():
+            if TOP_CODED.match(raw.strip()) and isinstance(record[column], float):
+                log.warning(
+                    "%s row %d (%s): %s %r is top-coded; read as %g",
+                    path.name, row_number, entry, column, raw, record[column],
+                )  # fmt: skip
         for error in sorted(validator.iter_errors(record), key=lambda e: list(e.path)):
             column = error.path[0] if error.path else "?"
             fix = properties.get(column, {}).get("fix", "correct the value")

@@ -56,7 +56,7 @@ class ValidationOptions:
 
     modalities: tuple[str, ...] = ("T1w",)
     required: tuple[str, ...] = ()  # suffixes every T1w session needs (FLAIR a model reads)
-    groups: tuple[str, ...] = DEFAULT_GROUPS
+    groups: tuple[str, ...] | None = DEFAULT_GROUPS  # None: any label (apply mode, predict)
     control_group: str = "HC"
     on_unlisted_scan: str = "warn"  # or "error"
     max_voxel_size_mm: float = 4.0
@@ -64,6 +64,49 @@ class ValidationOptions:
     schema_path: Path = SCHEMA_PATH
     threads: int = 1
     unlabelled: str = "error"  # or "use": a missing age makes the participant unlabelled
+    participant_label: tuple[str, ...] = ()  # only these participants (BIDS apps' flag)
+    exclude_participant_label: tuple[str, ...] = ()  # all but these
+
+
+def participant_ids(labels: Sequence[str]) -> list[str]:
+    """BIDS participant labels with or without ``sub-`` as participant ids (``sub-01``)."""
+    return [label if label.startswith("sub-") else f"sub-{label}" for label in labels]
+
+
+def select_participants(participants: pd.DataFrame, options: ValidationOptions) -> pd.DataFrame:
+    """The rows of ``participants`` that ``participant_label`` and
+    ``exclude_participant_label`` choose (BIDS apps' ``--participant-label``).
+
+    Raises
+    ------
+    InputError
+        Naming every label that is not in participants.tsv.
+    """
+    chosen = participant_ids(options.participant_label)
+    excluded = participant_ids(options.exclude_participant_label)
+    known = set(participants["participant_id"])
+    problems = [
+        f"{key}: '{label}' is not in participants.tsv; use labels of its participant_id "
+        "column (with or without sub-)"
+        for key, labels in (
+            ("participant_label", chosen),
+            ("exclude_participant_label", excluded),
+        )
+        for label in labels
+        if label not in known
+    ]
+    if problems:
+        raise_problems(problems, "participant selection")
+    keep = participants["participant_id"].isin(chosen) if chosen else True
+    keep = keep & ~participants["participant_id"].isin(excluded)
+    selected = participants[keep].reset_index(drop=True)
+    if selected.empty:
+        msg = (
+            "participant selection: participant_label and exclude_participant_label leave "
+            "nobody; choose at least one participant"
+        )
+        raise InputError(msg)
+    return selected
 
 
 # --------------------------------------------------------------------------- discovery
@@ -100,9 +143,9 @@ def check_bids_root(bids_dir: str | Path) -> Path:
 def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.DataFrame:
     """Read and validate ``participants.tsv``; return it with typed, normalised columns.
 
-    ``age`` becomes float, ``sex`` M/F, ``group`` one of ``options.groups`` (all
-    participants are controls when the column is absent); other columns are kept as text
-    (numbers where every value is numeric). A missing age is an error unless
+    ``age`` becomes float, ``sex`` M/F (or missing), ``group`` one of ``options.groups``
+    (any label when it is None; all participants are controls when the column is absent);
+    other columns are kept as text (numbers where every value is numeric). A missing age is an error unless
     ``options.unlabelled`` is ``"use"``: it is then NaN (an unlabelled participant).
     """
     path = Path(bids_dir) / "participants.tsv"
@@ -114,7 +157,8 @@ def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.Da
         raise InputError(msg)
     table = read_tsv(path, "participants")
     schema = load_schema(options.schema_path)
-    schema["properties"]["group"]["enum"] = list(options.groups)
+    if options.groups is not None:
+        schema["properties"]["group"]["enum"] = list(options.groups)
     if options.unlabelled == "use":
         schema["properties"]["age"]["type"] = ["number", "null"]
     if "group" not in table.columns and "participant_id" in table.columns:
@@ -171,10 +215,22 @@ def build_manifest(
         missing scans, unreadable images).
     """
     root = check_bids_root(bids_dir)
-    participants = read_participants(root, options)
+    listed_participants = read_participants(root, options)
+    participants = select_participants(listed_participants, options)
     scans = discover_scans(root, options.modalities)
     problems = misnamed_scans(root, options.modalities, set(scans["path"]))
     problems += misfiled_scans(root, scans)
+    unselected = scans["participant_id"].isin(listed_participants["participant_id"]) & ~scans[
+        "participant_id"
+    ].isin(participants["participant_id"])
+    if unselected.any():
+        log.info(
+            "%d scans of %d participants left out by participant_label / "
+            "exclude_participant_label",
+            unselected.sum(),
+            scans.loc[unselected, "participant_id"].nunique(),
+        )
+    scans = scans[~unselected]
     listed = scans["participant_id"].isin(participants["participant_id"])
     skipped = scans.loc[~listed, ["path", "participant_id", "modality"]].assign(
         reason="participant_id not in participants.tsv"

@@ -27,6 +27,7 @@ from brainpad.preprocess.registration import (
     load_canonical,
     nonlinear_jacobian,
     register,
+    working_copy,
 )
 from brainpad.preprocess.segmentation import TISSUES, modulate_and_smooth, segment
 
@@ -72,7 +73,7 @@ def preprocess_scan(
     paths["qc"].parent.mkdir(parents=True, exist_ok=True)
 
     image = load_canonical(scan)
-    corrected = bias_correct(image)
+    corrected = bias_correct(working_copy(image, min(options.voxel_size, 2.0)))
     log.info("%s: N4 done (%.1f s)", scan_id, time.perf_counter() - start)
     reg = register(corrected, template, mask, options.syn_iterations)
     try:
@@ -91,7 +92,8 @@ def preprocess_scan(
         ants.image_write(reg.brain_mask, str(paths["mask"]))
         reg.save(paths["affine"], paths["warp"], paths["inverse_warp"])
         brain = mask.numpy() > 0
-        quality = qc.image_quality(image.numpy(), reg.brain_mask.numpy() > 0, image.spacing)
+        native_mask = reg.brain_mask_on(image)  # on the scan's own grid
+        quality = qc.image_quality(image.numpy(), native_mask.numpy() > 0, image.spacing)
         metrics = qc.qc_metrics(
             reg.warped.numpy(),
             template.numpy(),
