@@ -190,6 +190,47 @@ def test_qc_thresholds(similarity_shift, tiv, passed, reason):
         assert reason in metrics["reasons"][0]
 
 
+@pytest.mark.parametrize(
+    ("scores", "passed"),
+    [
+        ({"as stored": 0.84, "anterior-posterior": 0.63, "superior-inferior": 0.60}, True),
+        ({"as stored": 0.70, "anterior-posterior": 0.92, "superior-inferior": 0.58}, False),
+    ],
+)
+def test_qc_fails_a_brain_whose_mirror_image_fits_better(scores, passed):
+    template = np.random.default_rng(1).normal(size=(10, 10, 10))
+    volumes = {"GM": 750.0, "WM": 450.0, "CSF": 300.0}
+    mask = np.ones(template.shape, bool)
+    metrics = qc_metrics(template, template, mask, volumes, 1.0, QCThresholds(), None, scores)
+    assert metrics["passed"] is passed
+    assert metrics["mirror_gain"] == pytest.approx(
+        max(scores["anterior-posterior"], scores["superior-inferior"]) - scores["as stored"]
+    )
+    if not passed:
+        assert metrics["reasons"] == [
+            "mirrored anterior-posterior the brain matches the template better than as "
+            "stored (0.92 vs 0.70): the header's orientation is wrong; reconvert the scan "
+            "from DICOM or fix its affine"
+        ]
+
+
+def test_working_copy_smooths_a_fine_scan_to_the_working_resolution():
+    """A 1 mm checkerboard (the finest detail a scan holds) is gone at 4 mm, its mean kept;
+    a scan already near the working voxel is returned as it is."""
+    import ants
+
+    from brainpad.preprocess.registration import working_copy
+
+    board = (np.indices((64, 64, 64)).sum(axis=0) % 2).astype(np.float32) * 100.0
+    fine = ants.from_numpy(board, spacing=(1.0, 1.0, 1.0))
+    copy = working_copy(fine, 4.0)
+    assert copy.spacing == (4.0, 4.0, 4.0)
+    inner = copy.numpy()[2:-2, 2:-2, 2:-2]
+    assert inner.mean() == pytest.approx(50.0, abs=1.0) and inner.std() < 1.0
+    coarse = ants.from_numpy(board[::4, ::4, ::4], spacing=(3.5, 3.5, 3.5))
+    assert working_copy(coarse, 4.0) is coarse
+
+
 def test_qc_summary_cli_lists_failures(tmp_path, caplog):
     for k, ok in enumerate([True, False]):
         data = {

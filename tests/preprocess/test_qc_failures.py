@@ -16,7 +16,7 @@ from brainpad.simulate.cohort import plan_cohort
 SIMULATION = {"n_subjects": 10, "voxel_size": 4.0, "n_test_retest": 0, "n_between_site": 0}
 # the QC reason each artefact must produce (brainpad.preprocess.qc.qc_metrics)
 EXPECTED = {
-    "orientation": "registration similarity",
+    "orientation": "the header's orientation is wrong",
     "truncation": "of the brain on the edge of the field of view",
     "ghosting": "ghost-to-signal ratio",
     "noise": "SNR",

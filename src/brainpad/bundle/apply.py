@@ -149,6 +149,8 @@ def describe_row(row: dict) -> str:
         f"{row['scan_id']}: brain age {row['brain_age']:.1f} y "
         f"(95 % interval {row['brain_age_low']:.1f}-{row['brain_age_high']:.1f})"
     )
+    if not row.get("plausible", True):
+        text += " IMPLAUSIBLE"
     if row.get("age") is not None and not pd.isna(row.get("age")):
         text += (
             f", age {row['age']:g}, brain-PAD {row['brain_pad']:+.1f} y "

@@ -238,19 +238,42 @@ def ensemble_row(bundle: Bundle, predictions: pd.DataFrame, age: float | None) -
         "uncertainty": interval_width(predictions["predicted"].to_numpy()),
         **{f"pred_{m}": v for m, v in {**base, **sub_ages}.items()},
     }
-    if age is not None:
-        for suffix, column in {
-            "": "brain_age",
-            **{f"_{m}": f"pred_{m}" for m in [*base, *sub_ages]},
-        }.items():
+    for suffix, column in {
+        "": "brain_age",
+        **{f"_{m}": f"pred_{m}" for m in [*base, *sub_ages]},
+    }.items():
+        # without an age: brain age and interval, and brain-PAD columns left empty
+        delta, corrected = float("nan"), float("nan")
+        if age is not None:
             fit = bundle.fits["bias"][suffix or "ensemble"]
             delta = row[column] - age
             bias = LinearBias(fit["alpha"], fit["beta"], fit["n"])
-            row[f"brain_pad{suffix}"] = delta
-            row[f"brain_pad_corrected{suffix}"] = float(
-                bias.correct(np.array([age]), np.array([delta]))[0]
-            )
+            corrected = float(bias.correct(np.array([age]), np.array([delta]))[0])
+        row[f"brain_pad{suffix}"] = delta
+        row[f"brain_pad_corrected{suffix}"] = corrected
     return row
+
+
+IMPLAUSIBLE_MARGIN_Y = 20.0
+"""A brain age this many years outside the training ages (or below 0) is implausible."""
+
+
+def implausible_age(bundle: Bundle, brain_age: float) -> str | None:
+    """Why ``brain_age`` cannot be a brain's age for this bundle, or None when it can.
+
+    Below 0, or more than :data:`IMPLAUSIBLE_MARGIN_Y` outside the training cohort's ages:
+    the scan is unlike the bundle's training scans (another scanner, contrast, population
+    or a failed preprocessing), and the value says nothing about its brain.
+    """
+    low, high = bundle.description["training_cohort"]["training_age_range"]
+    if brain_age >= 0 and low - IMPLAUSIBLE_MARGIN_Y <= brain_age <= high + IMPLAUSIBLE_MARGIN_Y:
+        return None
+    return (
+        f"IMPLAUSIBLE brain age {brain_age:.1f} y (the bundle was trained on ages "
+        f"{low:g}-{high:g}): this scan is unlike the bundle's training scans (scanner, "
+        "contrast, population) or its preprocessing failed; do not use this value, look "
+        "at the QC montage, and use a bundle trained on scans like it"
+    )
 
 
 def roi_features(bundle: Bundle, images: dict[str, Path]) -> pd.DataFrame:
@@ -332,7 +355,10 @@ def scan_row(
         "qc_passed": bool(qc.get("passed", True)),
         "inference_seconds": round(time.perf_counter() - start, 2),
     }
-    warnings = scan_warnings(bundle, scan.t1w, scan.age, qc, row["spread"])
+    implausible = implausible_age(bundle, row["brain_age"])
+    row["plausible"] = implausible is None
+    warnings = [implausible] if implausible else []
+    warnings += scan_warnings(bundle, scan.t1w, scan.age, qc, row["spread"])
     row["warnings"] = " | ".join(warnings)
     for warning in warnings:
         log.warning("%s: %s", scan.scan_id, warning)

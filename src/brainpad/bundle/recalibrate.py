@@ -114,8 +114,9 @@ def recalibration_summary(table: pd.DataFrame, control_group: str) -> pd.DataFra
         ``site, n_controls, mean_corrected, sd_corrected, mean_recalibrated,
         sd_recalibrated`` (one scan per participant), and a row ``all``.
     """
-    if "brain_pad_recalibrated" not in table:
-        table = table.assign(brain_pad_recalibrated=float("nan"))
+    for column in ("brain_pad_corrected", "brain_pad_recalibrated"):
+        if column not in table:  # no scan with an age; no recalibration
+            table = table.assign(**{column: float("nan")})
     controls = table[table["group"].astype(str).eq(control_group)]
     controls = controls.sort_values("scan_id").drop_duplicates("participant_id")
     rows = []

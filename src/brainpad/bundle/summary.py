@@ -48,6 +48,8 @@ def summary_figure(row: dict, models: Sequence[str], warnings: Sequence[str], pa
         f"{row['scan_id']}: brain age {row['brain_age']:.1f} y "
         f"(95 % interval {row['brain_age_low']:.1f}-{row['brain_age_high']:.1f})"
     )
+    if not row.get("plausible", True):
+        title = f"IMPLAUSIBLE {title}"
     if age is not None and not np.isnan(age):
         ax.axvline(age, color="C0", linestyle="--", label=f"age {age:g} y")
         title += (

@@ -94,7 +94,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--models", nargs="+", required=True)
     rep.add_argument("--control-group", default="HC")
     rep.add_argument("--control-min-age", type=float, default=60.0)
-    rep.add_argument("--min-similarity", type=float, default=0.7)
+    rep.add_argument("--min-similarity", type=float, default=0.5)
     rep.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0])
     rep.add_argument("--preproc-dir", default="results/preproc", help="for failed scans' montages")
     rep.add_argument("--out-dir", required=True)

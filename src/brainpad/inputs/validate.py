@@ -145,8 +145,9 @@ def read_participants(bids_dir: str | Path, options: ValidationOptions) -> pd.Da
 
     ``age`` becomes float, ``sex`` M/F (or missing), ``group`` one of ``options.groups``
     (any label when it is None; all participants are controls when the column is absent);
-    other columns are kept as text (numbers where every value is numeric). A missing age is an error unless
-    ``options.unlabelled`` is ``"use"``: it is then NaN (an unlabelled participant).
+    other columns are kept as text (numbers where every value is numeric). A missing age
+    is an error unless ``options.unlabelled`` is ``"use"``: it is then NaN (an unlabelled
+    participant).
     """
     path = Path(bids_dir) / "participants.tsv"
     if not path.exists() and not path.is_symlink():

@@ -102,6 +102,7 @@ def preprocess_scan(
             reg.affine_determinant(),
             options.qc_thresholds,
             quality,
+            reg.orientation,
         )
         metrics.update(scan_id=scan_id, source=str(scan))  # no timing: QC files repeat exactly
         if flair is not None:

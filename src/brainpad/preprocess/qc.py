@@ -27,7 +27,8 @@ def similarity(warped: np.ndarray, template: np.ndarray, mask: np.ndarray) -> fl
 class QCThresholds:
     """What a scan must reach to be used (``qc:`` in the config)."""
 
-    min_similarity: float = 0.7
+    min_similarity: float = 0.5
+    max_mirror_gain: float = 0.0
     tiv_range_ml: tuple[float, float] = (900.0, 2600.0)
     max_fov_edge: float = 0.01
     min_snr: float = 10.0
@@ -51,7 +52,7 @@ def image_quality(
     (0 when the whole brain was imaged; a cut field of view puts brain on the edge).
     ``snr``: the median of the brightest quarter of the brain (white matter in a T1w,
     eroded 2 voxels) over the noise SD, estimated from differences of neighbouring voxels
-    there (1.4826 MAD / sqrt 2: smooth bias and anatomy cancel).
+    there (a robust SD / sqrt 2: smooth bias and anatomy cancel; :func:`_robust_sd`).
     ``ghost_ratio``: the mean signal where a half-field-of-view (N/2) ghost of the brain
     would fall, along either in-plane axis, more than 25 mm from the brain, over the
     brain's mean (MRIQC's ghost-to-signal ratio); air there holds only the noise floor.
@@ -62,8 +63,7 @@ def image_quality(
     core = ndimage.binary_erosion(native_brain, iterations=2)
     bright = core & (native >= np.percentile(native[core], 75))
     differences = np.concatenate([_neighbour_differences(native, bright, a) for a in range(3)])
-    mad = float(np.median(np.abs(differences - np.median(differences))))
-    noise = 1.4826 * mad / np.sqrt(2.0)
+    noise = _robust_sd(differences) / np.sqrt(2.0)
     snr = float(np.median(native[bright]) / noise) if noise > 0 else float("inf")
     near = ndimage.distance_transform_edt(~native_brain, sampling=spacing_mm) <= 25.0
     brain_mean = float(native[native_brain].mean())
@@ -73,6 +73,13 @@ def image_quality(
         if region.any() and brain_mean > 0:
             ghost = max(ghost, float(native[region].mean()) / brain_mean)
     return {"fov_edge": fov_edge, "snr": snr, "ghost_ratio": ghost}
+
+
+def _robust_sd(values: np.ndarray) -> float:
+    """1.4826 MAD, or the plain SD where the MAD is 0: on integer data most neighbours of
+    a smooth region tie (an 8-bit scan), and the MAD says nothing of the noise."""
+    mad = float(np.median(np.abs(values - np.median(values))))
+    return 1.4826 * mad if mad > 0 else float(np.std(values))
 
 
 def _neighbour_differences(image: np.ndarray, where: np.ndarray, axis: int) -> np.ndarray:
@@ -92,13 +99,17 @@ def qc_metrics(
     affine_det: float,
     thresholds: QCThresholds,
     quality: dict[str, float] | None = None,
+    orientation: dict[str, float] | None = None,
 ) -> dict:
     """All QC numbers of a scan and whether it passes, with a reason for each failure.
 
     A scan fails when its registration similarity is below ``min_similarity``, its total
-    intracranial volume (GM + WM + CSF) falls outside ``tiv_range_ml``, or (given the
-    :func:`image_quality` figures) its brain reaches the edge of the field of view, its
-    SNR is too low or its ghost ratio too high.
+    intracranial volume (GM + WM + CSF) falls outside ``tiv_range_ml``, a mirrored copy of
+    its brain matches the template better than the brain as stored by more than
+    ``max_mirror_gain`` (``orientation``: the scores of
+    :func:`brainpad.preprocess.registration.orientation_scores`; a header that flips an
+    axis), or (given the :func:`image_quality` figures) its brain reaches the edge of the
+    field of view, its SNR is too low or its ghost ratio too high.
     """
     t = thresholds
     sim = similarity(warped, template, mask)
@@ -110,6 +121,19 @@ def qc_metrics(
         reasons.append(
             f"TIV {tiv:.0f} ml outside {t.tiv_range_ml[0]:.0f}-{t.tiv_range_ml[1]:.0f} ml"
         )
+    mirror = {}
+    if orientation:
+        stored = orientation["as stored"]
+        axis, best = max(
+            ((k, v) for k, v in orientation.items() if k != "as stored"), key=lambda kv: kv[1]
+        )
+        mirror = {"orientation_similarity": stored, "mirror_gain": best - stored}
+        if not best - stored <= t.max_mirror_gain:
+            reasons.append(
+                f"mirrored {axis} the brain matches the template better than as stored "
+                f"({best:.2f} vs {stored:.2f}): the header's orientation is wrong; "
+                "reconvert the scan from DICOM or fix its affine"
+            )
     quality = quality or {}
     if "fov_edge" in quality and not quality["fov_edge"] <= t.max_fov_edge:
         reasons.append(
@@ -128,6 +152,7 @@ def qc_metrics(
         **{f"{tissue.lower()}_ml": float(v) for tissue, v in volumes_ml.items()},
         "tiv_ml": tiv,
         "affine_determinant": affine_det,
+        **mirror,
         **quality,
         "passed": not reasons,
         "reasons": reasons,
@@ -209,6 +234,8 @@ def summarise(qc_files: list[str | Path]) -> pd.DataFrame:
         "csf_ml",
         "tiv_ml",
         "affine_determinant",
+        "orientation_similarity",
+        "mirror_gain",
         "fov_edge",
         "snr",
         "ghost_ratio",

@@ -11,12 +11,13 @@ import logging
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ants
 import nibabel as nib
 import numpy as np
+from scipy import ndimage
 
 from brainpad.preprocess.qc import similarity
 
@@ -102,6 +103,7 @@ class Registration:
     forward: list[str]
     inverse: list[str]
     workdir: Path
+    orientation: dict[str, float] = field(default_factory=dict)
 
     def save(
         self, affine_path: str | Path, warp_path: str | Path, inverse_warp_path: str | Path
@@ -143,14 +145,17 @@ def _linear(
     """Rigid or affine registration, never finer than about ``finest_mm``.
 
     A linear transform has 6 or 12 parameters: voxels finer than ~4 mm add cost, not
-    accuracy (at 2 mm, stopping at 4 mm makes this stage 3x faster). A refinement
-    (``initial`` given) skips the coarsest level.
+    accuracy (at 2 mm, stopping at 4 mm makes this stage 3x faster). The levels are the
+    same in millimetres on every working grid (shrink factors to about 4, 2 and 1 times
+    ``finest_mm``, smoothing sigmas of 2, 1 and 0 times ``finest_mm``): in voxels, a 2 mm
+    template was smoothed half as much as a 4 mm one, and a real head's rigid then went
+    astray. A refinement (``initial`` given) skips the coarsest level.
     """
     finest = max(1, round(finest_mm / min(template.spacing)))
     if initial:
-        levels = ((2 * finest, finest), (1, 0), (60, 30))
+        levels = ((2 * finest, finest), (finest_mm, 0), (60, 30))
     else:
-        levels = ((4 * finest, 2 * finest, finest), (2, 1, 0), (150, 75, 25))
+        levels = ((4 * finest, 2 * finest, finest), (2 * finest_mm, finest_mm, 0), (150, 75, 25))
     return ants.registration(
         template,
         image,
@@ -160,6 +165,7 @@ def _linear(
         aff_shrink_factors=levels[0],
         aff_smoothing_sigmas=levels[1],
         aff_iterations=levels[2],
+        smoothing_in_mm=True,
         outprefix=prefix,
     )
 
@@ -183,6 +189,90 @@ def _carry_mask(
     )
     mask = ants.threshold_image(carried, 0.5, 2.0)
     return ants.morphology(mask, "dilate", dilation) if dilation else mask
+
+
+SCALP_MM = 12.0
+"""Typical distance from the top of the head to the top of the brain (scalp and skull)."""
+MIN_SLICE_MM2 = 500.0
+"""An axial slice belongs to the head (or the brain) when it holds more than 5 cm² of it."""
+
+
+def _physical(image: ants.ANTsImage, index: np.ndarray) -> np.ndarray:
+    """The physical point of a (fractional) voxel index."""
+    spacing = np.asarray(image.spacing) * np.asarray(index, dtype=float)
+    return np.asarray(image.origin) + np.asarray(image.direction) @ spacing
+
+
+def _top_and_centre(mask: np.ndarray, spacing: tuple, depth_mm: float) -> np.ndarray:
+    """The voxel ``depth_mm`` below the top of ``mask``, at the centre of the mask's
+    axial slab there (±10 mm, holes filled): x and y of a head's or brain's middle."""
+    area = mask.sum(axis=(0, 1)) * spacing[0] * spacing[1]
+    top = int(np.flatnonzero(area > MIN_SLICE_MM2).max())
+    z = top - depth_mm / spacing[2]
+    half = 10.0 / spacing[2]
+    lo, hi = max(0, round(z - half)), max(1, round(z + half) + 1)
+    slab = np.stack([ndimage.binary_fill_holes(mask[:, :, k]) for k in range(lo, hi)], axis=-1)
+    x, y, _ = ndimage.center_of_mass(slab)
+    return np.array([x, y, z])
+
+
+def centre_start(
+    image: ants.ANTsImage, template_mask: ants.ANTsImage, path: str
+) -> str:
+    """A translation that puts the scan's brain on the template brain: the first guess of
+    the registration, written to ``path`` (an ANTs transform file).
+
+    A real head has a neck, a face and a field of view of its own: the centre of its
+    intensities (ANTs' default start) lies 3-5 cm from the brain's, and from there a rigid
+    of the head onto the brain-only template can settle on a tilted pose. The top of the
+    head does not move with any of that: the brain's centre is taken as :data:`SCALP_MM`
+    plus the template's distance from the top of its brain to its centre below the top of
+    the head (voxels above a quarter of the bright intensities), in the middle of the head
+    at that height.
+    """
+    data = image.numpy()
+    bright = np.percentile(data[data > 0], 90)
+    head = ndimage.binary_opening(data > 0.25 * bright, iterations=1)
+    brain = template_mask.numpy() > 0
+    area = brain.sum(axis=(0, 1)) * template_mask.spacing[0] * template_mask.spacing[1]
+    template_top = np.flatnonzero(area > MIN_SLICE_MM2).max()
+    depth_mm = (template_top - ndimage.center_of_mass(brain)[2]) * template_mask.spacing[2]
+    scan_centre = _top_and_centre(head, image.spacing, SCALP_MM + depth_mm)
+    template_centre = _top_and_centre(brain, template_mask.spacing, depth_mm)
+    shift = _physical(image, scan_centre) - _physical(template_mask, template_centre)
+    transform = ants.create_ants_transform(
+        transform_type="Euler3DTransform", dimension=3, translation=shift.tolist()
+    )
+    ants.write_transform(transform, path)
+    return path
+
+
+FLIPS = {"anterior-posterior": 1, "superior-inferior": 2}
+"""Mirrorings of a RAS scan that a wrong header can cause and a rigid cannot undo
+(left-right is left out: the symmetric template cannot tell it)."""
+
+
+def orientation_scores(
+    brain: ants.ANTsImage, template: ants.ANTsImage, metric_mask: ants.ANTsImage, prefix: str
+) -> dict[str, float]:
+    """How well the extracted brain matches the template brain as stored and mirrored
+    along each of :data:`FLIPS`: the correlation with the template after an affine, in the
+    metric mask (the template brain dilated 8 mm).
+
+    A scan whose header swaps an axis is a mirror image: some mirrored copy of its brain
+    then matches the template better than the brain as stored (frontal and occipital
+    lobes, cerebrum and cerebellum differ enough for an affine to tell). A real head and a
+    simulated one differ from the template in different ways (anatomy, sharpness), so the
+    absolute similarity has no threshold that catches a flip in both; this comparison of
+    one scan with itself does.
+    """
+    inside = metric_mask.numpy() > 0
+    scores = {}
+    for name, axis in {"as stored": None, **FLIPS}.items():
+        moving = brain if axis is None else brain.new_image_like(np.flip(brain.numpy(), axis))
+        fitted = _linear(template, moving, metric_mask, f"{prefix}orient{axis or 0}_")
+        scores[name] = similarity(fitted["warpedmovout"].numpy(), template.numpy(), inside)
+    return scores
 
 
 AFFINE_STARTS_MM = (-6.0, 6.0)
@@ -250,10 +340,11 @@ def register(
     prefix = str(workdir / "reg_")
     clock = time.perf_counter()
     template_brain = template * template_mask
-    metric_mask = ants.morphology(template_mask, "dilate", 2)
+    metric_mask = ants.morphology(template_mask, "dilate", _voxels(8.0, template))
     # Rigid first: an affine fitted on a head with skull and scalp can inflate the template
     # brain onto the scalp (seen on atrophied brains); a rigid cannot.
-    head = _linear(template, image, metric_mask, prefix + "head_", kind="Rigid")
+    start = centre_start(image, template_mask, prefix + "start.mat")
+    head = _linear(template, image, metric_mask, prefix + "head_", "Rigid", initial=start)
     rigid_mask = _carry_mask(image, template_mask, head["invtransforms"], dilation=0)
     candidates = [
         _affine_from(
@@ -269,6 +360,7 @@ def register(
         for start in AFFINE_STARTS_MM
     ]
     _, brain, brain_mask = max(candidates, key=lambda candidate: candidate[0])
+    orientation = orientation_scores(image * brain_mask, template_brain, metric_mask, prefix)
     log.info("rigid + affine: %.1f s", time.perf_counter() - clock)
     syn = ants.registration(
         template_brain,
@@ -281,7 +373,12 @@ def register(
     final_mask = _carry_mask(image, template_mask, syn["invtransforms"], dilation=0)
     log.info("SyN: %.1f s", time.perf_counter() - clock)
     return Registration(
-        final_mask, syn["warpedmovout"], syn["fwdtransforms"], syn["invtransforms"], workdir
+        final_mask,
+        syn["warpedmovout"],
+        syn["fwdtransforms"],
+        syn["invtransforms"],
+        workdir,
+        orientation,
     )
 
 
