@@ -25,7 +25,7 @@ import pandas as pd
 
 from brainpad.paths import output_paths
 from brainpad.preprocess import PreprocessOptions, preprocess_scan
-from brainpad.preprocess.registration import load_canonical
+from brainpad.preprocess.native import load_canonical
 from brainpad.simulate import TEMPLATE_PAD_MM, Settings, anatomy, plan_cohort, simulate_cohort
 from brainpad.templates import (
     harvard_oxford_atlas,

@@ -12,8 +12,8 @@ import pytest
 from brainpad.cli import main
 from brainpad.paths import output_paths
 from brainpad.preprocess import PreprocessOptions, preprocess_batch, preprocess_scan
+from brainpad.preprocess.native import to_ants
 from brainpad.preprocess.qc import QCThresholds, qc_metrics, summarise
-from brainpad.preprocess.registration import to_ants
 from brainpad.preprocess.segmentation import modulate_and_smooth, segment
 
 OPTIONS = PreprocessOptions(voxel_size=4.0, syn_iterations=(30, 10))
@@ -219,7 +219,7 @@ def test_working_copy_smooths_a_fine_scan_to_the_working_resolution():
     a scan already near the working voxel is returned as it is."""
     import ants
 
-    from brainpad.preprocess.registration import working_copy
+    from brainpad.preprocess.native import working_copy
 
     board = (np.indices((64, 64, 64)).sum(axis=0) % 2).astype(np.float32) * 100.0
     fine = ants.from_numpy(board, spacing=(1.0, 1.0, 1.0))

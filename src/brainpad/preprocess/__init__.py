@@ -21,14 +21,8 @@ import numpy as np
 
 from brainpad.paths import output_paths, participant_of, preproc_paths, template_files
 from brainpad.preprocess import qc
-from brainpad.preprocess.registration import (
-    bias_correct,
-    flair_to_template,
-    load_canonical,
-    nonlinear_jacobian,
-    register,
-    working_copy,
-)
+from brainpad.preprocess.native import bias_correct, load_canonical, working_copy
+from brainpad.preprocess.registration import flair_to_template, nonlinear_jacobian, register
 from brainpad.preprocess.segmentation import TISSUES, modulate_and_smooth, segment
 
 log = logging.getLogger(__name__)
