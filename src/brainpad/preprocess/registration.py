@@ -4,7 +4,6 @@ Brain extraction is done by registration: the template brain mask is carried bac
 the scan through an affine fitted on the head, so scans with and without skull work the
 same way. The nonlinear (SyN) registration is then fitted on the extracted brain.
 """
-"""
 
 from __future__ import annotations
 
