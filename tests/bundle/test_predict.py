@@ -88,7 +88,42 @@ def test_a_scan_gets_the_stacked_age_its_interval_and_corrected_brain_pad(bundle
     assert row["brain_pad"] == pytest.approx(2.0)
     assert row["brain_pad_corrected"] == pytest.approx(2.0 - (-0.2 * 50 + 10))
     assert "brain_pad_corrected_vgg3d-flair" in row
-    assert "brain_pad" not in ensemble_row(bundle, table, age=None)  # no age, no brain-PAD
+    no_age = ensemble_row(bundle, table, age=None)  # brain age and interval, no brain-PAD
+    assert no_age["brain_age"] == pytest.approx(52.0) and no_age["brain_age_low"] < 52.0
+    assert np.isnan(no_age["brain_pad"]) and np.isnan(no_age["brain_pad_corrected_ridge_roi"])
+
+
+@pytest.mark.parametrize(
+    ("brain_age", "plausible"), [(-23.0, False), (5.0, False), (10.5, True), (99.0, True),
+                                 (101.0, False)],
+)  # fmt: skip
+def test_a_brain_age_far_outside_the_training_ages_is_called_implausible(
+    bundle, brain_age, plausible
+):
+    """Training ages 30-80: below 0 or more than 20 y outside them is implausible."""
+    from brainpad.bundle.apply import describe_row
+    from brainpad.bundle.predict import implausible_age
+
+    reason = implausible_age(bundle, brain_age)
+    assert (reason is None) is plausible
+    row = {"scan_id": "sub-1", "brain_age": brain_age, "brain_age_low": brain_age - 9,
+           "brain_age_high": brain_age + 9, "age": None, "plausible": plausible}  # fmt: skip
+    assert describe_row(row).endswith("IMPLAUSIBLE") is not plausible
+    if not plausible:
+        assert reason.startswith(f"IMPLAUSIBLE brain age {brain_age:.1f} y (the bundle was "
+                                 "trained on ages 30-80)")  # fmt: skip
+
+
+def test_the_recalibration_summary_of_scans_without_ages_is_empty():
+    """``brainpad predict`` without --age: no control has a brain-PAD, and the summary says
+    so with empty cells (once a KeyError after the brain ages were printed)."""
+    from brainpad.bundle.recalibrate import recalibration_summary
+
+    table = pd.DataFrame({"scan_id": ["a"], "participant_id": ["sub-1"], "site": ["s"],
+                          "group": ["HC"], "brain_age": [40.0]})  # fmt: skip
+    summary = recalibration_summary(table, "HC").set_index("site")
+    assert summary.loc["all", "n_controls"] == 1
+    assert summary[["mean_corrected", "mean_recalibrated"]].isna().all().all()
 
 
 def test_each_untrustworthy_scan_is_named_with_what_to_check(bundle, tmp_path):

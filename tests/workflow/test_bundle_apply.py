@@ -46,6 +46,25 @@ def test_predict_reproduces_the_runs_brain_age_of_a_held_out_scan(tiny_run, tmp_
     assert (folder / f"{scan.scan_id}_desc-qc.png").is_file()
 
 
+def test_predict_without_an_age_gives_the_brain_age_and_no_brain_pad(tiny_run, tmp_path, capsys):
+    results = tiny_run / "results"
+    table = pd.read_csv(results / "ensemble/brain_age.tsv", sep="\t")
+    scan = table[table["role"] == "test"].iloc[0]
+    anat = results / "simulated" / scan.participant_id / f"ses-{scan.session}" / "anat"
+    argv = [
+        "predict", "--bundle", str(results / "bundle"), str(anat / f"{scan.scan_id}_T1w.nii.gz"),
+        "--flair", str(anat / f"{scan.scan_id}_FLAIR.nii.gz"), "--out", str(tmp_path / "out"),
+    ]  # fmt: skip
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert f"{scan.scan_id}: brain age {scan.brain_age:.1f} y (95 % interval" in captured.out
+    assert "brain-PAD" not in captured.out and "Traceback" not in captured.err
+    found = pd.read_csv(tmp_path / "out/predictions.tsv", sep="\t").iloc[0]
+    assert found["brain_age"] == pytest.approx(scan.brain_age, abs=1e-4)
+    assert found["plausible"] and pd.isna(found["brain_pad"])
+    assert pd.isna(found["brain_pad_corrected"])
+
+
 def test_predict_runs_a_bids_dataset_the_bundle_never_saw(tiny_run, tiny_cohort, tmp_path, capsys):
     """Two participants of another simulated cohort (another seed): ages and FLAIR come
     from the dataset; every scan gets a brain age inside its interval's bounds."""
