@@ -22,13 +22,13 @@ $(STAMP): pyproject.toml
 # the headline numbers. demo-full: the larger demo (config/demo-full.yaml) into the same
 # results/ (switching sizes re-runs everything).
 demo: $(STAMP)
-	$(BIN)/snakemake --profile profiles/default --cores $(CORES)
-	$(BIN)/snakemake --profile profiles/default --report results/report.html
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES)
+	$(BIN)/snakemake --profile profiles/local --report results/report.html
 	$(BIN)/brainpad summary --results results
 
 demo-full: $(STAMP)
-	$(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile config/demo-full.yaml
-	$(BIN)/snakemake --profile profiles/default --configfile config/demo-full.yaml \
+	$(BIN)/snakemake --profile profiles/local --cores $(CORES) --configfile config/demo-full.yaml
+	$(BIN)/snakemake --profile profiles/local --configfile config/demo-full.yaml \
 	    --report results/report.html
 	$(BIN)/brainpad summary --results results
 

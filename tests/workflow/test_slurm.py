@@ -3,8 +3,9 @@
 Skipped, with the reason, where the cluster cannot start (no Debian SLURM/munge packages:
 ``make slurm-deps``; not root; a foreign /etc/slurm/slurm.conf; daemons that fail to
 start or whose node never becomes idle). The run goes through
-``--profile profiles/slurm`` with the test overlay ``tests/slurm_overlay`` as workflow
-profile (no accounting, a 2-CPU node without GPU).
+``--profile`` with profiles/slurm's settings and the test overlay ``tests/slurm_overlay``
+merged into them as a user merges their site's values into a copy (no accounting, a 2-CPU
+node without GPU), and no workflow profile.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from conftest import N_SCANS, REPO, TINY_CONFIG, snakemake
 from local_slurm import LocalSlurm, missing_requirements
@@ -24,8 +26,27 @@ pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 # The tiny workflow with the ROI model only: the same preprocessing, folds and ridge
 # predictions as the local run, in fewer DAG levels (each costs ~10 s of polling).
 SLURM_CONFIG = {**TINY_CONFIG, "models": {"names": ["ridge_roi"]}}
-PROFILE = ["--profile", str(REPO / "profiles/slurm")]
-OVERLAY = ["--workflow-profile", str(REPO / "tests/slurm_overlay")]
+
+
+def merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` over ``base``, dictionaries merged key by key."""
+    out = dict(base)
+    for key, value in overlay.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merged(out[key], value) if both else value
+    return out
+
+
+@pytest.fixture(scope="module")
+def profile(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """``--profile`` of a copy of profiles/slurm with the local cluster's values merged in."""
+    folder = tmp_path_factory.mktemp("profile")
+    shipped, overlay = (
+        yaml.safe_load((REPO / p / "config.yaml").read_text())
+        for p in ("profiles/slurm", "tests/slurm_overlay")
+    )
+    (folder / "config.yaml").write_text(yaml.safe_dump(merged(shipped, overlay)))
+    return ["--profile", str(folder)]
 
 
 @pytest.fixture(scope="module")
@@ -53,11 +74,13 @@ def submitted(output: str) -> int:
     return len(re.findall(r"has been submitted with SLURM jobid", output))
 
 
-def test_slurm_run_reports_a_failed_job_and_resumes_after_the_fix(cluster, tmp_path, tiny_run):
+def test_slurm_run_reports_a_failed_job_and_resumes_after_the_fix(
+    cluster, profile, tmp_path, tiny_run
+):
     # 20 folds need more healthy controls than the tiny cohort has: make_folds fails on
     # the cluster after preprocessing finished.
     broken = {**SLURM_CONFIG, "folds": {"k": 20}}
-    first = snakemake(tmp_path, broken, *PROFILE, *OVERLAY, timeout=600)
+    first = snakemake(tmp_path, broken, *profile, timeout=600)
     output = first.stdout + first.stderr
     assert first.returncode != 0, output[-3000:]
     assert "SLURM status is: 'FAILED'" in output, output[-3000:]
@@ -70,7 +93,7 @@ def test_slurm_run_reports_a_failed_job_and_resumes_after_the_fix(cluster, tmp_p
     groups = set(re.findall(r"slurm_logs/group_preprocess_preprocess_t1w/(\d+)\.log", output))
     assert len(groups) == 3
 
-    second = snakemake(tmp_path, SLURM_CONFIG, *PROFILE, *OVERLAY, timeout=600)
+    second = snakemake(tmp_path, SLURM_CONFIG, *profile, timeout=600)
     output = second.stdout + second.stderr
     assert second.returncode == 0, output[-3000:]
     counts = job_counts(output)
