@@ -40,7 +40,8 @@ def env_pins(env_file: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def project_pins() -> dict[str, str]:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    return pins(project["dependencies"]) | pins(project["optional-dependencies"]["test"])
+    extras = project["optional-dependencies"].values()
+    return pins(project["dependencies"]) | {k: v for e in extras for k, v in pins(e).items()}
 
 
 def test_there_are_envs():
