@@ -53,8 +53,9 @@ def test_predict_without_an_age_gives_the_brain_age_and_no_brain_pad(tiny_run, t
     anat = results / "simulated" / scan.participant_id / f"ses-{scan.session}" / "anat"
     argv = [
         "predict", "--bundle", str(results / "bundle"), str(anat / f"{scan.scan_id}_T1w.nii.gz"),
-        "--flair", str(anat / f"{scan.scan_id}_FLAIR.nii.gz"), "--out", str(tmp_path / "out"),
-    ]  # fmt: skip
+        "--flair", str(anat / f"{scan.scan_id}_FLAIR.nii.gz"), "--site", scan.site,
+        "--harmonise", "--out", str(tmp_path / "out"),
+    ]  # fmt: skip  (the run harmonised the ROI volumes: without an age, by site alone)
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert f"{scan.scan_id}: brain age {scan.brain_age:.1f} y (95 % interval" in captured.out

@@ -76,3 +76,33 @@ def test_config_readme_documents_every_key():
     for key, _ in walk(schema["properties"]):
         leaf = key.split(".")[-1].removesuffix("[]")
         assert re.search(rf"`([\w.]+\.)?{leaf}[`*.]", readme), f"{key} is not documented"
+
+
+def test_the_study_preset_restates_every_slimmed_model_setting():
+    """A --configfile merges sections key by key: a model key the demo sets and the preset
+    leaves out would keep the demo's CPU-slim value."""
+    demo = yaml.safe_load((REPO / "config/config.yaml").read_text())["models"]
+    study = yaml.safe_load((REPO / "config/study.yaml").read_text())["models"]
+    for name in study["names"]:
+        kept = set(demo.get(name, {})) - set(study.get(name, {}))
+        assert not kept, f"models.{name}: {sorted(kept)} keep the demo's values"
+
+
+def test_the_study_preset_plans_a_cohort_of_a_thousand(tmp_path):
+    """A dry run of the preset on a planned simulated cohort of 1,000 participants at 2 mm:
+    every scan preprocessed, 25 base models (study 3's 5 members x 4 regions among them)
+    in each of 5 folds."""
+    import subprocess
+
+    from conftest import SNAKEMAKE
+
+    cohort = tmp_path / "cohort.yaml"
+    cohort.write_text(yaml.safe_dump({"simulation": {"n_subjects": 1000, "voxel_size": 2.0}}))
+    configs = [str(REPO / "config/config.yaml"), str(REPO / "config/study.yaml"), str(cohort)]
+    command = [*SNAKEMAKE, "--directory", str(tmp_path), "--configfile", *configs, "-n",
+               "--quiet", "rules"]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = dict(re.findall(r"^(\w+)\s+(\d+)$", result.stdout, flags=re.MULTILINE))
+    assert int(jobs["preprocess_t1w"]) >= 1000
+    assert int(jobs["train"]) == 5 * 25 and int(jobs["train_voxel"]) == 5
