@@ -52,3 +52,14 @@ def test_the_front_page_says_what_was_analysed_and_found(tmp_path):
     html = publish_parts(text, writer="html", settings_overrides={"report_level": 2})
     assert html["html_body"].count("<table") == 2
     assert "System Message" not in html["html_body"]
+
+
+def test_the_front_page_starts_with_what_the_run_changed_by_itself(tmp_path):
+    table, qc, stats = _tables(tmp_path)
+    path = tmp_path / "front.rst"
+    note = "No FLAIR scan in the dataset: the models that read FLAIR (vgg3d-flair) were left out"
+    write_front_page(table, qc, stats, "HC", path, [note])
+    text = path.read_text()
+    assert text.index(note) < text.index("passed quality control")
+    html = publish_parts(text, writer="html", settings_overrides={"report_level": 2})
+    assert "<li>No FLAIR scan" in html["html_body"] and "System Message" not in html["html_body"]

@@ -93,3 +93,10 @@ def test_the_summary_counts_participants_per_role(results):
         "cohort: 4 participants: 2 train, 1 unlabelled (no age: diffae's diffusion loss "
         "only), 1 excluded (failed QC)"
     )
+
+
+def test_the_summary_repeats_the_runs_notes(results):
+    (results / "report").mkdir(exist_ok=True)
+    (results / "report" / "notes.txt").write_text("the models that read FLAIR were left out\n")
+    lines, _ = headline(results)
+    assert "note: the models that read FLAIR were left out" in lines

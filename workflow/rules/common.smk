@@ -1,6 +1,7 @@
 # Shared helpers: where the inputs are, how to call brainpad, wildcard constraints.
 # Functions and constants only; no rules.
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from brainpad.paths import CONSUMED, array_files, output_paths, scan_batches, te
 from brainpad.inputs.bids import dataset_overlap, describe_scan, discover_scans, listed_participants
 from brainpad.inputs.tables import SCHEMAS
 from brainpad.inputs.validate import participant_ids
-from brainpad.models import base_models, get_spec, parse_base_model
+from brainpad.models import base_models, get_spec, parse_base_model, without_input
 
 SIMULATED = config["bids_dir"] == "simulated"
 BIDS_DIR = "results/simulated" if SIMULATED else config["bids_dir"]
@@ -89,6 +90,7 @@ REPORT_FIGURES = {
     )
 }
 REPORT_TABLES = {"qc_failed": "results/report/qc_failed.tsv"}
+REPORT_NOTES = "results/report/notes.txt"  # RUN_NOTES, one a line (brainpad summary)
 REPORT_FRONT = "results/report/front.rst"  # the front page's figures (workflow.rst includes it)
 LOCAL_MAPS = {
     "maps": "results/maps/scans",
@@ -115,6 +117,27 @@ LOCAL_FIGURE = "results/report/local_maps.png"
 DIFFAE_FIGURE = "results/report/diffae_reconstructions.png"
 TRUTH_SUBJECTS = f"{BIDS_DIR}/derivatives/simulation/subjects.tsv"
 TRUTH_REGIONS = f"{BIDS_DIR}/derivatives/simulation/regions.tsv"
+RUN_NOTES = []  # what the run changed of its config by itself (report front page, summary)
+
+
+def dataset_has(modality):
+    """Whether the dataset holds any scan of ``modality`` (the simulated one: planned)."""
+    if modality not in config["modalities"]:
+        return False
+    if SIMULATED:
+        return modality in config["simulation"]["modalities"]
+    return Path(BIDS_DIR).is_dir() and not discover_scans(BIDS_DIR, [modality]).empty
+
+
+# a dataset without FLAIR (most): the models that read FLAIR are left out, the others run
+if not APPLY and any(m.input == "flair" for m in base_models(config["models"])):
+    if not dataset_has("FLAIR"):
+        config["models"], left_out = without_input(config["models"], "flair")
+        RUN_NOTES.append(
+            f"No FLAIR scan in the dataset: the models that read FLAIR ({', '.join(left_out)}) "
+            "were left out; the others ran on the T1w."
+        )
+        print(f"brainpad: {RUN_NOTES[-1]}", file=sys.stderr)
 BASE_MODELS = base_models(config["models"])
 MODELS = [m.name for m in BASE_MODELS]  # base models: cnn3d-t1w-cortex-2 (models/__init__.py)
 FOLD_IDS = list(range(config["folds"]["k"]))

@@ -62,8 +62,10 @@ rule report_figures:
             labels={"table": "scans that failed QC"},
         ),
         front=REPORT_FRONT,
+        notes=REPORT_NOTES,
     params:
         models=MODELS,
+        notes=" ".join(f"--note {shlex.quote(note)}" for note in RUN_NOTES),
         control_group=config["control_group"],
         control_min_age=config["stats"]["control_min_age"],
         min_similarity=config["qc"]["min_similarity"],
@@ -85,7 +87,8 @@ rule report_figures:
         " --stats-dir {params.stats_dir} --models {params.models}"
         " --control-group {params.control_group} --control-min-age {params.control_min_age}"
         " --min-similarity {params.min_similarity} --tiv-range {params.tiv_range}"
-        " --preproc-dir {params.preproc_dir} --out-dir {params.out_dir} > {log} 2>&1"
+        " --preproc-dir {params.preproc_dir} --out-dir {params.out_dir} {params.notes}"
+        " > {log} 2>&1"
 
 
 rule local_figure:

@@ -16,7 +16,7 @@ log = logging.getLogger("brainpad")
 def _cmd_report(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from brainpad.atomic import write_table_atomic
+    from brainpad.atomic import atomic_path, write_table_atomic
     from brainpad.report import figures as report
     from brainpad.report.front import write_front_page
 
@@ -42,7 +42,9 @@ def _cmd_report(args: argparse.Namespace) -> None:
     report.qc_summary(qc, args.min_similarity, args.tiv_range, out / "qc.png")
     report.failed_montages(qc, args.preproc_dir, out / "qc_failed_montages.png")
     write_table_atomic(qc[~qc["passed"].astype(bool)], out / "qc_failed.tsv")
-    write_front_page(table, qc, stats_dir, args.control_group, out / "front.rst")
+    write_front_page(table, qc, stats_dir, args.control_group, out / "front.rst", args.note)
+    with atomic_path(out / "notes.txt") as tmp:
+        tmp.write_text("".join(f"{note}\n" for note in args.note))
 
 
 def _cmd_local_figure(args: argparse.Namespace) -> None:
@@ -98,6 +100,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     rep.add_argument("--tiv-range", type=float, nargs=2, default=[900.0, 2600.0])
     rep.add_argument("--preproc-dir", default="results/preproc", help="for failed scans' montages")
     rep.add_argument("--out-dir", required=True)
+    rep.add_argument(
+        "--note", action="append", default=[],
+        help="what the run changed of its config by itself (front page, notes.txt)",
+    )  # fmt: skip
     rep.set_defaults(func=_cmd_report)
     lfg = sub.add_parser("local-figure", help="the group, effect-size and ICC maps (nilearn)")
     lfg.add_argument("--statmaps-dir", required=True, help="from local-stats")

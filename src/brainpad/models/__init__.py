@@ -213,3 +213,24 @@ def base_models(models: dict) -> list[BaseModel]:
                     name = base_model_name(architecture, model_input, region, number)
                     found.append(BaseModel(name, architecture, model_input, region, member))
     return found
+
+
+def without_input(models: dict, model_input: str) -> tuple[dict, list[str]]:
+    """The config's ``models`` section with ``model_input`` taken out of every
+    architecture's ``inputs``, and the base models that leaves out.
+
+    An architecture left without inputs is dropped from ``names``. The workflow uses it
+    for a dataset without FLAIR: the models that read it are left out, the others run.
+    """
+    section = {k: (dict(v) if isinstance(v, dict) else v) for k, v in models.items()}
+    names = []
+    for architecture in models["names"]:
+        settings = section.get(architecture) or {}
+        inputs = [i for i in settings.get("inputs", ["tissue"]) if i != model_input]
+        if inputs:
+            names.append(architecture)
+            if "inputs" in settings:
+                settings["inputs"] = inputs
+    section["names"] = names
+    kept = {m.name for m in base_models(section)}
+    return section, [m.name for m in base_models(models) if m.name not in kept]

@@ -7,6 +7,7 @@ renders it with the config); what the run measured comes from here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -106,10 +107,13 @@ def write_front_page(
     stats_dir: str | Path,
     control_group: str,
     path: str | Path,
+    notes: Sequence[str] = (),
 ) -> None:
-    """Write the front page's measured part (see the module) to ``path``."""
+    """Write the front page's measured part (see the module) to ``path``, after ``notes``
+    (what the run changed of its config by itself, e.g. models left out), if any."""
     text = "\n".join(
         [
+            *([_section("Notes", "".join(f"- {n}\n" for n in notes))] if notes else []),
             cohort_section(table, qc, control_group),
             headline_section(stats_dir, control_group),
             software_section(),

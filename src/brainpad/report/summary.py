@@ -61,6 +61,9 @@ def headline(results: str | Path, control_group: str = "HC") -> tuple[list[str],
     lines, passed = [f"report: {results / 'report.html'}"], True
     if (results / "bundle" / "manifest.tsv").is_file():
         lines.append(f"trained bundle: {results / 'bundle'}")
+    notes = results / "report" / "notes.txt"
+    if notes.is_file():
+        lines += [f"note: {line}" for line in notes.read_text().splitlines() if line]
     folds = _read(results / "folds.tsv")
     if folds is not None:
         lines.append(cohort_line(folds))
