@@ -221,3 +221,34 @@ def test_recalibration_needs_a_bids_directory(tmp_path, capsys, monkeypatch):
     argv = ["predict", "--bundle", "b", t1w, "--recalibrate", "controls", "--out", "o"]
     assert main(argv) == 2
     assert "--recalibrate controls needs a BIDS directory" in capsys.readouterr().err
+
+
+def test_a_scan_without_flair_goes_through_the_t1w_only_head(bundle, tmp_path):
+    t1w_models = ["ridge_roi", "cnn3d-t1w-1", "cnn3d-t1w-2"]
+    bundle.fits["t1w_only"] = {
+        "models": t1w_models,
+        "stacking": {
+            "sub_ensembles": bundle.fits["stacking"]["sub_ensembles"],
+            "weights": {"ridge_roi": 0.5, "cnn3d-t1w": 0.5},
+            "intercept": 0.0,
+        },
+        "bias": {k: v for k, v in bundle.fits["bias"].items() if "flair" not in k},
+        "interval": {**bundle.fits["interval"], "q": 3.0},
+    }
+    assert bundle.for_scan(has_flair=True) is bundle
+    head = bundle.for_scan(has_flair=False)
+    assert head.head == "t1w_only" and head.models == t1w_models and "flair" not in head.inputs
+    table = predictions({"ridge_roi": [50, 52], "cnn3d-t1w-1": [60, 60], "cnn3d-t1w-2": [58, 62]})
+    row = ensemble_row(head, table, age=50.0)
+    assert row["brain_age"] == pytest.approx(0.5 * 51 + 0.5 * 60)
+    spread = np.mean([np.std([50, 60, 58], ddof=1), np.std([52, 60, 62], ddof=1)])
+    assert row["brain_age_high"] - row["brain_age"] == pytest.approx(3.0 * (spread + 1.0))
+    assert "pred_vgg3d-flair" not in row
+    # a scan without FLAIR is accepted; a bundle without the head still refuses it
+    scan = ScanInput("sub-1", nifti(tmp_path / "t1.nii.gz", (200, 240, 200)))
+    check_scans(bundle, [scan])
+    del bundle.fits["t1w_only"]
+    with pytest.raises(InputError, match="no T1w-only head, but this scan has no FLAIR"):
+        check_scans(bundle, [scan])
+    with pytest.raises(BundleError, match="has no T1w-only head"):
+        bundle.t1w_only()

@@ -151,3 +151,25 @@ def test_apply_mode_runs_a_new_cohort_through_snakemake_to_a_report(tiny_run, tm
     assert (results / "regions/roi_volumes.tsv").is_file()
     verify_bundle(bundle)
     assert (bundle / "manifest.tsv").read_bytes() == before
+
+
+def test_predict_gives_a_real_head_a_brain_age_through_the_t1w_only_head(
+    tiny_run, real_head, tmp_path, capsys
+):
+    """pycortex's 1 mm head, without FLAIR or age, through the tiny bundle (trained on
+    simulated scans with FLAIR): it passes QC, gets the T1w-only head's brain age with its
+    interval, and the output says plainly when that age is implausible."""
+    out = tmp_path / "out"
+    argv = ["predict", "--bundle", str(tiny_run / "results/bundle"), str(real_head),
+            "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    row = pd.read_csv(out / "predictions.tsv", sep="\t").iloc[0]
+    assert row["head"] == "t1w_only" and row["qc_passed"]
+    assert row["brain_age_low"] < row["brain_age"] < row["brain_age_high"]
+    assert pd.isna(row["brain_pad"]) and row["preprocess_seconds"] > 0
+    assert "no FLAIR: the brain age is the bundle's T1w-only head's" in row["warnings"]
+    assert ("IMPLAUSIBLE" in printed) is (not row["plausible"])
+    assert row["plausible"] is np.bool_(True) or "IMPLAUSIBLE brain age" in row["warnings"]
+    scan_id = row["scan_id"]
+    assert (out / scan_id / f"{scan_id}_desc-brainage_summary.png").stat().st_size > 10_000

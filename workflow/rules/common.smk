@@ -151,6 +151,11 @@ INPUT_ARRAYS = {
     for i in MODEL_INPUTS
 }
 USES_FLAIR = "flair" in MODEL_INPUTS
+# apply mode with a bundle that has a T1w-only head: a session without FLAIR is predicted
+# through it, so FLAIR is used where present and required nowhere
+T1W_ONLY_HEAD = APPLY and "t1w_only" in json.loads(
+    (BUNDLE_DIR / "ensemble" / "fits.json").read_text()
+)
 DIFFAE_MODELS = [m for m in BASE_MODELS if m.architecture == "diffae"]  # study 2's figure
 TEMPLATES_DIR = f"{BUNDLE_DIR}/templates" if APPLY else "results/templates"
 TEMPLATES = {

@@ -17,7 +17,8 @@ checkpoint validate_inputs:
     params:
         bids_dir=lambda wildcards: BIDS_DIR,  # the root folder; its files are the inputs
         modalities=config["modalities"],
-        require=["FLAIR"] if USES_FLAIR else [],  # a model reads it: every session needs one
+        # a model reads it: every session needs one (unless a T1w-only head predicts it)
+        require=["FLAIR"] if USES_FLAIR and not T1W_ONLY_HEAD else [],
         # apply mode: the new cohort's own groups, each compared with the control group
         groups=lambda wildcards: "--any-group" if APPLY else "--groups " + " ".join(config["groups"]),
         participants=participant_selection(),

@@ -85,7 +85,8 @@ def predict_scans(
     table, summary = finish(pd.DataFrame(rows), bundle, recalibrate, mapped, harmonisation)
     for row, warnings in zip(table.to_dict("records"), warned, strict=True):
         figure = out / row["scan_id"] / f"{row['scan_id']}_desc-brainage_summary.png"
-        summary_figure(row, bundle.models, warnings, figure)
+        models = [m for m in bundle.models if pd.notna(row.get(f"pred_{m}"))]  # its head's
+        summary_figure(row, models, warnings, figure)
     if recalibrate:
         write_table_atomic(summary, out / "recalibration.tsv")
     write_table_atomic(table, out / "predictions.tsv")

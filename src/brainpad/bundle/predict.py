@@ -66,6 +66,37 @@ class Bundle:
             raise BundleError(msg)
         return cls(root, description, fits)
 
+    def for_scan(self, has_flair: bool) -> Bundle:
+        """The head that predicts a scan: this bundle, or for a scan without FLAIR when
+        models read FLAIR, :meth:`t1w_only`."""
+        return self if has_flair or "flair" not in self.inputs else self.t1w_only()
+
+    def t1w_only(self) -> Bundle:
+        """The bundle's head for scans without FLAIR: its base models that read none,
+        with their own stacking heads, bias corrections and calibrated interval (fitted by
+        the training run; ``t1w_only`` in fits.json). Shares the fold models read."""
+        if "t1w_only" not in self.fits:
+            msg = (
+                f"{self.root}: its models read FLAIR and it has no T1w-only head (a bundle "
+                "from before it existed); give each scan its FLAIR, or re-run the workflow "
+                "to export the bundle again"
+            )
+            raise BundleError(msg)
+        head = self.fits["t1w_only"]
+        models = self.description["base_models"]
+        description = {
+            **self.description,
+            "base_models": {m: models[m] for m in head["models"]},
+            "head": "t1w_only",
+        }
+        fits = {**self.fits, **{k: v for k, v in head.items() if k != "models"}}
+        return Bundle(self.root, description, fits, self.loaded)
+
+    @property
+    def head(self) -> str:
+        """``all`` (every base model) or ``t1w_only`` (:meth:`t1w_only`)."""
+        return self.description.get("head", "all")
+
     @property
     def settings(self) -> dict:
         return self.description["settings"]
@@ -340,6 +371,7 @@ def scan_row(
         Its Harvard-Oxford tissue volumes (one row).
     """
     start = time.perf_counter()
+    bundle = bundle.for_scan(scan.flair is not None)
     volumes = roi_features(bundle, images) if volumes is None else volumes
     features = volumes if features is None else features
     predictions, maps = fold_predictions(bundle, scan_inputs(bundle, images), features, device)
@@ -352,12 +384,18 @@ def scan_row(
         "age": scan.age,
         "sex": scan.sex,
         **ensemble_row(bundle, predictions, scan.age),
+        "head": bundle.head,
         "qc_passed": bool(qc.get("passed", True)),
         "inference_seconds": round(time.perf_counter() - start, 2),
     }
     implausible = implausible_age(bundle, row["brain_age"])
     row["plausible"] = implausible is None
     warnings = [implausible] if implausible else []
+    if bundle.head == "t1w_only":
+        warnings.append(
+            f"no FLAIR: the brain age is the bundle's T1w-only head's ({len(bundle.models)} "
+            "base models that read no FLAIR, stacked and calibrated on their own)"
+        )
     warnings += scan_warnings(bundle, scan.t1w, scan.age, qc, row["spread"])
     row["warnings"] = " | ".join(warnings)
     for warning in warnings:

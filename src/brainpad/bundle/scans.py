@@ -106,7 +106,8 @@ def scans_from_bids(
     from brainpad.inputs.validate import ValidationOptions, build_manifest
 
     modalities = tuple(bundle.settings.get("modalities", ["T1w"]))
-    required = ("FLAIR",) if "flair" in bundle.inputs else ()
+    # a session without FLAIR goes through the bundle's T1w-only head, if it has one
+    required = ("FLAIR",) if "flair" in bundle.inputs and "t1w_only" not in bundle.fits else ()
     options = ValidationOptions(
         modalities,
         required,
@@ -134,10 +135,11 @@ def check_scans(bundle: Bundle, scans: list[ScanInput]) -> None:
         for path in (scan.t1w, scan.flair):
             if path is not None and (problem := check_image(path, 10.0, 4096.0)):
                 problems.append(problem)
-        if "flair" in bundle.inputs and scan.flair is None:
+        if "flair" in bundle.inputs and scan.flair is None and "t1w_only" not in bundle.fits:
             problems.append(
-                f"{scan.t1w}: the bundle's models read FLAIR, but this scan has none; "
-                "give --flair (or put the session's *_FLAIR.nii.gz beside it in BIDS)"
+                f"{scan.t1w}: the bundle's models read FLAIR and it has no T1w-only head, "
+                "but this scan has no FLAIR; give --flair (or put the session's "
+                "*_FLAIR.nii.gz beside it in BIDS), or export the bundle again"
             )
     if problems:
         raise_problems(problems, "brainpad predict")

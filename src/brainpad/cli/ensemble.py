@@ -18,6 +18,7 @@ def _cmd_ensemble(args: argparse.Namespace) -> None:
     from brainpad.atomic import write_json_atomic, write_table_atomic
     from brainpad.ensemble.modality import modality_table
     from brainpad.ensemble.stacking import brain_age_table
+    from brainpad.models import parse_base_model
 
     folds = pd.read_csv(args.folds, sep="\t")
     predictions = [pd.read_csv(p, sep="\t") for p in args.predictions]
@@ -32,6 +33,15 @@ def _cmd_ensemble(args: argparse.Namespace) -> None:
         args.stacking_folds,
         args.seed,
     )
+    t1w_models = [m for m in args.models if parse_base_model(m).input != "flair"]
+    if t1w_models and len(t1w_models) < len(args.models):
+        # a bundle's head for scans without FLAIR: the other base models, stacked, corrected
+        # and calibrated on their own (brainpad predict picks it for a T1w-only scan)
+        _, t1w_only = brain_age_table(
+            folds, predictions, t1w_models, args.alpha, args.calibration, args.positive,
+            args.sub_alpha, args.stacking_folds, args.seed,
+        )  # fmt: skip
+        fits["t1w_only"] = {"models": t1w_models, **t1w_only}
     if args.harmonise:
         table, fits["harmonise"] = _harmonise(table, fits, args)
     write_table_atomic(table, args.out)
