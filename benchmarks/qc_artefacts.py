@@ -21,7 +21,7 @@ from brainpad.simulate import Settings, simulate_cohort
 from brainpad.simulate.artefacts import ARTEFACTS
 from brainpad.templates import write_template_files
 
-METRICS = ["similarity", "tiv_ml", "fov_edge", "snr", "ghost_ratio"]
+METRICS = ["similarity", "mirror_gain", "tiv_ml", "fov_edge", "snr", "ghost_ratio"]
 
 
 def main() -> None:

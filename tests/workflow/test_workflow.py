@@ -291,7 +291,7 @@ def test_the_bundle_holds_every_base_model_of_every_fold(tiny_run):
     assert description["settings"]["models"]["names"] == TINY_CONFIG["models"]["names"]
     fits = (tiny_run / "results/ensemble/fits.json").read_bytes()
     assert (tiny_run / "results/bundle/ensemble/fits.json").read_bytes() == fits
-    assert set(json.loads(fits)) == {"stacking", "bias", "interval", "harmonise"}
+    assert set(json.loads(fits)) == {"stacking", "bias", "interval", "harmonise", "t1w_only"}
     for name in ("voxel_bias.nii.gz", "voxel_bias.json"):  # the local maps' correction
         saved = (tiny_run / "results/maps" / name).read_bytes()
         assert (tiny_run / "results/bundle/local" / name).read_bytes() == saved

@@ -30,6 +30,12 @@ def _cmd_validate(args: argparse.Namespace) -> None:
     validate_dataset(args.bids_dir, args.manifest, args.skipped, options)
 
 
+def _cmd_describe(args: argparse.Namespace) -> None:
+    from brainpad.derivatives import dataset_description, write_json
+
+    write_json(dataset_description(args.bids_dir), args.out)
+
+
 def add_participant_selection(parser: argparse.ArgumentParser) -> None:
     """``--participant-label`` and ``--exclude-participant-label`` (BIDS apps' flags)."""
     parser.add_argument(
@@ -78,3 +84,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="a participant without an age: an error, or unlabelled (semi-supervised models)",
     )
     val.set_defaults(func=_cmd_validate)
+    des = sub.add_parser(
+        "describe", help="results/dataset_description.json: the outputs as BIDS derivatives"
+    )
+    des.add_argument("--bids-dir", required=True, help="the source dataset")
+    des.add_argument("--out", required=True)
+    des.set_defaults(func=_cmd_describe)

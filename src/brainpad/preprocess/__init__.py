@@ -82,7 +82,10 @@ def preprocess_scan(
         maps = modulate_and_smooth(tissues, modulation, template, options.fwhm_mm)
         for tissue, data in maps.items():
             ants.image_write(template.new_image_like(data), str(paths[tissue.lower()]))
+            what = f"{tissue} probability × Jacobian ({options.modulation} modulation)"
+            _sidecar(paths[tissue.lower()], f"{what}, {options.fwhm_mm:g} mm FWHM", scan, options)
         ants.image_write(reg.warped, str(paths["t1"]))
+        _sidecar(paths["t1"], "N4-corrected, brain-extracted T1w (affine + SyN)", scan, options)
         ants.image_write(reg.brain_mask, str(paths["mask"]))
         reg.save(paths["affine"], paths["warp"], paths["inverse_warp"])
         brain = mask.numpy() > 0
@@ -104,6 +107,7 @@ def preprocess_scan(
                 bias_correct(load_canonical(flair)), corrected, reg, template, mask
             )
             ants.image_write(flair_mni, str(paths["flair"]))
+            _sidecar(paths["flair"], "FLAIR through the T1w's transforms", flair, options)
             log.info("%s: FLAIR done (%.1f s)", scan_id, time.perf_counter() - start)
         log.info("%s: maps written (%.1f s)", scan_id, time.perf_counter() - start)
         qc.montage(
@@ -126,6 +130,14 @@ def preprocess_scan(
         metrics["passed"],
     )
     return metrics
+
+
+def _sidecar(image: Path, description: str, source: str | Path, options: PreprocessOptions):
+    """The BIDS-derivatives JSON sidecar of an image on the template grid."""
+    from brainpad.derivatives import image_sidecar, sidecar_path, write_json
+
+    sidecar = image_sidecar(description, options.voxel_size, [Path(source).name])
+    write_json(sidecar, sidecar_path(image))
 
 
 def preprocess_batch(
