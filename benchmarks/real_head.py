@@ -76,7 +76,7 @@ def main() -> None:
                     f"{qc['affine_determinant']:.3f} | {qc['snr']:.0f} | {qc['passed']}"
                 )
                 if args.montage and case.startswith("pycortex") and voxel == args.voxel_sizes[0]:
-                    shutil.copyfile(out / "sub-real_desc-qc.png", args.montage)
+                    shutil.copyfile(out / "sub-real_desc-qc_T1w.png", args.montage)
 
 
 if __name__ == "__main__":

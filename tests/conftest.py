@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from brainpad.derivatives import TEMPLATE_SPACE
 from brainpad.simulate import Settings, simulate_cohort
 from real_head import fetch_real_head
 
@@ -210,6 +212,29 @@ def snakemake(
     command = ["timeout", "-k", "10", str(timeout), *snakemake_command(workdir, config, *args)]
     environment = offline_env() | (env or {})
     return subprocess.run(command, capture_output=True, text=True, env=environment)
+
+
+ENTITY_ORDER = ["sub", "ses", "run", "from", "to", "mode", "space", "label", "desc"]
+"""The BIDS entities brainpad's per-scan outputs use, in the BIDS schema's order (``from``,
+``to`` and ``mode`` are the transforms' entities)."""
+NAME = re.compile(r"^(?P<entities>(?:[a-z]+-[A-Za-z0-9]+_)+)(?P<suffix>[A-Za-z0-9]+)\.(?P<ext>.+)$")
+
+
+def naming_problems(name: str) -> list[str]:
+    """Why ``name`` breaks the BIDS naming rules brainpad follows (none: it follows them)."""
+    found = NAME.match(name)
+    if not found:
+        return [f"{name}: not <key>-<value>_..._<suffix>.<extension>"]
+    keys = [pair.split("-")[0] for pair in found["entities"].rstrip("_").split("_")]
+    problems = [f"{name}: unknown entity {k}" for k in keys if k not in ENTITY_ORDER]
+    order = [ENTITY_ORDER.index(k) for k in keys if k in ENTITY_ORDER]
+    if order != sorted(order) or len(set(keys)) != len(keys):
+        problems.append(f"{name}: entities {keys} not in BIDS order {ENTITY_ORDER}")
+    if keys[:1] != ["sub"]:
+        problems.append(f"{name}: does not start with sub-")
+    if "space" in name and f"space-{TEMPLATE_SPACE}" not in name:
+        problems.append(f"{name}: space is not the template's name {TEMPLATE_SPACE}")
+    return problems
 
 
 @pytest.fixture(scope="session")
@@ -490,11 +515,12 @@ def local_maps_cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
     wider[:3, 3] = -8.0
     nib.save(
         nib.Nifti1Image(true_map, wider),
-        truth / "group-AD_space-MNI_desc-truelocalbrainPAD.nii.gz",
+        truth / "group-AD_space-MNI152NLin2009aSym_desc-truelocalbrainPAD.nii.gz",
     )
     region_map = np.zeros_like(true_map, dtype=np.int16)
     region_map[2:10, 2:10, 2:8] = np.where(mask > 0, atlas, 0)
-    nib.save(nib.Nifti1Image(region_map, wider), truth / "space-MNI_desc-regions_dseg.nii.gz")
+    regions_file = truth / "space-MNI152NLin2009aSym_desc-regions_dseg.nii.gz"
+    nib.save(nib.Nifti1Image(region_map, wider), regions_file)
     head_scale = rng.normal(1.0, 0.02, len(people))
     subjects = people.assign(true_brain_age=people["age"] + 1.0, head_scale=head_scale)
     subjects.to_csv(truth / "subjects.tsv", sep="\t", index=False)

@@ -11,10 +11,8 @@ from pathlib import Path
 
 from brainpad import __version__
 from brainpad.atomic import atomic_path
+from brainpad.paths import TEMPLATE_SPACE
 
-TEMPLATE_SPACE = "MNI152NLin2009aSym"
-"""The template every MNI-space output is on (nilearn's ICBM152 2009a symmetric), as the
-BIDS ``space-`` entity names it."""
 BIDS_VERSION = "1.9.0"
 
 

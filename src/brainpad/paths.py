@@ -13,6 +13,11 @@ from pathlib import Path
 
 TISSUES = ("CSF", "GM", "WM")
 
+TEMPLATE_SPACE = "MNI152NLin2009aSym"
+"""The template every MNI-space output is on (nilearn's ICBM152 2009a symmetric), as the
+BIDS ``space-`` entity names it."""
+SPACE = f"space-{TEMPLATE_SPACE}"
+
 
 CONSUMED = ("gm", "wm", "csf", "qc")
 
@@ -47,18 +52,18 @@ def output_paths(out_dir: str | Path, scan_id: str) -> dict[str, Path]:
     """Every file :func:`brainpad.preprocess.preprocess_scan` writes for one scan."""
     base = Path(out_dir) / scan_id
     paths = {
-        f"{tissue.lower()}": Path(f"{base}_space-MNI_label-{tissue}_desc-modulated_probseg.nii.gz")
+        f"{tissue.lower()}": Path(f"{base}_{SPACE}_label-{tissue}_desc-modulated_probseg.nii.gz")
         for tissue in TISSUES
     }
     paths.update(
-        t1=Path(f"{base}_space-MNI_desc-preproc_T1w.nii.gz"),
-        flair=Path(f"{base}_space-MNI_desc-preproc_FLAIR.nii.gz"),
+        t1=Path(f"{base}_{SPACE}_desc-preproc_T1w.nii.gz"),
+        flair=Path(f"{base}_{SPACE}_desc-preproc_FLAIR.nii.gz"),
         mask=Path(f"{base}_desc-brain_mask.nii.gz"),
-        affine=Path(f"{base}_from-T1w_to-MNI_mode-image_xfm.mat"),
-        warp=Path(f"{base}_from-T1w_to-MNI_mode-image_warp.nii.gz"),
-        inverse_warp=Path(f"{base}_from-MNI_to-T1w_mode-image_warp.nii.gz"),
-        qc=Path(f"{base}_desc-qc.json"),
-        montage=Path(f"{base}_desc-qc.png"),
+        affine=Path(f"{base}_from-T1w_to-{TEMPLATE_SPACE}_mode-image_xfm.mat"),
+        warp=Path(f"{base}_from-T1w_to-{TEMPLATE_SPACE}_mode-image_warp.nii.gz"),
+        inverse_warp=Path(f"{base}_from-{TEMPLATE_SPACE}_to-T1w_mode-image_warp.nii.gz"),
+        qc=Path(f"{base}_desc-qc_T1w.json"),
+        montage=Path(f"{base}_desc-qc_T1w.png"),
     )
     return paths
 
@@ -111,7 +116,7 @@ def array_files(out_dir: str | Path, model_input: str = "tissue") -> dict[str, P
 def map_paths(out_dir: str | Path, participant: str, scan_id: str) -> dict[str, Path]:
     """The three local-map NIfTIs of one scan (BIDS-derivatives style names)."""
     folder = Path(out_dir) / participant
-    return {k: folder / f"{scan_id}_space-MNI_desc-{k}_map.nii.gz" for k in MAP_KINDS}
+    return {k: folder / f"{scan_id}_{SPACE}_desc-{k}_map.nii.gz" for k in MAP_KINDS}
 
 
 def relevance_paths(out_dir: str | Path, method: str) -> dict[str, Path]:

@@ -20,7 +20,7 @@ from brainpad.local.planted import (
 SHAPE = (10, 10, 8)
 RATES = np.array([0.0, -0.005, -0.002, -0.003])  # region 0 = outside the brain
 ACCELERATION = np.array([0.0, 8.0, 3.0, 3.0])
-TRUE_AD = "group-AD_space-MNI_desc-truelocalbrainPAD.nii.gz"
+TRUE_AD = "group-AD_space-MNI152NLin2009aSym_desc-truelocalbrainPAD.nii.gz"
 
 
 @pytest.fixture
@@ -41,7 +41,8 @@ def truth(tmp_path):
         }
     )
     table.to_csv(tmp_path / "regions.tsv", sep="\t", index=False)
-    nib.save(nib.Nifti1Image(regions, affine), tmp_path / "space-MNI_desc-regions_dseg.nii.gz")
+    regions_file = tmp_path / "space-MNI152NLin2009aSym_desc-regions_dseg.nii.gz"
+    nib.save(nib.Nifti1Image(regions, affine), regions_file)
     true_map = ACCELERATION[regions].astype(np.float32)
     nib.save(nib.Nifti1Image(true_map, affine), tmp_path / TRUE_AD)
     mask = nib.Nifti1Image((regions > 0).astype(np.uint8), affine)

@@ -24,6 +24,6 @@ def test_a_real_head_passes_qc_with_a_plausible_tiv(source, templates_4mm, tmp_p
     assert metrics["similarity"] >= 0.65  # the threshold is 0.5
     assert metrics["mirror_gain"] < -0.1  # the brain as stored fits far better
     assert 20 <= metrics["snr"] < 1000  # finite on an 8-bit scan
-    written = json.loads((tmp_path / "sub-real_desc-qc.json").read_text())
+    written = json.loads((tmp_path / "sub-real_desc-qc_T1w.json").read_text())
     assert written["passed"] and written["tiv_ml"] == pytest.approx(metrics["tiv_ml"])
-    assert (tmp_path / "sub-real_desc-qc.png").stat().st_size > 30_000
+    assert (tmp_path / "sub-real_desc-qc_T1w.png").stat().st_size > 30_000

@@ -209,13 +209,14 @@ def test_truth_files(tiny_cohort, tiny_settings):
     hc = subjects[subjects.group == "HC"]
     assert info["floor_mae_sample"] == pytest.approx(hc["true_brain_pad"].abs().mean(), abs=1e-3)
     assert np.allclose(hc["true_brain_pad"], hc["bio_age_offset"], atol=1e-3)
-    ad = nib.load(root / "group-AD_space-MNI_desc-truelocalbrainPAD.nii.gz").get_fdata()
-    regions = nib.load(root / "space-MNI_desc-regions_dseg.nii.gz").get_fdata().astype(int)
+    space = "space-MNI152NLin2009aSym"
+    ad = nib.load(root / f"group-AD_{space}_desc-truelocalbrainPAD.nii.gz").get_fdata()
+    regions = nib.load(root / f"{space}_desc-regions_dseg.nii.gz").get_fdata().astype(int)
     table = pd.read_csv(root / "regions.tsv", sep="\t").set_index("region")
     hippo = table.index[table.name == "Left_Hippocampus"][0]
     assert ad[regions == hippo].mean() == pytest.approx(28.0)
     assert np.all(
-        nib.load(root / "group-HC_space-MNI_desc-truelocalbrainPAD.nii.gz").get_fdata() == 0
+        nib.load(root / f"group-HC_{space}_desc-truelocalbrainPAD.nii.gz").get_fdata() == 0
     )
     volumes = pd.read_csv(root / "roi_volumes.tsv", sep="\t")
     assert volumes.shape == (8, truth.N_REGIONS)  # participant_id + 116 regions

@@ -39,11 +39,11 @@ def test_predict_reproduces_the_runs_brain_age_of_a_held_out_scan(tiny_run, tmp_
     folder = tmp_path / "out" / scan.scan_id
     run_maps = results / "maps/scans" / scan.participant_id
     for kind in ("brainage", "brainPAD", "brainPADcorrected"):
-        name = f"{scan.scan_id}_space-MNI_desc-{kind}_map.nii.gz"
+        name = f"{scan.scan_id}_space-MNI152NLin2009aSym_desc-{kind}_map.nii.gz"
         mine, theirs = (np.asarray(nib.load(f / name).dataobj) for f in (folder, run_maps))
         np.testing.assert_allclose(mine, theirs, atol=1e-4)
     assert (folder / f"{scan.scan_id}_desc-brainage_summary.png").stat().st_size > 10_000
-    assert (folder / f"{scan.scan_id}_desc-qc.png").is_file()
+    assert (folder / f"{scan.scan_id}_desc-qc_T1w.png").is_file()
 
 
 def test_predict_without_an_age_gives_the_brain_age_and_no_brain_pad(tiny_run, tmp_path, capsys):
@@ -146,7 +146,8 @@ def test_apply_mode_runs_a_new_cohort_through_snakemake_to_a_report(tiny_run, tm
     assert summary.loc["all", "n_controls"] >= 5
     scan = table.iloc[0]
     maps = results / "maps/scans" / scan.participant_id
-    assert (maps / f"{scan.scan_id}_space-MNI_desc-brainPADcorrected_map.nii.gz").is_file()
+    corrected = f"{scan.scan_id}_space-MNI152NLin2009aSym_desc-brainPADcorrected_map.nii.gz"
+    assert (maps / corrected).is_file()
     assert (results / "report/predicted_vs_age.png").is_file()
     assert (results / "regions/roi_volumes.tsv").is_file()
     verify_bundle(bundle)

@@ -47,6 +47,8 @@ if APPLY:
             config[key] = TRAINED[key]
     PREPROCESS_SEED = TRAINED["seed"]
 MANIFEST = "results/manifest.tsv"
+# results/ as a BIDS-derivatives dataset: its description (brainpad.derivatives)
+DERIVATIVES_DESCRIPTION = "results/dataset_description.json"
 MANIFEST_SKIPPED = "results/manifest_skipped.tsv"
 QC_TABLE = "results/preproc/qc.tsv"
 FOLDS = "results/folds.tsv"
@@ -467,7 +469,8 @@ def voxel_model_files(kind):
 
 def default_targets():
     """What `snakemake` builds: training, or in apply mode the new cohort's results."""
-    targets = [MANIFEST, QC_TABLE, ROI_VOLUMES, BRAIN_AGE, *STATS.values()]
+    targets = [MANIFEST, DERIVATIVES_DESCRIPTION, QC_TABLE, ROI_VOLUMES, BRAIN_AGE]
+    targets += STATS.values()
     targets += [*REPORT_FIGURES.values(), *REPORT_TABLES.values(), REPORT_FRONT]
     if APPLY:
         return targets + ([LOCAL_MAPS["maps"]] if VOXEL_MODELS else [])

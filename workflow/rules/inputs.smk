@@ -43,3 +43,22 @@ checkpoint validate_inputs:
         " --on-unlisted-scan {params.on_unlisted} --max-voxel-size {params.max_voxel}"
         " --max-image-mb {params.max_image_mb} --unlabelled {params.unlabelled}"
         " --schema {input.schema:q} --threads {threads} > {log} 2>&1"
+
+
+rule describe_derivatives:
+    input:
+        **{k: v for k, v in bids_metadata().items() if k == "description"},
+    output:
+        DERIVATIVES_DESCRIPTION,
+    params:
+        bids_dir=lambda wildcards: BIDS_DIR,
+    log:
+        log_path("describe_derivatives"),
+    threads: 1
+    resources:
+        mem_mb=memory(500),
+        runtime=5,
+    conda:
+        "../../envs/inputs.yaml"
+    shell:
+        "brainpad describe --bids-dir {params.bids_dir:q} --out {output} > {log} 2>&1"

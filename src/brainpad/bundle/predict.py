@@ -448,7 +448,7 @@ def write_predicted_maps(
     written = []
     for model, brain_age in maps.items():
         entity = f"_model-{model}" if len(maps) > 1 else ""
-        stem = f"{scan.scan_id}{entity}_space-MNI_desc"
+        stem = f"{scan.scan_id}{entity}_space-MNI152NLin2009aSym_desc"
         written.append({kind: folder / f"{stem}-{kind}_map.nii.gz" for kind in MAP_KINDS})
         write_scan_maps(bundle, brain_age, scan.age, written[-1])
     return written[0] if written else None

@@ -29,8 +29,8 @@ from brainpad.local.measures import region_correlation, spatial_correlation
 
 log = logging.getLogger(__name__)
 
-TRUE_MAP = "group-{group}_space-MNI_desc-truelocalbrainPAD.nii.gz"
-REGION_MAP = "space-MNI_desc-regions_dseg.nii.gz"
+TRUE_MAP = "group-{group}_space-MNI152NLin2009aSym_desc-truelocalbrainPAD.nii.gz"
+REGION_MAP = "space-MNI152NLin2009aSym_desc-regions_dseg.nii.gz"
 
 
 def truth_validation(

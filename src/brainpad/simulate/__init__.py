@@ -39,6 +39,8 @@ from brainpad.templates import harvard_oxford_atlas, load_template
 
 __all__ = ["Settings", "expected_outputs", "plan_cohort", "simulate_cohort"]
 
+SPACE = "space-MNI152NLin2009aSym"  # the template's name, as BIDS's space- entity
+
 log = logging.getLogger(__name__)
 TEMPLATE_PAD_MM = 12.0  # room around the template for a scalp
 TRUTH_DIR = "derivatives/simulation"
@@ -49,7 +51,7 @@ TRUTH_FILES = (
     "scans.tsv",
     "regions.tsv",
     "roi_volumes.tsv",
-    "space-MNI_desc-regions_dseg.nii.gz",
+    f"{SPACE}_desc-regions_dseg.nii.gz",
 )
 
 _MODEL: anatomy.AnatomyModel | None = None  # shared with forked workers
@@ -65,7 +67,7 @@ def expected_outputs(settings: Settings) -> list[str]:
         "participants.json",
         *scan_paths(sessions, settings.modalities),
         *(f"{TRUTH_DIR}/{name}" for name in TRUTH_FILES),
-        *(f"{TRUTH_DIR}/group-{g}_space-MNI_desc-truelocalbrainPAD.nii.gz" for g in groups),
+        *(f"{TRUTH_DIR}/group-{g}_{SPACE}_desc-truelocalbrainPAD.nii.gz" for g in groups),
     ]
 
 
@@ -273,14 +275,14 @@ def _write_truth(
     affine = model.template.grid.affine
     nib.save(
         nib.Nifti1Image(model.regions.astype(np.int16), affine),
-        truth_dir / "space-MNI_desc-regions_dseg.nii.gz",
+        truth_dir / f"{SPACE}_desc-regions_dseg.nii.gz",
     )
     brain = model.regions > 0
     for group, accel in model.acceleration.items():
         pad_map = np.where(brain, accel[model.regions], 0.0).astype(np.float32)
         nib.save(
             nib.Nifti1Image(pad_map, affine),
-            truth_dir / f"group-{group}_space-MNI_desc-truelocalbrainPAD.nii.gz",
+            truth_dir / f"group-{group}_{SPACE}_desc-truelocalbrainPAD.nii.gz",
         )
 
     achieved = np.stack([r["achieved"] for r in results])[:, 1:]
