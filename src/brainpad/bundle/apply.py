@@ -47,7 +47,8 @@ def predict_scans(
     from tqdm import tqdm
 
     from brainpad.atomic import write_table_atomic
-    from brainpad.bundle.predict import preprocess_for_bundle, write_predicted_maps
+    from brainpad.bundle.maps import write_predicted_maps
+    from brainpad.bundle.predict import preprocess_for_bundle
     from brainpad.bundle.recalibrate import recalibrate as recalibrate_table
     from brainpad.bundle.summary import summary_figure
     from brainpad.training.inference import select_device
@@ -197,7 +198,8 @@ def apply_cohort(
         ``maps`` (folder of the map model's per-scan maps, as the training run writes).
     """
     from brainpad.atomic import write_table_atomic
-    from brainpad.bundle.predict import scan_images, write_scan_maps
+    from brainpad.bundle.maps import write_scan_maps
+    from brainpad.bundle.predict import scan_images
     from brainpad.paths import map_paths
     from brainpad.training.inference import select_device
 

@@ -319,16 +319,6 @@ def roi_features(bundle: Bundle, images: dict[str, Path]) -> pd.DataFrame:
     return table.drop(columns="scan_id")
 
 
-def write_map(bundle: Bundle, values: np.ndarray, path: Path) -> None:
-    """A map on the bundle's crop written as a NIfTI on the full template grid (NaN outside)."""
-    import nibabel as nib
-
-    template = nib.load(bundle.template("mask"))
-    full = np.full(template.shape, np.nan, dtype=np.float32)
-    full[bundle.crop] = values
-    nib.save(nib.Nifti1Image(full, template.affine), path)
-
-
 def scan_images(folder: Path, scan_id: str) -> dict[str, Path]:
     """A preprocessed scan's images by channel (``GM``, ``WM``, ``CSF``, ``T1w``, ``FLAIR``)."""
     from brainpad.paths import output_paths
@@ -403,23 +393,6 @@ def scan_row(
     return row, maps, warnings, volumes
 
 
-def write_scan_maps(
-    bundle: Bundle, brain_age: np.ndarray, age: float | None, paths: dict[str, Path]
-) -> None:
-    """A scan's brain-age map, and with an age its brain-PAD map and (with the bundle's
-    voxelwise correction) its corrected one, to ``paths`` (``brainage``, ``brainPAD``,
-    ``brainPADcorrected``; :data:`brainpad.paths.MAP_KINDS`)."""
-    paths["brainage"].parent.mkdir(parents=True, exist_ok=True)
-    write_map(bundle, brain_age, paths["brainage"])
-    if age is None:
-        return
-    delta = brain_age - age
-    write_map(bundle, delta, paths["brainPAD"])
-    voxel_bias = bundle.voxel_bias
-    if voxel_bias is not None:
-        write_map(bundle, voxel_bias.correct(age, delta), paths["brainPADcorrected"])
-
-
 def preprocess_for_bundle(
     bundle: Bundle, scan: ScanInput, out_dir: Path
 ) -> tuple[dict, dict[str, Path], float]:
@@ -436,19 +409,3 @@ def preprocess_for_bundle(
     options = bundle.preprocess_options()
     qc = preprocess_scan(scan.t1w, scan.scan_id, bundle.templates_dir, folder, options, scan.flair)
     return qc, scan_images(folder, scan.scan_id), round(time.perf_counter() - start, 2)
-
-
-def write_predicted_maps(
-    bundle: Bundle, scan: ScanInput, folder: Path, maps: dict[str, np.ndarray]
-) -> dict[str, Path] | None:
-    """Each map model's brain-age map of a scan (and with an age its brain-PAD maps, raw
-    and voxelwise corrected) on the MNI grid in ``folder``; the first map model's paths."""
-    from brainpad.paths import MAP_KINDS
-
-    written = []
-    for model, brain_age in maps.items():
-        entity = f"_model-{model}" if len(maps) > 1 else ""
-        stem = f"{scan.scan_id}{entity}_space-MNI152NLin2009aSym_desc"
-        written.append({kind: folder / f"{stem}-{kind}_map.nii.gz" for kind in MAP_KINDS})
-        write_scan_maps(bundle, brain_age, scan.age, written[-1])
-    return written[0] if written else None
