@@ -195,6 +195,8 @@ def test_qc_thresholds(similarity_shift, tiv, passed, reason):
     [
         ({"as stored": 0.84, "anterior-posterior": 0.63, "superior-inferior": 0.60}, True),
         ({"as stored": 0.70, "anterior-posterior": 0.92, "superior-inferior": 0.58}, False),
+        ({"as stored": 0.80, "anterior-posterior": 0.81, "superior-inferior": 0.62}, False),
+        ({"as stored": 0.80, "anterior-posterior": 0.75, "superior-inferior": 0.62}, False),
     ],
 )
 def test_qc_fails_a_brain_whose_mirror_image_fits_better(scores, passed):
@@ -207,10 +209,12 @@ def test_qc_fails_a_brain_whose_mirror_image_fits_better(scores, passed):
         max(scores["anterior-posterior"], scores["superior-inferior"]) - scores["as stored"]
     )
     if not passed:
+        best = max(scores["anterior-posterior"], scores["superior-inferior"])
         assert metrics["reasons"] == [
-            "mirrored anterior-posterior the brain matches the template better than as "
-            "stored (0.92 vs 0.70): the header's orientation is wrong; reconvert the scan "
-            "from DICOM or fix its affine"
+            "mirrored anterior-posterior the brain matches the template about as well as or "
+            f"better than as stored ({best:.2f} vs {scores['as stored']:.2f}; a brain as it "
+            "should be fits far better than its mirror images): the header's orientation is "
+            "wrong, or the brain incomplete; reconvert the scan from DICOM or fix its affine"
         ]
 
 

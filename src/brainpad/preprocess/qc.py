@@ -28,7 +28,7 @@ class QCThresholds:
     """What a scan must reach to be used (``qc:`` in the config)."""
 
     min_similarity: float = 0.5
-    max_mirror_gain: float = 0.0
+    max_mirror_gain: float = -0.1
     tiv_range_ml: tuple[float, float] = (900.0, 2600.0)
     max_fov_edge: float = 0.01
     min_snr: float = 10.0
@@ -105,8 +105,8 @@ def qc_metrics(
 
     A scan fails when its registration similarity is below ``min_similarity``, its total
     intracranial volume (GM + WM + CSF) falls outside ``tiv_range_ml``, a mirrored copy of
-    its brain matches the template better than the brain as stored by more than
-    ``max_mirror_gain`` (``orientation``: the scores of
+    its brain comes closer to the brain as stored than ``max_mirror_gain`` in its match with
+    the template (``orientation``: the scores of
     :func:`brainpad.preprocess.registration.orientation_scores`; a header that flips an
     axis), or (given the :func:`image_quality` figures) its brain reaches the edge of the
     field of view, its SNR is too low or its ghost ratio too high.
@@ -130,9 +130,10 @@ def qc_metrics(
         mirror = {"orientation_similarity": stored, "mirror_gain": best - stored}
         if not best - stored <= t.max_mirror_gain:
             reasons.append(
-                f"mirrored {axis} the brain matches the template better than as stored "
-                f"({best:.2f} vs {stored:.2f}): the header's orientation is wrong; "
-                "reconvert the scan from DICOM or fix its affine"
+                f"mirrored {axis} the brain matches the template about as well as or better "
+                f"than as stored ({best:.2f} vs {stored:.2f}; a brain as it should be fits "
+                "far better than its mirror images): the header's orientation is wrong, or the "
+                "brain incomplete; reconvert the scan from DICOM or fix its affine"
             )
     quality = quality or {}
     if "fov_edge" in quality and not quality["fov_edge"] <= t.max_fov_edge:
