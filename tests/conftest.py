@@ -186,10 +186,13 @@ def offline_env() -> dict[str, str]:
 
 
 def snakemake_command(workdir: Path, config: dict, *args: str) -> list[str]:
-    """The Snakemake command line for ``workdir`` with ``config`` (written to its config.yaml)."""
+    """The Snakemake command line for ``workdir`` with ``config`` (written to its config.yaml),
+    with the local profile as `make demo` runs it (a ``--profile`` in ``args`` replaces it)."""
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return [
         *SNAKEMAKE,
+        "--profile",
+        str(REPO / "profiles/local"),
         "--directory",
         str(workdir),
         "--configfile",

@@ -41,7 +41,8 @@ SIMULATED_ONLY = (
     "interpret/truth_clusters.tsv",
     "report/front.rst",  # its headline table has the truth beside each group
 )
-WHERE_THE_DATA_IS = ("path", "source")  # columns and fields naming the input scan
+# columns and fields naming the input scan or dataset
+WHERE_THE_DATA_IS = ("path", "source", "SourceDatasets")
 
 
 def snapshot(root: Path) -> dict[str, tuple]:

@@ -45,9 +45,11 @@ checkpoint validate_inputs:
         " --schema {input.schema:q} --threads {threads} > {log} 2>&1"
 
 
+# results/dataset_description.json, once the dataset has passed validation (before it, no
+# job but validate_inputs may run)
 rule describe_derivatives:
     input:
-        **{k: v for k, v in bids_metadata().items() if k == "description"},
+        validated(lambda wildcards: [v for k, v in bids_metadata().items() if k == "description"]),
     output:
         DERIVATIVES_DESCRIPTION,
     params:
