@@ -16,14 +16,22 @@ from brainpad.cli import main
 from conftest import TINY_CONFIG, snakemake
 
 
-def test_predict_reproduces_the_runs_brain_age_of_a_held_out_scan(tiny_run, tmp_path, capsys):
-    results = tiny_run / "results"
+def held_out_scan(results):
+    """The tiny run's first healthy test scan (its brain-age row) and its T1w and FLAIR as
+    `brainpad predict` arguments."""
     table = pd.read_csv(results / "ensemble/brain_age.tsv", sep="\t")
     scan = table[table["role"] == "test"].iloc[0]
     anat = results / "simulated" / scan.participant_id / f"ses-{scan.session}" / "anat"
+    files = [str(anat / f"{scan.scan_id}_T1w.nii.gz"), "--flair",
+             str(anat / f"{scan.scan_id}_FLAIR.nii.gz")]  # fmt: skip
+    return scan, files
+
+
+def test_predict_reproduces_the_runs_brain_age_of_a_held_out_scan(tiny_run, tmp_path, capsys):
+    results = tiny_run / "results"
+    scan, scan_files = held_out_scan(results)
     argv = [
-        "predict", "--bundle", str(results / "bundle"), str(anat / f"{scan.scan_id}_T1w.nii.gz"),
-        "--flair", str(anat / f"{scan.scan_id}_FLAIR.nii.gz"), "--age", str(scan.age),
+        "predict", "--bundle", str(results / "bundle"), *scan_files, "--age", str(scan.age),
         "--sex", scan.sex, "--site", scan.site, "--harmonise", "--out", str(tmp_path / "out"),
     ]  # fmt: skip
     assert main(argv) == 0
@@ -48,12 +56,9 @@ def test_predict_reproduces_the_runs_brain_age_of_a_held_out_scan(tiny_run, tmp_
 
 def test_predict_without_an_age_gives_the_brain_age_and_no_brain_pad(tiny_run, tmp_path, capsys):
     results = tiny_run / "results"
-    table = pd.read_csv(results / "ensemble/brain_age.tsv", sep="\t")
-    scan = table[table["role"] == "test"].iloc[0]
-    anat = results / "simulated" / scan.participant_id / f"ses-{scan.session}" / "anat"
+    scan, scan_files = held_out_scan(results)
     argv = [
-        "predict", "--bundle", str(results / "bundle"), str(anat / f"{scan.scan_id}_T1w.nii.gz"),
-        "--flair", str(anat / f"{scan.scan_id}_FLAIR.nii.gz"), "--site", scan.site,
+        "predict", "--bundle", str(results / "bundle"), *scan_files, "--site", scan.site,
         "--harmonise", "--out", str(tmp_path / "out"),
     ]  # fmt: skip  (the run harmonised the ROI volumes: without an age, by site alone)
     assert main(argv) == 0
