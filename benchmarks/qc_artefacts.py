@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from brainpad.paths import scan_folder
 from brainpad.preprocess import PreprocessOptions, preprocess_scan
 from brainpad.simulate import Settings, simulate_cohort
 from brainpad.simulate.artefacts import ARTEFACTS
@@ -51,7 +52,7 @@ def main() -> None:
         )
         for scan in scans.itertuples():
             scan_id = Path(scan.path).name.removesuffix("_T1w.nii.gz")
-            out = Path(tmp) / "preproc" / scan.participant_id
+            out = scan_folder(Path(tmp) / "preproc", scan_id)
             qc = preprocess_scan(root / scan.path, scan_id, templates, out, options)
             rows.append(
                 {

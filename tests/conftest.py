@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -16,7 +15,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from brainpad.derivatives import TEMPLATE_SPACE
 from brainpad.simulate import Settings, simulate_cohort
 from real_head import fetch_real_head
 
@@ -215,29 +213,6 @@ def snakemake(
     command = ["timeout", "-k", "10", str(timeout), *snakemake_command(workdir, config, *args)]
     environment = offline_env() | (env or {})
     return subprocess.run(command, capture_output=True, text=True, env=environment)
-
-
-ENTITY_ORDER = ["sub", "ses", "run", "from", "to", "mode", "space", "label", "desc"]
-"""The BIDS entities brainpad's per-scan outputs use, in the BIDS schema's order (``from``,
-``to`` and ``mode`` are the transforms' entities)."""
-NAME = re.compile(r"^(?P<entities>(?:[a-z]+-[A-Za-z0-9]+_)+)(?P<suffix>[A-Za-z0-9]+)\.(?P<ext>.+)$")
-
-
-def naming_problems(name: str) -> list[str]:
-    """Why ``name`` breaks the BIDS naming rules brainpad follows (none: it follows them)."""
-    found = NAME.match(name)
-    if not found:
-        return [f"{name}: not <key>-<value>_..._<suffix>.<extension>"]
-    keys = [pair.split("-")[0] for pair in found["entities"].rstrip("_").split("_")]
-    problems = [f"{name}: unknown entity {k}" for k in keys if k not in ENTITY_ORDER]
-    order = [ENTITY_ORDER.index(k) for k in keys if k in ENTITY_ORDER]
-    if order != sorted(order) or len(set(keys)) != len(keys):
-        problems.append(f"{name}: entities {keys} not in BIDS order {ENTITY_ORDER}")
-    if keys[:1] != ["sub"]:
-        problems.append(f"{name}: does not start with sub-")
-    if "space" in name and f"space-{TEMPLATE_SPACE}" not in name:
-        problems.append(f"{name}: space is not the template's name {TEMPLATE_SPACE}")
-    return problems
 
 
 @pytest.fixture(scope="session")
@@ -478,7 +453,7 @@ def local_maps_cohort(tmp_path_factory: pytest.TempPathFactory) -> dict:
             repeats.append((f"{person.participant_id}_ses-2", site, noise))
         for scan_id, site, noise in repeats:
             pad = base + rng.normal(0, noise, shape) if noise else base
-            paths = map_paths(root / "maps", person.participant_id, scan_id)
+            paths = map_paths(root / "maps", scan_id)
             paths["brainage"].parent.mkdir(parents=True, exist_ok=True)
             for kind, values in (
                 ("brainage", person.age + pad),

@@ -68,9 +68,17 @@ def output_paths(out_dir: str | Path, scan_id: str) -> dict[str, Path]:
     return paths
 
 
-def preproc_paths(preproc_dir: str | Path, participant: str, scan_id: str) -> dict[str, Path]:
-    """:func:`output_paths` of one scan in its participant's folder under ``preproc_dir``."""
-    return output_paths(Path(preproc_dir) / participant, scan_id)
+def scan_folder(root: str | Path, scan_id: str) -> Path:
+    """A scan's folder in a BIDS-derivatives dataset at ``root``:
+    ``sub-<label>/[ses-<label>/]anat/``, the session taken from the scan id."""
+    entities = scan_id.split("_")
+    sessions = [e for e in entities[1:] if e.startswith("ses-")]
+    return Path(root, entities[0], *sessions[:1], "anat")
+
+
+def preproc_paths(preproc_dir: str | Path, scan_id: str) -> dict[str, Path]:
+    """:func:`output_paths` of one scan in its :func:`scan_folder` under ``preproc_dir``."""
+    return output_paths(scan_folder(preproc_dir, scan_id), scan_id)
 
 
 def scan_batches(scan_ids: Iterable[str], batches: int) -> dict[str, list[str]]:
@@ -92,11 +100,6 @@ def scan_batches(scan_ids: Iterable[str], batches: int) -> dict[str, list[str]]:
     return {f"batch-{i:0{width}d}": found[i] for i in sorted(found)}
 
 
-def participant_of(scan_id: str) -> str:
-    """The ``sub-<label>`` a scan id (``sub-01_ses-1_run-2``) belongs to."""
-    return scan_id.split("_", 1)[0]
-
-
 def array_files(out_dir: str | Path, model_input: str = "tissue") -> dict[str, Path]:
     """The files written by :func:`brainpad.cohort.arrays.build_arrays` in ``out_dir``.
 
@@ -113,9 +116,10 @@ def array_files(out_dir: str | Path, model_input: str = "tissue") -> dict[str, P
     }
 
 
-def map_paths(out_dir: str | Path, participant: str, scan_id: str) -> dict[str, Path]:
-    """The three local-map NIfTIs of one scan (BIDS-derivatives style names)."""
-    folder = Path(out_dir) / participant
+def map_paths(out_dir: str | Path, scan_id: str) -> dict[str, Path]:
+    """The three local-map NIfTIs of one scan, in its :func:`scan_folder` under ``out_dir``
+    (BIDS-derivatives names; ``map`` is brainpad's suffix, BIDS has none for brain age)."""
+    folder = scan_folder(out_dir, scan_id)
     return {k: folder / f"{scan_id}_{SPACE}_desc-{k}_map.nii.gz" for k in MAP_KINDS}
 
 

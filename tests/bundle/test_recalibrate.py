@@ -82,7 +82,7 @@ def test_the_voxelwise_correction_is_refitted_on_the_other_controls_maps(new_sit
     offset = rng.normal(6, 1, (4, 5, 3))  # the new site's brains look older, unevenly
     paths, deltas = {}, {}
     for row in new_site.itertuples():
-        paths[row.scan_id] = map_paths(tmp_path, row.participant_id, row.scan_id)
+        paths[row.scan_id] = map_paths(tmp_path, row.scan_id)
         paths[row.scan_id]["brainPAD"].parent.mkdir(parents=True)
         deltas[row.scan_id] = (offset + rng.normal(0, 1, offset.shape)).astype(np.float32)
         image = nib.Nifti1Image(deltas[row.scan_id], np.eye(4))

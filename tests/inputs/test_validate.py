@@ -19,7 +19,7 @@ from brainpad.inputs.validate import (
     check_image,
     validate_dataset,
 )
-from brainpad.paths import participant_of, scan_batches
+from brainpad.paths import scan_batches, scan_folder
 from conftest import brain_like, write_image
 
 OPTIONS = ValidationOptions()
@@ -135,7 +135,8 @@ def test_scan_batches_are_stable_when_the_cohort_changes():
     grown = scan_batches([*scans, "sub-a1"], 20)  # one new scan: one batch changes
     assert sum(grown[name] != batches[name] for name in batches) == 1
     assert {len(name) for name in scan_batches(scans, 5000)} == {len("batch-0000")}
-    assert participant_of("sub-0001_ses-2") == participant_of("sub-0001") == "sub-0001"
+    assert scan_folder("out", "sub-0001_ses-2_run-1") == Path("out/sub-0001/ses-2/anat")
+    assert scan_folder("out", "sub-0001") == Path("out/sub-0001/anat")
 
 
 def test_missing_bids_dir(tmp_path):

@@ -47,16 +47,14 @@ def stacked(maps, folds, group, min_age=0.0):
     """Corrected maps of a group's first scans (the test's reference computation)."""
     people = folds.sort_values("scan_id").drop_duplicates("participant_id")
     people = people[(people["group"] == group) & (people["age"] >= min_age)]
-    return np.stack(
-        [maps.read(p, s) for p, s in zip(people.participant_id, people.scan_id, strict=True)]
-    )
+    return np.stack([maps.read(s) for s in people.scan_id])
 
 
 def test_roi_brain_pad_is_the_mean_of_the_map_inside_each_region(analysed):
     tables, maps, folds, _ = analysed
     roi = tables["roi_brain_pad"].set_index("scan_id")
     row = folds.iloc[5]
-    values = maps.read(row.participant_id, row.scan_id)
+    values = maps.read(row.scan_id)
     assert roi.loc[row.scan_id, "whole_brain"] == pytest.approx(values[maps.brain].mean())
     for label, name in zip(maps.labels["label"], maps.labels["name"], strict=True):
         assert roi.loc[row.scan_id, name] == pytest.approx(values[maps.atlas == label].mean())
@@ -106,7 +104,7 @@ def test_icc_maps_rank_test_retest_above_between_site(analysed):
     repeat = folds[folds["scan_id"].str.endswith("ses-2") & (folds["site"] == "s1")]
     ratings = np.array(
         [
-            [maps.read(p, f"{p}_ses-1")[3, 3, 2], maps.read(p, f"{p}_ses-2")[3, 3, 2]]
+            [maps.read(f"{p}_ses-1")[3, 3, 2], maps.read(f"{p}_ses-2")[3, 3, 2]]
             for p in repeat["participant_id"]
         ]
     )
@@ -120,10 +118,7 @@ def test_tissue_icc_reads_the_input_arrays_of_the_same_pairs(analysed, tmp_path)
     index = pd.DataFrame({"row": range(len(folds)), "scan_id": folds["scan_id"]})
     index = index.assign(crop_x="1:7", crop_y="1:7", crop_z="1:5")
     arrays = np.stack(
-        [
-            np.stack([0.25, 0.75])[:, None, None, None] * maps.read(p, s)[crop]
-            for p, s in zip(folds["participant_id"], folds["scan_id"], strict=True)
-        ]
+        [np.stack([0.25, 0.75])[:, None, None, None] * maps.read(s)[crop] for s in folds["scan_id"]]
     )
     table = icc_tables(
         scans_with_maps(folds, maps.maps_dir),
@@ -165,8 +160,8 @@ def test_local_accuracy_uses_raw_maps_of_the_healthy_test_set(analysed, local_ma
     tables, maps, folds, _ = analysed
     test = folds[folds["role"] == "test"]
     errors = [
-        np.nanmean(np.abs(maps.read(p, s, "brainage")[maps.brain] - age))
-        for p, s, age in zip(test.participant_id, test.scan_id, test.age, strict=True)
+        np.nanmean(np.abs(maps.read(s, "brainage")[maps.brain] - age))
+        for s, age in zip(test.scan_id, test.age, strict=True)
     ]
     acc = tables["accuracy"].iloc[0]
     assert acc["n"] == 8
@@ -410,4 +405,4 @@ def test_scans_without_maps_are_left_out(local_maps_cohort, tmp_path):
     extra = folds.iloc[:1].assign(scan_id="sub-999_ses-1", participant_id="sub-999")
     kept = scans_with_maps(pd.concat([folds, extra]), local_maps_cohort["maps"])
     assert "sub-999_ses-1" not in set(kept["scan_id"]) and len(kept) == len(folds)
-    assert map_paths(local_maps_cohort["maps"], "sub-000", "sub-000_ses-1")["brainage"].is_file()
+    assert map_paths(local_maps_cohort["maps"], "sub-000_ses-1")["brainage"].is_file()

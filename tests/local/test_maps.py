@@ -70,7 +70,7 @@ def test_local_maps_are_written_and_lose_their_age_dependence(synthetic_inputs, 
         dense, fold_maps, index, synthetic_inputs["mask"], out, age_bin_edges(), 2
     )
     first = folds[folds["role"] == "clinical"].iloc[0]
-    paths = map_paths(out, first["participant_id"], first["scan_id"])
+    paths = map_paths(out, first["scan_id"])
     image = nib.load(paths["brainPADcorrected"])
     assert image.shape == (14, 14, 12)
     data = image.get_fdata()
@@ -109,9 +109,7 @@ def test_local_maps_are_written_and_lose_their_age_dependence(synthetic_inputs, 
     write_local_maps(
         dense, fold_maps, index, synthetic_inputs["mask"], linear_out, age_bin_edges(), 2, "linear"
     )
-    linear = nib.load(
-        map_paths(linear_out, first["participant_id"], first["scan_id"])["brainPADcorrected"]
-    ).get_fdata()
+    linear = nib.load(map_paths(linear_out, first["scan_id"])["brainPADcorrected"]).get_fdata()
     assert not np.allclose(linear[mask], data[mask])
 
 
@@ -138,7 +136,7 @@ def test_out_of_fold_controls_join_the_calibration_when_asked(synthetic_inputs, 
     line = VoxelLinearBias.fit(both["age"].to_numpy(), deltas)
     scan = folds[folds["role"] == "clinical"].iloc[0]
     raw = fold_maps.get(scan["scan_id"]) - scan["age"]
-    paths = map_paths(out, scan["participant_id"], scan["scan_id"])
+    paths = map_paths(out, scan["scan_id"])
     corrected = nib.load(paths["brainPADcorrected"]).get_fdata()[2:12, 1:13, 0:10]
     inside = np.isfinite(corrected)
     expected = line.correct(scan["age"], raw)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from brainpad.cli import main
-from brainpad.paths import output_paths
+from brainpad.paths import output_paths, preproc_paths
 from brainpad.preprocess import PreprocessOptions, preprocess_batch, preprocess_scan
 from brainpad.preprocess.native import to_ants
 from brainpad.preprocess.qc import QCThresholds, qc_metrics, summarise
@@ -54,7 +54,7 @@ def test_a_batch_writes_what_single_scans_write(preprocessed, tiny_cohort, templ
     table = tmp_path / "batches/batch-000_qc.tsv"
     preprocess_batch(scans, list(results), templates_4mm, tmp_path, OPTIONS, table)
     for scan_id in results:
-        batch_gm = output_paths(tmp_path / scan_id.split("_")[0], scan_id)["gm"]
+        batch_gm = preproc_paths(tmp_path, scan_id)["gm"]
         assert batch_gm.read_bytes() == output_paths(out, scan_id)["gm"].read_bytes()
     single = summarise([output_paths(out, s)["qc"] for s in results])
     from_table = pd.read_csv(table, sep="\t", na_values=["n/a"], keep_default_na=False)
@@ -260,11 +260,11 @@ def test_qc_summary_cli_lists_failures(tmp_path, caplog):
 
 
 def test_qc_summary_reads_the_manifest_scans(tmp_path):
-    """With --manifest the T1w scans' qc.json are found in their participant folders."""
+    """With --manifest the T1w scans' QC JSONs are found in their sub-*/ses-*/anat/ folders."""
     rows = []
     for k in range(2):
         scan_id, pid = f"sub-0{k}_ses-1", f"sub-0{k}"
-        path = output_paths(tmp_path / "preproc" / pid, scan_id)["qc"]
+        path = preproc_paths(tmp_path / "preproc", scan_id)["qc"]
         path.parent.mkdir(parents=True)
         qc = {"scan_id": scan_id, "passed": True, "reasons": [], "similarity": 0.9}
         qc |= {"gm_ml": 1, "wm_ml": 1, "csf_ml": 1, "tiv_ml": 3, "affine_determinant": 1}

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from brainpad.paths import scan_folder
 from brainpad.preprocess import PreprocessOptions, preprocess_scan
 from brainpad.report.figures import failed_montages
 from brainpad.simulate import Settings, simulate_cohort
@@ -80,7 +81,7 @@ def test_the_qc_excludes_every_planted_artefact_with_its_reason(templates_4mm, t
     rows = []
     for scan in chosen.itertuples():
         scan_id = scan.path.split("/")[-1].removesuffix("_T1w.nii.gz")
-        out = tmp_path / "preproc" / scan.participant_id
+        out = scan_folder(tmp_path / "preproc", scan_id)
         metrics = preprocess_scan(root / scan.path, scan_id, templates_4mm, out, options)
         rows.append(
             {**metrics, "artefact": scan.artefact, "reasons": "; ".join(metrics["reasons"])}

@@ -58,8 +58,15 @@ def test_predict_without_an_age_gives_the_brain_age_and_no_brain_pad(tiny_run, t
     results = tiny_run / "results"
     scan, scan_files = held_out_scan(results)
     argv = [
-        "predict", "--bundle", str(results / "bundle"), *scan_files, "--site", scan.site,
-        "--harmonise", "--out", str(tmp_path / "out"),
+        "predict",
+        "--bundle",
+        str(results / "bundle"),
+        *scan_files,
+        "--site",
+        scan.site,
+        "--harmonise",
+        "--out",
+        str(tmp_path / "out"),
     ]  # fmt: skip  (the run harmonised the ROI volumes: without an age, by site alone)
     assert main(argv) == 0
     captured = capsys.readouterr()

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
+from bids_names import dataset_problems
 from brainpad.paths import map_paths
 from conftest import (
     N_SCANS,
@@ -23,7 +24,6 @@ from conftest import (
     SNAKEMAKE,
     TINY_BASE_MODELS,
     TINY_CONFIG,
-    naming_problems,
     snakemake,
 )
 
@@ -83,21 +83,27 @@ def test_preprocessing_and_folds(tiny_run):
 
 
 def test_results_are_a_bids_derivatives_dataset(tiny_run):
-    """results/dataset_description.json, per-scan names by the BIDS rules, and a sidecar
-    beside every image on the template grid."""
-    description = json.loads((tiny_run / "results/dataset_description.json").read_text())
+    """results/preproc/ and results/maps/scans/ are BIDS-derivatives datasets: described,
+    each file in sub-*/[ses-*/]anat/ and valid by the BIDS schema (or in .bidsignore), and
+    a sidecar beside every image on the template grid."""
+    preproc, maps = tiny_run / "results/preproc", tiny_run / "results/maps/scans"
+    description = json.loads((preproc / "dataset_description.json").read_text())
     assert description["DatasetType"] == "derivative"
     assert description["GeneratedBy"][0]["Name"] == "brainpad"
     assert description["SourceDatasets"][0]["URL"].endswith("/results/simulated")
-    files = [p for p in (tiny_run / "results/preproc").glob("sub-*/*") if p.is_file()]
+    maps_description = json.loads((maps / "dataset_description.json").read_text())
+    assert maps_description["DatasetLinks"]["preproc"] == preproc.resolve().as_uri()
+    assert dataset_problems(preproc) == [] and dataset_problems(maps) == []
+    files = [p for p in preproc.glob("sub-*/ses-*/anat/*") if p.is_file()]
     assert len(files) >= 10 * N_SCANS
-    assert [problem for p in files for problem in naming_problems(p.name)] == []
     images = [p for p in files if "_space-" in p.name and p.name.endswith(".nii.gz")]
-    assert len(images) >= 4 * N_SCANS  # GM, WM, CSF and T1w (and FLAIR)
+    images += list(maps.glob("sub-*/ses-*/anat/*_map.nii.gz"))
+    assert len(images) >= 4 * N_SCANS  # GM, WM, CSF and T1w (and FLAIR), and the maps
     for image in images:
         sidecar = json.loads(image.with_name(image.name.replace(".nii.gz", ".json")).read_text())
         assert sidecar["SpatialReference"] == "MNI152NLin2009aSym"
-        assert sidecar["Resolution"] == "4 mm isotropic" and sidecar["Sources"]
+        assert sidecar["Resolution"] == "4 mm isotropic"
+        assert sidecar["Sources"][0].startswith(("bids:raw:sub-", "bids:preproc:sub-"))
 
 
 def test_input_arrays_and_flair(tiny_run):
@@ -246,11 +252,11 @@ def test_local_brain_age_maps(tiny_run):
     for row in table.itertuples():
         folder = tiny_run / "results/maps/scans" / row.participant_id
         for kind in ("brainage", "brainPAD", "brainPADcorrected"):
-            image = nib.load(map_paths(folder.parent, row.participant_id, row.scan_id)[kind])
+            image = nib.load(map_paths(folder.parent, row.scan_id)[kind])
             assert image.shape == mask.shape
         data = image.get_fdata()
         assert np.isnan(data[~brain]).all() and np.isfinite(data[brain]).mean() > 0.95
-        brain_age = nib.load(map_paths(folder.parent, row.participant_id, row.scan_id)["brainage"])
+        brain_age = nib.load(map_paths(folder.parent, row.scan_id)["brainage"])
         assert np.nanmean(brain_age.get_fdata()) == pytest.approx(row.pred_local_unet, rel=0.01)
     dependence = pd.read_csv(tiny_run / "results/maps/age_dependence.tsv", sep="\t")
     assert dependence["correction"].tolist() == [

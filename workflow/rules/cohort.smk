@@ -38,7 +38,7 @@ rule build_arrays:
         index=ARRAYS["index"],
         arrays=[path for files in INPUT_ARRAYS.values() for path in files.values()],
     params:
-        preproc_dir=lambda wildcards, input: Path(input.maps[0]).parent.parent,
+        preproc_dir=preproc_root,
         out_dir=lambda wildcards, output: Path(output.index).parent,
         inputs=MODEL_INPUTS,
     log:
@@ -65,7 +65,7 @@ rule roi_volumes:
     output:
         ROI_VOLUMES,
     params:
-        preproc_dir=lambda wildcards, input: Path(input.maps[0]).parent.parent,
+        preproc_dir=preproc_root,
     log:
         log_path("roi_volumes"),
     benchmark:

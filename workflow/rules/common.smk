@@ -10,7 +10,14 @@ from snakemake.settings.types import DeploymentMethod
 
 import pandas as pd
 
-from brainpad.paths import CONSUMED, array_files, output_paths, scan_batches, template_files
+from brainpad.paths import (
+    CONSUMED,
+    array_files,
+    output_paths,
+    preproc_paths,
+    scan_batches,
+    template_files,
+)
 from brainpad.inputs.bids import dataset_overlap, describe_scan, discover_scans, listed_participants
 from brainpad.inputs.tables import SCHEMAS
 from brainpad.inputs.validate import participant_ids
@@ -48,7 +55,7 @@ if APPLY:
     PREPROCESS_SEED = TRAINED["seed"]
 MANIFEST = "results/manifest.tsv"
 # results/ as a BIDS-derivatives dataset: its description (brainpad.derivatives)
-DERIVATIVES_DESCRIPTION = "results/dataset_description.json"
+DERIVATIVES_DESCRIPTION = "results/preproc/dataset_description.json"
 MANIFEST_SKIPPED = "results/manifest_skipped.tsv"
 QC_TABLE = "results/preproc/qc.tsv"
 FOLDS = "results/folds.tsv"
@@ -178,7 +185,7 @@ else:
 
 
 wildcard_constraints:
-    subject=r"sub-[A-Za-z0-9]+",
+    folder=r"sub-[A-Za-z0-9]+(/ses-[A-Za-z0-9]+)?/anat",  # a scan's (brainpad.paths.scan_folder)
     scan=r"sub-[A-Za-z0-9]+(_[a-z]+-[A-Za-z0-9]+)*",
     session=r"ses-[A-Za-z0-9]+",
     modality=r"[A-Za-z0-9]+",
@@ -312,19 +319,20 @@ def t1w_scans(modality="T1w"):
     return table[~table["participant_id"].isin(EXCLUDED)].set_index("scan_id")
 
 
-def preproc_dir(subject):
-    """One participant's preprocessing folder (a wildcard pattern or a concrete name)."""
-    return f"{PREPROC_DIR}/{subject}"
+PREPROC_FOLDER = f"{PREPROC_DIR}/{{folder}}"  # a scan's sub-*/[ses-*/]anat/ (a pattern)
 
 
-def preproc_files(subject, scan):
-    """Declared outputs of one scan's preprocessing (wildcard patterns or concrete names).
+def preproc_files(scan=None):
+    """Declared outputs of one scan's preprocessing: the rule's wildcard patterns (no
+    ``scan``) or the files of a concrete scan, in its ``sub-*/[ses-*/]anat/`` folder.
 
     Only the files the cohort-level rules read: every declared output costs Snakemake
     planning time per scan. The transforms, the preprocessed T1w, its brain mask and the
     QC montage are written beside them (brainpad.paths.output_paths).
     """
-    paths = output_paths(preproc_dir(subject), scan)
+    paths = (
+        output_paths(PREPROC_FOLDER, "{scan}") if scan is None else preproc_paths(PREPROC_DIR, scan)
+    )
     return {k: str(paths[k]) for k in CONSUMED}
 
 
@@ -340,6 +348,13 @@ BATCHES = (
 )
 
 
+def preproc_root(wildcards, input):
+    """PREPROC_DIR, found above the first preprocessed file of ``input.maps``:
+    above its sub-*/ folder or batches/ (params derived from the files, as --lint asks)."""
+    path = Path(input.maps[0])
+    return next(p for p in path.parents if p.name.startswith("sub-") or p.name == "batches").parent
+
+
 def batch_qc_table(batch):
     """The QC table a preprocessing batch writes last (a wildcard pattern or a name)."""
     return f"{PREPROC_DIR}/batches/{batch}_qc.tsv"
@@ -348,17 +363,12 @@ def batch_qc_table(batch):
 def preprocessed(tissues=("gm", "wm")):
     """What the cohort-level steps wait for (each scan's maps, or each batch's QC table).
 
-    The rules read the maps from PREPROC_DIR (two levels above either kind of file);
-    with batches, a batch's QC table is written after all its scans' maps, so it stands
+    The rules read the maps from PREPROC_DIR; with batches, a batch's QC table is written after all its scans' maps, so it stands
     for them.
     """
     if BATCHES:
         return [batch_qc_table(b) for b in BATCHES]
-    return [
-        preproc_files(subject, scan)[tissue]
-        for scan, subject in T1W_SCANS["participant_id"].items()
-        for tissue in tissues
-    ]
+    return [preproc_files(scan)[tissue] for scan in T1W_SCANS.index for tissue in tissues]
 
 
 def model_files(model, fold, maps=False):

@@ -45,15 +45,17 @@ checkpoint validate_inputs:
         " --schema {input.schema:q} --threads {threads} > {log} 2>&1"
 
 
-# results/dataset_description.json, once the dataset has passed validation (before it, no
+# results/preproc/dataset_description.json (the preprocessing as BIDS derivatives), once the dataset has passed validation (before it, no
 # job but validate_inputs may run)
 rule describe_derivatives:
     input:
         validated(lambda wildcards: [v for k, v in bids_metadata().items() if k == "description"]),
     output:
         DERIVATIVES_DESCRIPTION,
+        f"{PREPROC_DIR}/.bidsignore",
     params:
         bids_dir=lambda wildcards: BIDS_DIR,
+        out_dir=lambda wildcards, output: Path(output[0]).parent,
     log:
         log_path("describe_derivatives"),
     threads: 1
@@ -63,4 +65,4 @@ rule describe_derivatives:
     conda:
         "../../envs/inputs.yaml"
     shell:
-        "brainpad describe --bids-dir {params.bids_dir:q} --out {output} > {log} 2>&1"
+        "brainpad describe --bids-dir {params.bids_dir:q} --out-dir {params.out_dir} > {log} 2>&1"

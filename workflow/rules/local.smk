@@ -1,5 +1,5 @@
 # Local brain age (study 1): per-scan brain-age and brain-PAD maps of the voxel model
-# (local_unet), raw and voxelwise bias-corrected, under results/maps/scans/<participant>/;
+# (local_unet), raw and voxelwise bias-corrected, under results/maps/scans/sub-*/[ses-*/]anat/;
 # their ROI, group and reliability statistics under results/maps/stats/ and statmaps/;
 # on simulated data, their validation against the truth.
 
@@ -27,6 +27,7 @@ rule local_maps:
         method=config["debias"]["voxel_method"],
         calibration=config["debias"]["voxel_calibration"],
         seed=config["seed"],
+        preproc_dir=PREPROC_DIR,
     log:
         log_path("local_maps"),
     benchmark:
@@ -42,7 +43,7 @@ rule local_maps:
         " --predictions {input.predictions} --maps {input.maps} --bin-edges {params.edges}"
         " --min-per-bin {params.min_per_bin} --voxel-method {params.method}"
         " --calibration {params.calibration}"
-        " --seed {params.seed} --out-dir {output.maps}"
+        " --seed {params.seed} --out-dir {output.maps} --preproc-dir {params.preproc_dir}"
         " --age-dependence {output.age_dependence} --voxel-bias {output.voxel_bias}"
         " > {log} 2>&1"
 

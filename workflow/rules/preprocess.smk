@@ -46,17 +46,17 @@ rule preprocess_t1w:
         flair=validated(lambda wildcards: FLAIR_PATHS.get(wildcards.scan, [])),
         templates=[TEMPLATES[k] for k in ("t1", "gm", "wm", "csf", "mask")],
     output:
-        **preproc_files("{subject}", "{scan}"),
+        **preproc_files(),
     params:
         # a pattern, not a function: a job per scan, and each function costs Snakemake a
         # signature inspection per job when planning (10,000 scans)
-        out_dir=preproc_dir("{subject}"),
+        out_dir=PREPROC_FOLDER,
         flair=lambda wildcards, input: f"--flair '{input.flair}'" if input.flair else "",
         **PREPROCESS_PARAMS,
     log:
-        log_path("preprocess/{subject}/{scan}"),
+        log_path("preprocess/{folder}/{scan}"),
     benchmark:
-        benchmark_path("preprocess/{subject}/{scan}")
+        benchmark_path("preprocess/{folder}/{scan}")
     threads: 1
     resources:
         mem_mb=memory(3000),
@@ -120,7 +120,7 @@ rule qc_summary:
         manifest=MANIFEST,
         qc=[batch_qc_table(b) for b in BATCHES]
         if BATCHES
-        else [preproc_files(s, scan)["qc"] for scan, s in T1W_SCANS["participant_id"].items()],
+        else [preproc_files(scan)["qc"] for scan in T1W_SCANS.index],
     output:
         QC_TABLE,
     params:

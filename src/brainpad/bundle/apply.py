@@ -200,7 +200,8 @@ def apply_cohort(
     from brainpad.atomic import write_table_atomic
     from brainpad.bundle.maps import write_scan_maps
     from brainpad.bundle.predict import scan_images
-    from brainpad.paths import map_paths
+    from brainpad.derivatives import describe_maps
+    from brainpad.paths import map_paths, scan_folder
     from brainpad.training.inference import select_device
 
     manifest = pd.read_csv(manifest_path, sep="\t", dtype={"session": str, "run": str})
@@ -211,10 +212,11 @@ def apply_cohort(
         harmonisation.check(scans)
     t1w = manifest[manifest["modality"] == "T1w"].set_index("scan_id")
     device = select_device(device_name)
-    images = [scan_images(Path(preproc_dir) / s.participant_id, s.scan_id) for s in scans]
+    images = [scan_images(scan_folder(preproc_dir, s.scan_id), s.scan_id) for s in scans]
     volumes, inputs = roi_inputs(bundle, scans, images, harmonisation)
     rows, features, mapped = [], [], {}
     Path(out["maps"]).mkdir(parents=True, exist_ok=True)
+    describe_maps(out["maps"], preproc_dir)
     for k, scan in enumerate(scans):
         checked = {"passed": True, "reasons": []}
         row, maps, _, _ = scan_row(bundle, scan, images[k], checked, device, volumes[k], inputs[k])
@@ -222,9 +224,9 @@ def apply_cohort(
         row["role"] = apply_role(scan.group, scan.age, bundle.control_group)
         rows.append(row)
         features.append(volumes[k].assign(scan_id=scan.scan_id))
-        for brain_age in list(maps.values())[:1]:  # the first map model, as in training
-            mapped[scan.scan_id] = map_paths(out["maps"], scan.participant_id, scan.scan_id)
-            write_scan_maps(bundle, brain_age, scan.age, mapped[scan.scan_id])
+        for model, brain_age in list(maps.items())[:1]:  # the first map model, as in training
+            mapped[scan.scan_id] = map_paths(out["maps"], scan.scan_id)
+            write_scan_maps(bundle, brain_age, scan, mapped[scan.scan_id], model)
         log.info("%s", describe_row(row))
     table, summary = finish(pd.DataFrame(rows), bundle, recalibrate, mapped, harmonisation)
     roi = pd.concat(features, ignore_index=True)

@@ -23,20 +23,27 @@ def write_map(bundle: Bundle, values: np.ndarray, path: Path) -> None:
 
 
 def write_scan_maps(
-    bundle: Bundle, brain_age: np.ndarray, age: float | None, paths: dict[str, Path]
+    bundle: Bundle,
+    brain_age: np.ndarray,
+    scan: ScanInput,
+    paths: dict[str, Path],
+    model: str | None = None,
 ) -> None:
     """A scan's brain-age map, and with an age its brain-PAD map and (with the bundle's
     voxelwise correction) its corrected one, to ``paths`` (``brainage``, ``brainPAD``,
-    ``brainPADcorrected``; :data:`brainpad.paths.MAP_KINDS`)."""
+    ``brainPADcorrected``; :data:`brainpad.paths.MAP_KINDS`), each with its sidecar."""
+    from brainpad.derivatives import write_map_sidecars
+
     paths["brainage"].parent.mkdir(parents=True, exist_ok=True)
     write_map(bundle, brain_age, paths["brainage"])
-    if age is None:
-        return
-    delta = brain_age - age
-    write_map(bundle, delta, paths["brainPAD"])
-    voxel_bias = bundle.voxel_bias
-    if voxel_bias is not None:
-        write_map(bundle, voxel_bias.correct(age, delta), paths["brainPADcorrected"])
+    if scan.age is not None:
+        delta = brain_age - scan.age
+        write_map(bundle, delta, paths["brainPAD"])
+        voxel_bias = bundle.voxel_bias
+        if voxel_bias is not None:
+            write_map(bundle, voxel_bias.correct(scan.age, delta), paths["brainPADcorrected"])
+    voxel_mm = bundle.settings["preprocess"]["voxel_size"]
+    write_map_sidecars(paths, voxel_mm, scan.scan_id, model)
 
 
 def write_predicted_maps(
@@ -51,5 +58,5 @@ def write_predicted_maps(
         entity = f"_model-{model}" if len(maps) > 1 else ""
         stem = f"{scan.scan_id}{entity}_{SPACE}_desc"
         written.append({kind: folder / f"{stem}-{kind}_map.nii.gz" for kind in MAP_KINDS})
-        write_scan_maps(bundle, brain_age, scan.age, written[-1])
+        write_scan_maps(bundle, brain_age, scan, written[-1], model)
     return written[0] if written else None

@@ -45,10 +45,8 @@ def _scan_maps(folds_path: str, preproc_dir: str, tissues: tuple[str, ...]) -> p
 
     scans = pd.read_csv(folds_path, sep="\t")[["scan_id", "participant_id"]]
     for tissue in tissues:
-        scans[tissue] = [
-            preproc_paths(preproc_dir, pid, scan_id)["t1" if tissue == "T1w" else tissue.lower()]
-            for scan_id, pid in zip(scans["scan_id"], scans["participant_id"], strict=True)
-        ]
+        key = "t1" if tissue == "T1w" else tissue.lower()
+        scans[tissue] = [preproc_paths(preproc_dir, scan_id)[key] for scan_id in scans["scan_id"]]
     return scans
 
 

@@ -31,9 +31,9 @@ def _cmd_validate(args: argparse.Namespace) -> None:
 
 
 def _cmd_describe(args: argparse.Namespace) -> None:
-    from brainpad.derivatives import dataset_description, write_json
+    from brainpad.derivatives import dataset_description, describe
 
-    write_json(dataset_description(args.bids_dir), args.out)
+    describe(args.out_dir, "preproc", dataset_description(args.bids_dir))
 
 
 def add_participant_selection(parser: argparse.ArgumentParser) -> None:
@@ -65,9 +65,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--require", nargs="*", default=[], help="suffixes every T1w session needs (FLAIR)"
     )
     val.add_argument("--groups", nargs="+", default=["HC", "sMCI", "pMCI", "AD"])
-    val.add_argument(
-        "--any-group", action="store_true", help="accept any group label (apply mode)"
-    )
+    val.add_argument("--any-group", action="store_true", help="accept any group label (apply mode)")
     val.add_argument("--control-group", default="HC")
     add_participant_selection(val)
     val.add_argument("--on-unlisted-scan", choices=["warn", "error"], default="warn")
@@ -85,8 +83,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     val.set_defaults(func=_cmd_validate)
     des = sub.add_parser(
-        "describe", help="results/dataset_description.json: the outputs as BIDS derivatives"
+        "describe",
+        help="results/preproc/dataset_description.json and .bidsignore: the preprocessing as "
+        "a BIDS-derivatives dataset",
     )
     des.add_argument("--bids-dir", required=True, help="the source dataset")
-    des.add_argument("--out", required=True)
+    des.add_argument("--out-dir", required=True, help="the derivatives dataset's root")
     des.set_defaults(func=_cmd_describe)

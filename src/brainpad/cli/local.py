@@ -34,6 +34,10 @@ def _cmd_local_maps(args: argparse.Namespace) -> None:
         args.voxel_bias,
     )
     write_table_atomic(table, args.age_dependence)
+    if args.preproc_dir:
+        from brainpad.derivatives import describe_maps
+
+        describe_maps(args.out_dir, args.preproc_dir)
 
 
 def _cmd_local_stats(args: argparse.Namespace) -> None:
@@ -152,6 +156,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     add_calibration(lmp, "voxelwise corrections")
     lmp.add_argument("--out-dir", required=True, help="folder of the per-scan maps")
+    lmp.add_argument(
+        "--preproc-dir",
+        help="the preprocessing derivatives the maps come from: --out-dir is then described "
+        "as a BIDS-derivatives dataset linked to it",
+    )
     lmp.add_argument("--age-dependence", required=True, help="output TSV")
     lmp.add_argument(
         "--voxel-bias", help="the applied voxelwise correction (NIfTI + JSON), for the bundle"

@@ -226,8 +226,7 @@ def build_manifest(
     ].isin(participants["participant_id"])
     if unselected.any():
         log.info(
-            "%d scans of %d participants left out by participant_label / "
-            "exclude_participant_label",
+            "%d scans of %d participants left out by participant_label / exclude_participant_label",
             unselected.sum(),
             scans.loc[unselected, "participant_id"].nunique(),
         )

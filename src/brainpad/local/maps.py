@@ -31,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from brainpad.cohort.arrays import crop_slices
+from brainpad.derivatives import write_map_sidecars
 from brainpad.ensemble.correction import LinearBias, calibration_scans
 from brainpad.local.correction import (
     VOXEL_METHODS,
@@ -180,6 +181,7 @@ def write_local_maps(
         brain mean, is left out).
     """
     mask_img = nib.load(mask_path)
+    voxel_mm = float(mask_img.header.get_zooms()[0])
     crop = crop_slices(index)
     brain = np.asarray(mask_img.dataobj)[crop] > 0
     scans = folds[folds["scan_id"].map(fold_maps.__contains__)].reset_index(drop=True)
@@ -217,10 +219,11 @@ def write_local_maps(
         brain_age = fold_maps.get(row.scan_id)
         raw = brain_age - row.age
         corrected = voxel_bias[method].correct(row.age, raw)
-        paths = map_paths(out_dir, row.participant_id, row.scan_id)
+        paths = map_paths(out_dir, row.scan_id)
         paths["brainage"].parent.mkdir(parents=True, exist_ok=True)
         for kind, values in zip(KINDS, (brain_age, raw, corrected), strict=True):
             nib.save(full(values), paths[kind])
+        write_map_sidecars(paths, voxel_mm, row.scan_id)
         if row.scan_id in test_ids:
             test["age"].append(row.age)
             test["raw"].append(raw[brain])

@@ -81,9 +81,9 @@ class MapSet:
         brain = np.asarray(mask_img.dataobj) > 0
         return cls(Path(maps_dir), brain, atlas, labels, mask_img.affine)
 
-    def read(self, participant: str, scan_id: str, kind: str = "brainPADcorrected") -> np.ndarray:
+    def read(self, scan_id: str, kind: str = "brainPADcorrected") -> np.ndarray:
         """One scan's map (``brainage``, ``brainPAD`` or ``brainPADcorrected``)."""
-        path = map_paths(self.maps_dir, participant, scan_id)[kind]
+        path = map_paths(self.maps_dir, scan_id)[kind]
         return np.asarray(nib.load(path).dataobj, dtype=np.float32)
 
     def save(self, values: np.ndarray, path: Path) -> None:
@@ -94,10 +94,7 @@ class MapSet:
 
 def scans_with_maps(folds: pd.DataFrame, maps_dir: str | Path) -> pd.DataFrame:
     """The rows of ``folds`` whose maps were written (every scan the voxel model predicted)."""
-    have = [
-        map_paths(maps_dir, p, s)["brainPADcorrected"].is_file()
-        for p, s in zip(folds["participant_id"], folds["scan_id"], strict=True)
-    ]
+    have = [map_paths(maps_dir, s)["brainPADcorrected"].is_file() for s in folds["scan_id"]]
     return folds[np.asarray(have, dtype=bool)].reset_index(drop=True)
 
 
@@ -118,7 +115,7 @@ def summarise_scans(
     compared = set(people["scan_id"])
     rows, groups = [], {}
     for row in scans.itertuples():
-        pad_map = maps.read(row.participant_id, row.scan_id)
+        pad_map = maps.read(row.scan_id)
         pad = roi_brain_pad(pad_map, maps.atlas, maps.labels, 0.0)
         rows.append([float(np.nanmean(pad_map[maps.brain])), *pad.to_numpy()])
         if row.scan_id in compared:
@@ -214,8 +211,7 @@ def icc_tables(
     reliability the model starts from, which tells a noisy network from noisy inputs.
     """
     pairs = repeat_pairs(scans)
-    participant = scans.set_index("scan_id")["participant_id"]
-    loaders = {"brainPADcorrected": lambda scan_id: maps.read(participant[scan_id], scan_id)}
+    loaders = {"brainPADcorrected": maps.read}
     if tissue is not None:
         loaders["tissue"] = tissue
     rows = []
@@ -248,7 +244,7 @@ def local_accuracy(scans: pd.DataFrame, maps: MapSet, truth: pd.DataFrame | None
     test = baseline_scans(scans[scans["role"] == "test"])
     voxel_mae, global_age = [], []
     for row in test.itertuples():
-        brain_age = maps.read(row.participant_id, row.scan_id, "brainage")[maps.brain]
+        brain_age = maps.read(row.scan_id, "brainage")[maps.brain]
         voxel_mae.append(float(np.nanmean(np.abs(brain_age - row.age))))
         global_age.append(float(np.nanmean(brain_age)))
     age = test["age"].to_numpy(dtype=float)

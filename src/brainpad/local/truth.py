@@ -186,8 +186,8 @@ def group_reliabilities(
     for group, members in people[people["group"] != control_group].groupby("group"):
         maps = np.stack(
             [
-                np.asarray(nib.load(map_paths(maps_dir, p, s)["brainPADcorrected"]).dataobj)[brain]
-                for p, s in zip(members["participant_id"], members["scan_id"], strict=True)
+                np.asarray(nib.load(map_paths(maps_dir, s)["brainPADcorrected"]).dataobj)[brain]
+                for s in members["scan_id"]
             ]
         )
         reliability[str(group)] = split_half_reliability(maps, seed)

@@ -19,7 +19,7 @@ import ants
 import nibabel as nib
 import numpy as np
 
-from brainpad.paths import output_paths, participant_of, preproc_paths, template_files
+from brainpad.paths import output_paths, preproc_paths, template_files
 from brainpad.preprocess import qc
 from brainpad.preprocess.native import bias_correct, load_canonical, working_copy
 from brainpad.preprocess.registration import flair_to_template, nonlinear_jacobian, register
@@ -134,10 +134,9 @@ def preprocess_scan(
 
 def _sidecar(image: Path, description: str, source: str | Path, options: PreprocessOptions):
     """The BIDS-derivatives JSON sidecar of an image on the template grid."""
-    from brainpad.derivatives import image_sidecar, sidecar_path, write_json
+    from brainpad.derivatives import bids_uri, write_sidecar
 
-    sidecar = image_sidecar(description, options.voxel_size, [Path(source).name])
-    write_json(sidecar, sidecar_path(image))
+    write_sidecar(image, description, options.voxel_size, [bids_uri("raw", source)])
 
 
 def preprocess_batch(
@@ -152,7 +151,7 @@ def preprocess_batch(
     """Preprocess several scans one after the other, then write their QC table.
 
     Each scan's files land where :func:`preprocess_scan` puts them for a single scan
-    (``<preproc_dir>/<participant>/``); ``qc_table`` (the rows of
+    (``<preproc_dir>/sub-*/[ses-*/]anat/``); ``qc_table`` (the rows of
     :func:`brainpad.preprocess.qc.summarise`) is written last, so it exists only when
     every scan of the batch is done. ``flairs`` gives each scan's FLAIR (None: none).
     """
@@ -169,7 +168,7 @@ def preprocess_batch(
     for number, (scan, scan_id, flair) in enumerate(
         zip(scans, scan_ids, flairs, strict=True), start=1
     ):
-        paths = preproc_paths(preproc_dir, participant_of(scan_id), scan_id)
+        paths = preproc_paths(preproc_dir, scan_id)
         log.info("scan %d of %d: %s", number, len(scans), scan_id)
         preprocess_scan(scan, scan_id, template_dir, paths["qc"].parent, options, flair)
         qc_files.append(paths["qc"])

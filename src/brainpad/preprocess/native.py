@@ -101,9 +101,7 @@ def _top_and_centre(mask: np.ndarray, spacing: tuple, depth_mm: float) -> np.nda
     return np.array([x, y, z])
 
 
-def centre_start(
-    image: ants.ANTsImage, template_mask: ants.ANTsImage, path: str
-) -> str:
+def centre_start(image: ants.ANTsImage, template_mask: ants.ANTsImage, path: str) -> str:
     """A translation that puts the scan's brain on the template brain: the first guess of
     the registration, written to ``path`` (an ANTs transform file).
 

@@ -203,17 +203,14 @@ def montage(
 
 
 def manifest_qc_files(manifest: str | Path, preproc_dir: str | Path) -> list[Path]:
-    """The qc.json of every T1w scan in ``manifest`` (``<preproc_dir>/<sub>/...``)."""
+    """The QC JSON of every T1w scan in ``manifest`` (``<preproc_dir>/sub-*/[ses-*/]anat/``)."""
     import pandas as pd
 
     from brainpad.paths import preproc_paths
 
     scans = pd.read_csv(manifest, sep="\t", dtype=str)
     t1w = scans[scans["modality"] == "T1w"]
-    return [
-        preproc_paths(preproc_dir, pid, scan_id)["qc"]
-        for scan_id, pid in zip(t1w["scan_id"], t1w["participant_id"], strict=True)
-    ]
+    return [preproc_paths(preproc_dir, scan_id)["qc"] for scan_id in t1w["scan_id"]]
 
 
 def summarise(qc_files: list[str | Path]) -> pd.DataFrame:

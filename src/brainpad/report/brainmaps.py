@@ -172,7 +172,7 @@ def example_scan(folds: pd.DataFrame, maps_dir: str | Path) -> tuple[str, Path] 
         chosen = people[people["role"] == role] if "role" in people else people.iloc[0:0]
         if len(chosen):
             scan = chosen.iloc[0]
-            path = map_paths(maps_dir, scan.participant_id, scan.scan_id)["brainPADcorrected"]
+            path = map_paths(maps_dir, scan.scan_id)["brainPADcorrected"]
             return f"{scan.participant_id} ({scan.group}, {scan.age:.0f} y)", path
     return None
 

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from brainpad.paths import participant_of, preproc_paths
+from brainpad.paths import preproc_paths
 from brainpad.stats.tables import baseline_scans, comparison_people, heldout_people, pad_column
 
 
@@ -278,7 +278,7 @@ def failed_montages(qc: pd.DataFrame, preproc_dir: str | Path, path: str | Path)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, row in zip(axes.ravel(), failed.itertuples(), strict=False):
-        montage = preproc_paths(preproc_dir, participant_of(row.scan_id), row.scan_id)["montage"]
+        montage = preproc_paths(preproc_dir, row.scan_id)["montage"]
         if montage.is_file():
             ax.imshow(plt.imread(montage))
         else:
