@@ -22,25 +22,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import yaml
-from snakemake.utils import validate
+from configured import REPO, model_params
 
 from brainpad.cohort.folds import fold_count
 from brainpad.paths import array_files
 from brainpad.training.fold import train_fold
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def diffae_params(config_path: Path, max_epochs: int | None) -> dict:
-    """``models.diffae`` of the config, completed with the schema's defaults."""
-    config = yaml.safe_load(config_path.read_text())
-    validate(config, str(REPO / "workflow/schemas/config.schema.yaml"))
-    params = dict(config["models"]["diffae"])
-    params.pop("inputs", None)
-    if max_epochs:
-        params.update(max_epochs=max_epochs, patience=max_epochs)
-    return params
 
 
 def test_mae(folds: pd.DataFrame, results: Path, params: dict, seed: int, out: Path) -> float:
@@ -83,7 +69,7 @@ def main() -> None:
     if not unlabelled.any():
         msg = f"{args.results}/folds.tsv has no unlabelled scan: run with `unlabelled: use`"
         raise SystemExit(msg)
-    params = diffae_params(args.config, args.max_epochs)
+    params = model_params(args.config, "diffae", args.max_epochs)
     print(
         f"diffae, {fold_count(folds)} folds, {int((folds['role'] == 'train').sum())} labelled "
         f"training scans, {int(unlabelled.sum())} unlabelled; "

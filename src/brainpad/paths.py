@@ -28,7 +28,8 @@ BRAIN_REGIONS = ("cortex", "subcortex", "cerebellum")
 """Regions an image model may be restricted to; label k + 1 in the template's regions image."""
 
 MODEL_INPUTS = ("tissue", "t1w", "flair")
-"""What an image model may read: modulated GM + WM, or the T1w or FLAIR in MNI space."""
+"""What an image model may read: modulated GM + WM (SyN, modulated), or the T1w or FLAIR
+affinely registered to MNI."""
 
 
 def template_files(directory: str | Path, voxel_size: float) -> dict[str, Path]:
@@ -56,8 +57,12 @@ def output_paths(out_dir: str | Path, scan_id: str) -> dict[str, Path]:
         for tissue in TISSUES
     }
     paths.update(
-        t1=Path(f"{base}_{SPACE}_desc-preproc_T1w.nii.gz"),
-        flair=Path(f"{base}_{SPACE}_desc-preproc_FLAIR.nii.gz"),
+        # what the networks read: affinely registered, as the studies' networks read them
+        t1=Path(f"{base}_{SPACE}_desc-affine_T1w.nii.gz"),
+        flair=Path(f"{base}_{SPACE}_desc-affine_FLAIR.nii.gz"),
+        # through the affine and SyN: on the template's anatomy, as the tissue maps
+        t1_syn=Path(f"{base}_{SPACE}_desc-preproc_T1w.nii.gz"),
+        flair_syn=Path(f"{base}_{SPACE}_desc-preproc_FLAIR.nii.gz"),
         mask=Path(f"{base}_desc-brain_mask.nii.gz"),
         affine=Path(f"{base}_from-T1w_to-{TEMPLATE_SPACE}_mode-image_xfm.mat"),
         warp=Path(f"{base}_from-T1w_to-{TEMPLATE_SPACE}_mode-image_warp.nii.gz"),

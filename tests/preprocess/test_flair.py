@@ -51,7 +51,7 @@ def test_flair_lesions_land_where_the_simulator_put_them(lesioned_session, templ
     qc = preprocess_scan(
         paths["T1w"], "sub-01_ses-1", templates_4mm, out, OPTIONS, flair=paths["FLAIR"]
     )
-    flair_path = output_paths(out, "sub-01_ses-1")["flair"]
+    flair_path = output_paths(out, "sub-01_ses-1")["flair_syn"]
     flair = nib.load(flair_path)
     files = template_files(templates_4mm, 4.0)
     assert flair.shape == nib.load(files["mask"]).shape

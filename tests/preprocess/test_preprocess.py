@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import tempfile
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
 
 from brainpad.cli import main
-from brainpad.paths import output_paths, preproc_paths
+from brainpad.derivatives import sidecar_path
+from brainpad.paths import output_paths, preproc_paths, template_files
 from brainpad.preprocess import PreprocessOptions, preprocess_batch, preprocess_scan
 from brainpad.preprocess.native import to_ants
 from brainpad.preprocess.qc import QCThresholds, qc_metrics, summarise
@@ -40,9 +42,9 @@ def test_outputs_and_qc(preprocessed):
     out, results = preprocessed
     for scan_id, (_, qc) in results.items():
         paths = output_paths(out, scan_id)
-        flair = paths.pop("flair")
+        flairs = [paths.pop("flair"), paths.pop("flair_syn")]
         assert all(p.is_file() for p in paths.values()), scan_id
-        assert not flair.exists(), "no FLAIR was given, so none is written"
+        assert not any(f.exists() for f in flairs), "no FLAIR was given, so none is written"
         assert json.loads(paths["qc"].read_text()) == qc
         assert qc["passed"], qc["reasons"]
         assert qc["similarity"] > 0.8
@@ -74,6 +76,27 @@ def test_preprocessing_repeats_exactly(preprocessed, tiny_cohort, templates_4mm,
         assert output_paths(tmp_path, scan_id)[key].read_bytes() == before, key
 
 
+def test_the_networks_t1w_is_affine_and_keeps_each_brains_own_shape(preprocessed, templates_4mm):
+    """The T1w the networks read (affine only) lies on the template but keeps the brain's
+    own shape; the SyN-warped T1w pulls every brain onto the template's anatomy, so two
+    people's SyN images are more alike than their affine ones."""
+    out, results = preprocessed
+    mask = np.asarray(nib.load(template_files(templates_4mm, 4.0)["mask"]).dataobj) > 0
+    template = np.asarray(nib.load(template_files(templates_4mm, 4.0)["t1"]).dataobj)[mask]
+
+    def brain(scan_id, key):
+        return np.asarray(nib.load(output_paths(out, scan_id)[key]).dataobj)[mask]
+
+    first, second = results
+    r = {key: np.corrcoef(brain(first, key), brain(second, key))[0, 1] for key in ("t1", "t1_syn")}
+    to_template = {key: np.corrcoef(brain(first, key), template)[0, 1] for key in r}
+    print(f"between people r {r}, to the template r {to_template}")
+    assert to_template["t1"] > 0.6 and to_template["t1_syn"] > to_template["t1"]
+    assert r["t1"] < r["t1_syn"] - 0.02
+    sidecar = json.loads(sidecar_path(output_paths(out, first)["t1"]).read_text())
+    assert "affine only" in sidecar["Description"]
+
+
 def test_skull_and_no_skull_both_extract_the_brain(preprocessed, tiny_cohort):
     """Estimated total intracranial volume within 15 % of the simulated truth."""
     _, results = preprocessed
@@ -92,7 +115,6 @@ def test_small_and_large_heads_with_skull_keep_their_size(
     extremes) registers with an affine of that size: a dilated first brain mask once reached
     the skull of small heads, and the affine inflated the brain onto it (determinant 1.3
     for a head of 0.94, similarity 0.66)."""
-    import nibabel as nib
 
     skull = {s.name: s.skull for s in tiny_settings.sites}
     row, qc = next((r, q) for r, q in preprocessed[1].values() if skull[r.site])
@@ -113,7 +135,6 @@ def test_small_and_large_heads_with_skull_keep_their_size(
 
 
 def test_modulated_maps_hold_tissue_volume(preprocessed):
-    import nibabel as nib
 
     out, results = preprocessed
     for scan_id, (_, qc) in results.items():
@@ -127,8 +148,6 @@ def test_nonlinear_modulation_divides_out_head_size(
 ):
     """'nonlinear' maps are the full maps over the affine's determinant; QC is unchanged."""
     import dataclasses
-
-    import nibabel as nib
 
     out, results = preprocessed
     scan_id, (row, full_qc) = next(iter(results.items()))

@@ -29,6 +29,12 @@ def results(tmp_path):
     write(out / "maps/stats/truth_validation.tsv", [
         {"group": "AD", "top5_truly_affected": 4, "top5_rois": "Left_Hippocampus, ..."},
     ])  # fmt: skip
+    write(out / "stats/accuracy_untrained.tsv", [
+        {"model": "ensemble", "n": 45, "mae": 3.5, "mae_low": 2.9, "mae_high": 4.2, "r": 0.97,
+         "floor_mae": 2.9, "mae_over_floor": 3.5 / 2.9, "ratio_low": 1.0, "ratio_high": 1.4},
+        {"model": "cnn3d-t1w", "n": 45, "mae": 5.5, "mae_low": 4.6, "mae_high": 6.5, "r": 0.9,
+         "floor_mae": 2.9, "mae_over_floor": 5.5 / 2.9, "ratio_low": 1.6, "ratio_high": 2.2},
+    ])  # fmt: skip
     return out
 
 
@@ -45,6 +51,16 @@ def test_a_demo_that_shows_the_science_passes(results):
     assert any(line.startswith("sMCI vs HC: Cohen's d 0.50") for line in lines)
     assert not any("AD vs sMCI" in line for line in lines)  # controls only
     assert "4 of its 5 strongest regions truly affected" in lines[-1]
+    start = lines.index(
+        "every model on the 45 healthy controls it did not train on (95 % intervals):"
+    )
+    assert lines[start + 1 : start + 4] == [
+        "  (the simulation's floor on them: 2.90 y)",
+        "  ensemble   MAE  3.50 y (2.90-4.20)  r 0.97  1.21x the floor (1.00-1.40) "
+        "[r >= 0.8, <= 2x: ok]",
+        "  cnn3d-t1w  MAE  5.50 y (4.60-6.50)  r 0.90  1.90x the floor (1.60-2.20) "
+        "[r >= 0.8, <= 2x: ok]",
+    ]
 
 
 def test_the_summary_says_where_the_bundle_is(results):
@@ -60,6 +76,8 @@ def test_the_summary_says_where_the_bundle_is(results):
         ("stats/accuracy.tsv", 0, "mae", 4.6),  # 1.53x the floor
         ("stats/group_comparison.tsv", 0, "d", 0.7),
         ("maps/stats/truth_validation.tsv", 0, "top5_truly_affected", 2),
+        ("stats/accuracy_untrained.tsv", 1, "r", 0.75),  # a model that did not learn
+        ("stats/accuracy_untrained.tsv", 1, "mae_over_floor", 2.1),
     ],
 )
 def test_each_check_can_fail(results, table, row, column, value):
@@ -73,8 +91,10 @@ def test_each_check_can_fail(results, table, row, column, value):
 
 
 def test_real_data_has_no_checks(results):
-    accuracy = pd.read_csv(results / "stats/accuracy.tsv", sep="\t").drop(columns="floor_mae")
-    accuracy.to_csv(results / "stats/accuracy.tsv", sep="\t", index=False)
+    for name in ("accuracy", "accuracy_untrained"):
+        path = results / f"stats/{name}.tsv"
+        table = pd.read_csv(path, sep="\t").drop(columns="floor_mae")
+        table.to_csv(path, sep="\t", index=False)
     (results / "maps/stats/truth_validation.tsv").unlink()
     lines, passed = headline(results)
     assert passed and not any("[" in line for line in lines)

@@ -9,7 +9,12 @@ from scipy import stats as sps
 from statsmodels.stats.weightstats import ttest_ind as sm_ttest
 
 from brainpad.stats.measures import accuracy, cohens_d, icc_2_1, voxel_welch, welch
-from brainpad.stats.tables import accuracy_table, compare_groups, group_tables
+from brainpad.stats.tables import (
+    accuracy_table,
+    compare_groups,
+    group_tables,
+    untrained_accuracy,
+)
 
 
 def test_accuracy():
@@ -68,6 +73,37 @@ def test_accuracy_table_on_the_healthy_test_set_with_the_floor(brain_age, synthe
     floor = np.abs(synthetic_truth.loc[test["participant_id"], "true_brain_pad"]).mean()
     assert result["floor_mae"].tolist() == pytest.approx([floor] * 2)
     np.testing.assert_allclose(result["mae_above_floor"], result["mae"] - result["floor_mae"])
+
+
+def test_every_model_is_scored_on_all_the_controls_it_did_not_train_on(brain_age, synthetic_truth):
+    """All 50 controls (out-of-fold training ones and held-out ones, first scans), not the
+    test set's few; the MAE's and the floor ratio's bootstrap intervals hold the values and
+    match a percentile bootstrap done here by hand."""
+    table = brain_age.copy()
+    table.loc[table["group"] != "HC", "pred_m1"] = 200.0  # patients are not scored
+    table.loc[table.index[0], "pred_m1"] = np.nan  # a model that skipped a scan
+    columns = {"ensemble": "brain_age", "m1": "pred_m1"}
+    result = untrained_accuracy(table, columns, synthetic_truth, seed=1).set_index("model")
+    controls = brain_age[brain_age["group"] == "HC"].sort_values("scan_id")
+    controls = controls.drop_duplicates("participant_id")
+    assert result.loc["ensemble", "n"] == len(controls) == 50
+    assert result.loc["m1", "n"] == 49
+    errors = np.abs(controls["brain_age"] - controls["age"]).to_numpy()
+    floor = np.abs(synthetic_truth.loc[controls["participant_id"], "true_brain_pad"]).to_numpy()
+    row = result.loc["ensemble"]
+    assert row["mae"] == pytest.approx(errors.mean())
+    assert row["floor_mae"] == pytest.approx(floor.mean())
+    assert row["mae_over_floor"] == pytest.approx(errors.mean() / floor.mean())
+    assert row["mae_low"] < row["mae"] < row["mae_high"]
+    assert row["ratio_low"] < row["mae_over_floor"] < row["ratio_high"]
+    rng = np.random.default_rng(0)
+    draws = rng.integers(0, len(errors), (4000, len(errors)))
+    low, high = np.percentile(errors[draws].mean(axis=1), [2.5, 97.5])
+    assert row["mae_low"] == pytest.approx(low, abs=0.1)
+    assert row["mae_high"] == pytest.approx(high, abs=0.1)
+    scored = controls[controls["scan_id"] != table.loc[table.index[0], "scan_id"]]
+    m1 = np.abs(scored["pred_m1"] - scored["age"]).mean()
+    assert result.loc["m1", "mae"] == pytest.approx(m1)
 
 
 def test_group_tables_match_controls_by_age(brain_age, synthetic_truth):

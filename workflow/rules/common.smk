@@ -73,6 +73,7 @@ STATS = {
     name: f"results/stats/{name}.tsv"
     for name in (
         "accuracy",
+        "accuracy_untrained",
         "brain_pad_by_group",
         "group_comparison",
         "accuracy_by_age_bin",

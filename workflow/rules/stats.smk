@@ -1,4 +1,4 @@
-# Healthy-test accuracy, brain-PAD group comparisons, study 2's comparison of the models'
+# Healthy-test accuracy (and on every control a model did not train on), brain-PAD group comparisons, study 2's comparison of the models'
 # brain-PAD distributions, survival, clinical associations and the site effects before and
 # after harmonisation (results/stats/*.tsv).
 
@@ -14,6 +14,12 @@ rule stats:
             caption="../report/accuracy.rst",
             category="Accuracy",
             labels={"table": "healthy-test accuracy"},
+        ),
+        accuracy_untrained=report(
+            STATS["accuracy_untrained"],
+            caption="../report/accuracy_untrained.rst",
+            category="Accuracy",
+            labels={"table": "accuracy on every untrained control"},
         ),
         brain_pad_by_group=report(
             STATS["brain_pad_by_group"],
@@ -84,6 +90,7 @@ rule stats:
             f"--participants {input.participants}" if input.participants else ""
         ),
         out_dir=lambda wildcards, output: Path(output.accuracy).parent,
+        seed=config["seed"],
     log:
         log_path("stats"),
     threads: 1
@@ -95,4 +102,5 @@ rule stats:
     shell:
         "brainpad stats --brain-age {input.brain_age} --models {params.models}"
         " --control-group {params.control_group} --control-min-age {params.control_min_age}"
-        " {params.truth} {params.participants} --out-dir {params.out_dir} > {log} 2>&1"
+        " {params.truth} {params.participants} --seed {params.seed}"
+        " --out-dir {params.out_dir} > {log} 2>&1"

@@ -55,6 +55,7 @@ def _cmd_stats(args: argparse.Namespace) -> None:
         ensemble_vs_base,
         group_tables,
         ks_table,
+        untrained_accuracy,
     )
 
     table = pd.read_csv(args.brain_age, sep="\t")
@@ -66,6 +67,8 @@ def _cmd_stats(args: argparse.Namespace) -> None:
     )
     out = Path(args.out_dir)
     write_table_atomic(accuracy, out / "accuracy.tsv")
+    untrained = untrained_accuracy(table, columns, truth, args.seed)
+    write_table_atomic(untrained, out / "accuracy_untrained.tsv")
     write_table_atomic(by_group, out / "brain_pad_by_group.tsv")
     write_table_atomic(comparisons, out / "group_comparison.tsv")
     write_table_atomic(accuracy_by(table, columns, "age_bin"), out / "accuracy_by_age_bin.tsv")
@@ -115,5 +118,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     sta.add_argument(
         "--participants", help="participants.tsv (survival_months: the survival analysis)"
     )
+    sta.add_argument("--seed", type=int, default=0, help="seed of the bootstrap intervals")
     sta.add_argument("--out-dir", required=True)
     sta.set_defaults(func=_cmd_stats)

@@ -84,8 +84,11 @@ def preprocess_scan(
             ants.image_write(template.new_image_like(data), str(paths[tissue.lower()]))
             what = f"{tissue} probability × Jacobian ({options.modulation} modulation)"
             _sidecar(paths[tissue.lower()], f"{what}, {options.fwhm_mm:g} mm FWHM", scan, options)
-        ants.image_write(reg.warped, str(paths["t1"]))
-        _sidecar(paths["t1"], "N4-corrected, brain-extracted T1w (affine + SyN)", scan, options)
+        ants.image_write(reg.warped, str(paths["t1_syn"]))
+        what = "N4-corrected, brain-extracted T1w"
+        _sidecar(paths["t1_syn"], f"{what} (affine + SyN)", scan, options)
+        ants.image_write(reg.affine_to_template(corrected, template), str(paths["t1"]))
+        _sidecar(paths["t1"], f"{what} (affine only: what the networks read)", scan, options)
         ants.image_write(reg.brain_mask, str(paths["mask"]))
         reg.save(paths["affine"], paths["warp"], paths["inverse_warp"])
         brain = mask.numpy() > 0
@@ -103,11 +106,16 @@ def preprocess_scan(
         )
         metrics.update(scan_id=scan_id, source=str(scan))  # no timing: QC files repeat exactly
         if flair is not None:
-            flair_mni, metrics["flair_similarity"] = flair_to_template(
+            flair_mni, flair_affine, metrics["flair_similarity"] = flair_to_template(
                 bias_correct(load_canonical(flair)), corrected, reg, template, mask
             )
-            ants.image_write(flair_mni, str(paths["flair"]))
-            _sidecar(paths["flair"], "FLAIR through the T1w's transforms", flair, options)
+            ants.image_write(flair_mni, str(paths["flair_syn"]))
+            what = "FLAIR through the T1w's transforms"
+            _sidecar(paths["flair_syn"], f"{what} (affine + SyN)", flair, options)
+            ants.image_write(flair_affine, str(paths["flair"]))
+            _sidecar(
+                paths["flair"], f"{what} (affine only: what the networks read)", flair, options
+            )
             log.info("%s: FLAIR done (%.1f s)", scan_id, time.perf_counter() - start)
         log.info("%s: maps written (%.1f s)", scan_id, time.perf_counter() - start)
         qc.montage(

@@ -62,6 +62,24 @@ class Registration:
         resampled = ants.resample_image_to_target(self.brain_mask, image, interp_type="linear")
         return ants.threshold_image(resampled, 0.5, 2.0)
 
+    def affine_to_template(
+        self, image: ants.ANTsImage, template: ants.ANTsImage, extra: list[str] | None = None
+    ) -> ants.ANTsImage:
+        """``image`` (on the scan's grid, or a second modality with its own transforms
+        ``extra`` to the scan) on the template grid through the affine only, brain-extracted
+        with the scan's own brain mask: head size and position removed, the brain's own
+        shape (ventricles, sulci, atrophy) kept, as the studies' networks read it."""
+        brain = image * self.brain_mask_on(image) if extra is None else image
+        moved = ants.apply_transforms(
+            template, brain, [self.forward[1], *(extra or [])], interpolator="linear"
+        )
+        if extra is not None:  # a second modality: the scan's mask, carried by the affine
+            mask = ants.apply_transforms(
+                template, self.brain_mask, [self.forward[1]], interpolator="linear"
+            )
+            moved = moved * ants.threshold_image(mask, 0.5, 2.0)
+        return moved
+
     def cleanup(self) -> None:
         """Remove the temporary transform files."""
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -277,7 +295,7 @@ def flair_to_template(
     registration: Registration,
     template: ants.ANTsImage,
     template_mask: ants.ANTsImage,
-) -> tuple[ants.ANTsImage, float]:
+) -> tuple[ants.ANTsImage, ants.ANTsImage, float]:
     """A session's FLAIR in template space, through its T1w's registration.
 
     The FLAIR is registered rigidly to the session's bias-corrected T1w (Mattes mutual
@@ -289,7 +307,9 @@ def flair_to_template(
     Returns
     -------
     warped : ANTsImage
-        The FLAIR on the template grid, brain only.
+        The FLAIR on the template grid through affine and SyN, brain only.
+    affine : ANTsImage
+        The FLAIR through the affine only (:meth:`Registration.affine_to_template`).
     similarity : float
         Correlation of the warped FLAIR with the warped T1w in the brain (a QC figure:
         FLAIR and T1w contrasts differ, so it is far from 1, but a misregistered FLAIR
@@ -304,4 +324,5 @@ def flair_to_template(
     warped = warped * template_mask
     brain = template_mask.numpy() > 0
     score = float(np.corrcoef(warped.numpy()[brain], registration.warped.numpy()[brain])[0, 1])
-    return warped, score
+    affine = registration.affine_to_template(flair, template, rigid["fwdtransforms"])
+    return warped, affine, score

@@ -1,7 +1,8 @@
 """``brainpad summary``: the headline numbers of a finished run, for the terminal.
 
 ``make demo`` ends with it: where the report is, the ensemble's healthy-test accuracy,
-each patient group's separation from the controls, and how the local maps found the
+every model on all the controls it did not train on, each patient group's separation from
+the controls, and how the local maps found the
 disease, all read from the run's own tables. On simulated data each line also says
 whether the demo's science checks hold (``CHECKS``).
 """
@@ -16,6 +17,8 @@ CHECKS = {
     "mae_over_floor": 1.5,  # the ensemble's healthy-test MAE at most 1.5x the floor
     "ad_d": 0.8,  # AD vs controls: Cohen's d of the corrected brain-PAD at least 0.8
     "ad_top5": 3,  # at least 3 of the AD map's 5 strongest ROIs are truly affected
+    "learns_r": 0.8,  # every model on the controls it did not train on: r at least 0.8
+    "learns_floor": 2.0,  # ... and its MAE at most 2x the simulation's floor
 }
 """Thresholds of the demo's science checks (``docs/benchmarks.md``)."""
 
@@ -39,6 +42,34 @@ def cohort_line(folds: pd.DataFrame) -> str:
         for role, n in roles.items()
     ]
     return f"cohort: {int(roles.sum())} participants: {', '.join(parts)}"
+
+
+def untrained_lines(table: pd.DataFrame) -> tuple[list[str], bool]:
+    """One line per model of ``accuracy_untrained.tsv`` (MAE with its interval, r and, on
+    simulated data, the ratio to the floor with its interval), and whether every model
+    learned: r >= ``learns_r`` and MAE <= ``learns_floor`` x the floor (only checked on
+    simulated data)."""
+    n = int(table["n"].max())
+    lines = [f"every model on the {n} healthy controls it did not train on (95 % intervals):"]
+    simulated = "floor_mae" in table and table["floor_mae"].notna().all()
+    learned = True
+    width = max(len(m) for m in table["model"])
+    for row in table.itertuples():
+        line = (
+            f"  {row.model:<{width}}  MAE {row.mae:5.2f} y ({row.mae_low:.2f}-{row.mae_high:.2f})"
+            f"  r {row.r:.2f}"
+        )
+        if simulated:
+            ok = row.r >= CHECKS["learns_r"] and row.mae_over_floor <= CHECKS["learns_floor"]
+            learned &= bool(ok)
+            line += (
+                f"  {row.mae_over_floor:.2f}x the floor ({row.ratio_low:.2f}-{row.ratio_high:.2f})"
+                f" [r >= {CHECKS['learns_r']}, <= {CHECKS['learns_floor']:g}x: {_verdict(ok)}]"
+            )
+        lines.append(line)
+    if simulated and table["floor_mae"].nunique() == 1:
+        lines.insert(1, f"  (the simulation's floor on them: {table['floor_mae'].iloc[0]:.2f} y)")
+    return lines, learned
 
 
 def headline(results: str | Path, control_group: str = "HC") -> tuple[list[str], bool]:
@@ -85,6 +116,11 @@ def headline(results: str | Path, control_group: str = "HC") -> tuple[list[str],
                 f"95 % interval: holds the age of {row['interval_coverage']:.0%} of the "
                 f"healthy test scans, mean width {row['interval_width']:.1f} y"
             )
+    untrained = _read(results / "stats" / "accuracy_untrained.tsv")
+    if untrained is not None:
+        model_lines, learned = untrained_lines(untrained)
+        lines += model_lines
+        passed &= learned
     comparisons = _read(results / "stats" / "group_comparison.tsv")
     if comparisons is not None:
         versus = comparisons[comparisons["second"] == control_group]

@@ -29,6 +29,30 @@ def accuracy(age: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     }
 
 
+def bootstrap_interval(
+    statistic, samples: tuple[np.ndarray, ...], seed: int = 0, n_resamples: int = 2000
+) -> tuple[float, float]:
+    """The bootstrap 95 % interval (BCa, scipy) of ``statistic`` over people: each of
+    ``samples`` holds one value per person, resampled together (paired)."""
+    if len(samples[0]) < 3:
+        return float("nan"), float("nan")
+    result = stats.bootstrap(
+        samples,
+        statistic,
+        paired=True,
+        vectorized=False,
+        n_resamples=n_resamples,
+        random_state=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def mean_ratio(values: np.ndarray, reference: np.ndarray) -> float:
+    """mean(values) / mean(reference): a model's MAE over the floor's, for
+    :func:`bootstrap_interval` over people."""
+    return float(np.mean(values) / np.mean(reference))
+
+
 def coverage(age: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
     """Share of scans whose age lies inside their interval (NaN when there are none)."""
     age = np.asarray(age, dtype=float)

@@ -12,7 +12,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from brainpad.stats.measures import accuracy, bonferroni, cohens_d, coverage, welch
+from brainpad.stats.measures import (
+    accuracy,
+    bonferroni,
+    bootstrap_interval,
+    cohens_d,
+    coverage,
+    mean_ratio,
+    welch,
+)
 
 COMPARISON_COLUMNS = [
     "first", "second", "n_first", "n_second", "mean_first", "mean_second",
@@ -103,6 +111,48 @@ def accuracy_table(
         result["floor_mae"] = float(np.abs(true_age - test["age"].to_numpy()).mean())
         result["mae_above_floor"] = result["mae"] - result["floor_mae"]
     return result
+
+
+UNTRAINED_ROLES = ("train", "calibration", "test")
+"""The healthy controls' roles: every model predicts each of them without having trained
+on them (training controls out-of-fold, calibration and test controls held out)."""
+
+
+def untrained_accuracy(
+    table: pd.DataFrame, columns: dict[str, str], truth: pd.DataFrame | None = None, seed: int = 0
+) -> pd.DataFrame:
+    """Each model scored on every healthy control it did not train on, with intervals.
+
+    The healthy-test table (:func:`accuracy_table`) holds a few held-out controls; this
+    one holds all of them (:data:`UNTRAINED_ROLES`, one scan per participant): the
+    training controls' out-of-fold predictions and the held-out controls' predictions.
+
+    Returns
+    -------
+    DataFrame
+        ``model, n, mae, mae_low, mae_high, r`` (the bootstrap 95 % interval of the MAE over
+        people, :func:`~brainpad.stats.measures.bootstrap_interval`) and, with ``truth``
+        (``true_brain_age``), ``floor_mae`` on the same people and ``mae_over_floor`` with
+        its interval (``ratio_low``, ``ratio_high``: people resampled for both).
+    """
+    people = baseline_scans(table[table["role"].isin(UNTRAINED_ROLES)])
+    rows = []
+    for label, column in columns.items():
+        scored = people[people[column].notna()]
+        age, predicted = scored["age"].to_numpy(float), scored[column].to_numpy(float)
+        error = np.abs(predicted - age)
+        row = {"model": label, **accuracy(age, predicted)}
+        row["mae_low"], row["mae_high"] = bootstrap_interval(np.mean, (error,), seed)
+        if truth is not None:
+            true_age = truth.loc[scored["participant_id"], "true_brain_age"].to_numpy(float)
+            floor = np.abs(true_age - age)
+            row["floor_mae"] = float(floor.mean())
+            row["mae_over_floor"] = row["mae"] / row["floor_mae"]
+            row["ratio_low"], row["ratio_high"] = bootstrap_interval(
+                mean_ratio, (error, floor), seed
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).drop(columns=["mse", "r2"])
 
 
 def accuracy_by(
