@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from brainpad.cli import main
+from brainpad.paths import map_paths
 from conftest import TINY_CONFIG, snakemake
 
 
@@ -45,11 +46,11 @@ def test_predict_reproduces_the_runs_brain_age_of_a_held_out_scan(tiny_run, tmp_
         assert found[column] == pytest.approx(scan[column], abs=1e-4), column
     # the local model's maps, voxelwise-corrected with the bundle's correction
     folder = tmp_path / "out" / scan.scan_id
-    run_maps = results / "maps/scans" / scan.participant_id
-    for kind in ("brainage", "brainPAD", "brainPADcorrected"):
-        name = f"{scan.scan_id}_space-MNI152NLin2009aSym_desc-{kind}_map.nii.gz"
-        mine, theirs = (np.asarray(nib.load(f / name).dataobj) for f in (folder, run_maps))
-        np.testing.assert_allclose(mine, theirs, atol=1e-4)
+    run_maps = map_paths(results / "maps/scans", scan.scan_id)
+    for kind, theirs in run_maps.items():
+        mine = np.asarray(nib.load(folder / theirs.name).dataobj)
+        assert kind in theirs.name
+        np.testing.assert_allclose(mine, np.asarray(nib.load(theirs).dataobj), atol=1e-4)
     assert (folder / f"{scan.scan_id}_desc-brainage_summary.png").stat().st_size > 10_000
     assert (folder / f"{scan.scan_id}_desc-qc_T1w.png").is_file()
 
@@ -157,9 +158,7 @@ def test_apply_mode_runs_a_new_cohort_through_snakemake_to_a_report(tiny_run, tm
     summary = pd.read_csv(results / "ensemble/recalibration.tsv", sep="\t").set_index("site")
     assert summary.loc["all", "n_controls"] >= 5
     scan = table.iloc[0]
-    maps = results / "maps/scans" / scan.participant_id
-    corrected = f"{scan.scan_id}_space-MNI152NLin2009aSym_desc-brainPADcorrected_map.nii.gz"
-    assert (maps / corrected).is_file()
+    assert map_paths(results / "maps/scans", scan.scan_id)["brainPADcorrected"].is_file()
     assert (results / "report/predicted_vs_age.png").is_file()
     assert (results / "regions/roi_volumes.tsv").is_file()
     verify_bundle(bundle)

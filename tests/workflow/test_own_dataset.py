@@ -58,5 +58,5 @@ def test_participant_label_plans_only_the_participants_chosen(make_bids, tmp_pat
         "exclude_participant_label": ["03"],
     }
     output = dry_run(tmp_path, config, "--printshellcmds")
-    assert set(re.findall(r"wildcards: subject=(sub-\w+), scan=", output)) == {"sub-01"}
+    assert set(re.findall(r"wildcards: folder=(sub-\w+)/", output)) == {"sub-01"}
     assert "--participant-label 01 sub-03 --exclude-participant-label 03" in output

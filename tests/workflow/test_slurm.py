@@ -87,7 +87,7 @@ def test_slurm_run_reports_a_failed_job_and_resumes_after_the_fix(
     assert "Error in rule make_folds" in output
     assert "Trying to restart job" in output  # the profile's retries
     assert "lower `folds.k`" in (tmp_path / "results/logs/make_folds.log").read_text()
-    done = sorted((tmp_path / "results/preproc").glob("sub-*/*_desc-qc_T1w.json"))
+    done = sorted((tmp_path / "results/preproc").glob("sub-*/ses-*/anat/*_desc-qc_T1w.json"))
     assert len(done) == N_SCANS
     # grouping: the 14 preprocessing jobs went to SLURM as 3 group jobs of at most 5
     groups = set(re.findall(r"slurm_logs/group_preprocess_preprocess_t1w/(\d+)\.log", output))

@@ -111,7 +111,8 @@ def test_input_arrays_and_flair(tiny_run):
         array = np.load(tiny_run / f"results/arrays/{name}.npy", mmap_mode="r")
         assert array.dtype == np.uint8 and array.shape[:2] == (N_SCANS, 1)
         assert 0.5 < np.percentile(array[0], 99.5) / 100 < 2.0  # ~1 at the top 1 %
-    flair = sorted((tiny_run / "results/preproc").glob("sub-*/*_desc-preproc_FLAIR.nii.gz"))
+    preproc = tiny_run / "results/preproc"
+    flair = sorted(preproc.glob("sub-*/ses-*/anat/*_desc-affine_FLAIR.nii.gz"))
     assert len(flair) == N_SCANS
     qc = pd.read_csv(tiny_run / "results/preproc/qc.tsv", sep="\t")
     assert (qc["flair_similarity"] > 0.3).all()
@@ -250,13 +251,13 @@ def test_local_brain_age_maps(tiny_run):
     )
     brain = np.asarray(mask.dataobj) > 0
     for row in table.itertuples():
-        folder = tiny_run / "results/maps/scans" / row.participant_id
+        maps = map_paths(tiny_run / "results/maps/scans", row.scan_id)
         for kind in ("brainage", "brainPAD", "brainPADcorrected"):
-            image = nib.load(map_paths(folder.parent, row.scan_id)[kind])
+            image = nib.load(maps[kind])
             assert image.shape == mask.shape
         data = image.get_fdata()
         assert np.isnan(data[~brain]).all() and np.isfinite(data[brain]).mean() > 0.95
-        brain_age = nib.load(map_paths(folder.parent, row.scan_id)["brainage"])
+        brain_age = nib.load(maps["brainage"])
         assert np.nanmean(brain_age.get_fdata()) == pytest.approx(row.pred_local_unet, rel=0.01)
     dependence = pd.read_csv(tiny_run / "results/maps/age_dependence.tsv", sep="\t")
     assert dependence["correction"].tolist() == [
