@@ -74,7 +74,7 @@ def name_problems(path: str) -> list[str]:
 
 def dataset_problems(root: Path) -> list[str]:
     """:func:`name_problems` of every file under ``root`` that its ``.bidsignore`` does not
-    exclude, and whether ``root`` describes itself as a derivative dataset."""
+    exclude (hidden files are ignored, as by BIDS), and whether ``root`` describes itself."""
     ignore = root / ".bidsignore"
     patterns = [
         line.strip()
@@ -84,6 +84,8 @@ def dataset_problems(root: Path) -> list[str]:
     problems = [] if (root / "dataset_description.json").is_file() else ["no description"]
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         relative = path.relative_to(root).as_posix()
+        if path.name.startswith(".") and path.name != ".bidsignore":
+            continue  # BIDS ignores hidden files (Snakemake's .snakemake_timestamp)
         if not any(_ignored(relative, pattern) for pattern in patterns):
             problems += name_problems(relative)
     return problems

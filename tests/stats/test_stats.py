@@ -95,7 +95,7 @@ def test_every_model_is_scored_on_all_the_controls_it_did_not_train_on(brain_age
     assert row["floor_mae"] == pytest.approx(floor.mean())
     assert row["mae_over_floor"] == pytest.approx(errors.mean() / floor.mean())
     assert row["mae_low"] < row["mae"] < row["mae_high"]
-    assert row["ratio_low"] < row["mae_over_floor"] < row["ratio_high"]
+    assert row["mae_over_floor_low"] < row["mae_over_floor"] < row["mae_over_floor_high"]
     rng = np.random.default_rng(0)
     draws = rng.integers(0, len(errors), (4000, len(errors)))
     low, high = np.percentile(errors[draws].mean(axis=1), [2.5, 97.5])

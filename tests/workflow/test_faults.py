@@ -42,7 +42,7 @@ SIMULATED_ONLY = (
     "report/front.rst",  # its headline table has the truth beside each group
 )
 # columns and fields naming the input scan or dataset
-WHERE_THE_DATA_IS = ("path", "source", "SourceDatasets")
+WHERE_THE_DATA_IS = ("path", "source", "SourceDatasets", "DatasetLinks")
 
 
 def snapshot(root: Path) -> dict[str, tuple]:
@@ -155,7 +155,8 @@ def test_a_killed_run_on_a_read_only_real_dataset_resumes_to_identical_outputs(t
         restore_permissions(bids)
     logs = (workdir / "results/logs").rglob("*.log")
     assert any("resuming from" in p.read_text() for p in logs)  # the network went on
-    assert compare_outputs(tiny_run, workdir) == []
+    differences = compare_outputs(tiny_run, workdir)
+    assert differences == [], differences
 
     # a corrected scan and an edited participants.tsv at once: the scan is re-validated
     # and re-preprocessed, no other scan is (the masking that ancient() inputs suffer)

@@ -62,8 +62,9 @@ def untrained_lines(table: pd.DataFrame) -> tuple[list[str], bool]:
         if simulated:
             ok = row.r >= CHECKS["learns_r"] and row.mae_over_floor <= CHECKS["learns_floor"]
             learned &= bool(ok)
+            low, high = row.mae_over_floor_low, row.mae_over_floor_high
             line += (
-                f"  {row.mae_over_floor:.2f}x the floor ({row.ratio_low:.2f}-{row.ratio_high:.2f})"
+                f"  {row.mae_over_floor:.2f}x the floor ({low:.2f}-{high:.2f})"
                 f" [r >= {CHECKS['learns_r']}, <= {CHECKS['learns_floor']:g}x: {_verdict(ok)}]"
             )
         lines.append(line)

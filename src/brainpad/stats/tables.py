@@ -133,7 +133,7 @@ def untrained_accuracy(
         ``model, n, mae, mae_low, mae_high, r`` (the bootstrap 95 % interval of the MAE over
         people, :func:`~brainpad.stats.measures.bootstrap_interval`) and, with ``truth``
         (``true_brain_age``), ``floor_mae`` on the same people and ``mae_over_floor`` with
-        its interval (``ratio_low``, ``ratio_high``: people resampled for both).
+        its interval (``mae_over_floor_low``, ``mae_over_floor_high``: people resampled for both).
     """
     people = baseline_scans(table[table["role"].isin(UNTRAINED_ROLES)])
     rows = []
@@ -148,7 +148,7 @@ def untrained_accuracy(
             floor = np.abs(true_age - age)
             row["floor_mae"] = float(floor.mean())
             row["mae_over_floor"] = row["mae"] / row["floor_mae"]
-            row["ratio_low"], row["ratio_high"] = bootstrap_interval(
+            row["mae_over_floor_low"], row["mae_over_floor_high"] = bootstrap_interval(
                 mean_ratio, (error, floor), seed
             )
         rows.append(row)
