@@ -142,10 +142,10 @@ def plot(table: pd.DataFrame, floor: float, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for model, rows in table.groupby("model", sort=False):
-        errors = [rows["mae"] - rows["mae_low"], rows["mae_high"] - rows["mae"]]
+        mae, low, high = (rows[c].to_numpy(float) for c in ("mae", "mae_low", "mae_high"))
         style = "--" if model.endswith("@syn") else "-"
-        ax.errorbar(rows["n_train"], rows["mae"], yerr=errors, fmt="o" + style, capsize=3,
-                    label=model)  # fmt: skip
+        ax.errorbar(rows["n_train"].to_numpy(), mae, yerr=[mae - low, high - mae],
+                    fmt="o" + style, capsize=3, label=model)  # fmt: skip
     ax.axhline(floor, color="k", lw=1, label="simulation's floor")
     ax.axhline(1.5 * floor, color="k", lw=1, ls=":", label="1.5 x floor")
     ax.set(xscale="log", xlabel="training controls", ylabel="healthy MAE (y), 95 % CI")

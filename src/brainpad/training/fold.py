@@ -289,12 +289,8 @@ def train_fold(
     write_table_atomic(table, predictions_path)
     checkpoint.unlink(missing_ok=True)
     oof = table[table["set"] == "oof"]
-    age = folds.set_index("scan_id").loc[oof["scan_id"], "age"].to_numpy()
-    log.info(
-        "%s fold %d: out-of-fold MAE %.2f y on %d scans",
-        name,
-        fold,
-        np.abs(oof["predicted"].to_numpy() - age).mean(),
-        len(oof),
-    )
+    if len(oof):  # a fold without out-of-fold scans (benchmarks/learning_curves.py) has none
+        age = folds.set_index("scan_id").loc[oof["scan_id"], "age"].to_numpy()
+        error = np.abs(oof["predicted"].to_numpy() - age).mean()
+        log.info("%s fold %d: out-of-fold MAE %.2f y on %d scans", name, fold, error, len(oof))
     return table
