@@ -84,11 +84,18 @@ def training_table(controls: pd.DataFrame, pool: np.ndarray, n: int) -> pd.DataF
 
 
 def train_and_predict(
-    name: str, table: pd.DataFrame, results: Path, arrays: Path, params: dict, seed: int
+    name: str,
+    table: pd.DataFrame,
+    results: Path,
+    arrays: Path,
+    params: dict,
+    seed: int,
+    voxel: float,
 ) -> pd.Series:
-    """``name`` trained on ``table``'s training controls; its evaluation predictions."""
+    """``name`` trained on ``table``'s training controls (the templates at ``voxel`` mm);
+    its evaluation predictions."""
     spec, base = get_spec(name), parse_base_model(name)
-    templates = template_files(results / "templates", voxel_size(results))
+    templates = template_files(results / "templates", voxel)
     files = array_files(arrays, base.input)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
@@ -180,6 +187,7 @@ def main() -> None:
         f"{len(evaluation)} evaluation controls (floor {floor.mean():.2f} y), training pool "
         f"{int(pool.sum())}, sizes {sizes}"
     )
+    voxel = voxel_size(args.results)
     runs = [(m, args.results / "arrays") for m in args.models]
     runs += [(f"{m}@syn", syn_arrays(args.results, folds)) for m in args.syn]
     rows = []
@@ -191,7 +199,9 @@ def main() -> None:
         for n in sizes:
             clock = time.perf_counter()
             table = training_table(controls, pool, n)
-            predicted = train_and_predict(name, table, args.results, arrays, params, args.seed)
+            predicted = train_and_predict(
+                name, table, args.results, arrays, params, args.seed, voxel
+            )
             minutes = (time.perf_counter() - clock) / 60
             row = {"model": label, "n_train": n, **score(evaluation, predicted, floor, args.seed)}
             rows.append({**row, "minutes": minutes})

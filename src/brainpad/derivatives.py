@@ -125,11 +125,11 @@ def write_map_sidecars(
     WM maps (``bids:preproc:``)."""
     from brainpad.paths import preproc_paths
 
-    inputs = preproc_paths("", scan_id)
-    sources = [bids_uri("preproc", inputs[tissue]) for tissue in ("gm", "wm")]
+    inputs = preproc_paths("", scan_id)  # relative to the preprocessing dataset's root
+    sources = [f"bids:preproc:{inputs[tissue].as_posix()}" for tissue in ("gm", "wm")]
+    by = f", by {model}" if model else ""
     for kind, image in paths.items():
         if Path(image).is_file():
-            by = f", by {model}" if model else ""
             write_sidecar(image, f"{MAP_DESCRIPTIONS[kind]}{by}", voxel_mm, sources)
 
 
