@@ -8,12 +8,13 @@ first N of the other controls (nested sets: the 30 are among the 100) with the s
 over people), r, and its ratio to the simulation's floor on the same people (mean
 \\|biological - chronological age\\|). Models named in ``--syn`` are trained a second time
 on the T1w warped by affine + SyN (``<model>@syn``), the rest read what the workflow
-gives them (the T1w through the affine only). Prints a markdown table, writes it as TSV
-and draws the curves.
+gives them (the T1w through the affine only). A model named ``<model>:key=value,...`` is
+trained with those settings changed (``cnn3d-t1w:standardise=false``), to measure what a
+setting costs. Prints a markdown table, writes it as TSV and draws the curves.
 
 Usage:
   .venv/bin/snakemake -s Snakefile --profile profiles/local \\
-      --configfile benchmarks/learning_curves.yaml \\
+      --configfile config/config.yaml benchmarks/learning_curves.yaml \\
       --directory lc --until build_arrays roi_volumes --cores 2
   python benchmarks/learning_curves.py --results lc/results --sizes 30 100 300 \\
       --models ridge_roi sfcn-t1w cnn3d-t1w --syn sfcn-t1w cnn3d-t1w [--eval 100]
@@ -30,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 from configured import REPO, model_params
 
 from brainpad.cohort.arrays import build_arrays
@@ -57,6 +59,17 @@ def syn_arrays(results: Path, folds: pd.DataFrame) -> Path:
     )
     build_arrays(scans, out, ["t1w"])
     return out
+
+
+def variant(label: str, config: Path, max_epochs: int | None) -> tuple[str, dict]:
+    """A model label's base model and settings: the config's, changed by the label's
+    ``:key=value,...`` part (values read as YAML) and without its ``@syn`` tag."""
+    name, _, changes = label.split("@")[0].partition(":")
+    params = model_params(config, get_spec(name).name, max_epochs)
+    for change in filter(None, changes.split(",")):
+        key, _, value = change.partition("=")
+        params[key] = yaml.safe_load(value)
+    return name, params
 
 
 def design(folds: pd.DataFrame, n_eval: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -194,8 +207,7 @@ def main() -> None:
     print("| model | N | MAE (95 % CI) | r | x floor (95 % CI) | minutes |")
     print("|---|---|---|---|---|---|")
     for label, arrays in runs:
-        name = label.split("@")[0]
-        params = model_params(args.config, get_spec(name).name, args.max_epochs)
+        name, params = variant(label, args.config, args.max_epochs)
         for n in sizes:
             clock = time.perf_counter()
             table = training_table(controls, pool, n)
