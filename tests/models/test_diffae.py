@@ -76,13 +76,33 @@ def test_unlabelled_scans_train_only_the_diffusion_loss(net):
     assert any(torch.count_nonzero(p.grad) for p in net.encoder.parameters())  # via z_sem
 
 
-def test_reconstructions_decode_z_sem_deterministically(net):
+def test_reconstructions_retrace_the_inversion_and_samples_are_seeded(net):
+    """Decoding a slice's own x_T (DDIM inversion) gives the slice back, even from an
+    untrained denoiser; decoding noise with the same z_sem does not, and is seeded."""
     x = torch.rand(2, 1, 10, 12, 9)
-    image, first = net.reconstruct(x, steps=3, generator=torch.Generator().manual_seed(0))
-    _, again = net.reconstruct(x, steps=3, generator=torch.Generator().manual_seed(0))
-    assert image.shape == first.shape == (2, 1, 16, 16)
+    image, rebuilt, first = net.reconstruct(x, steps=3, generator=torch.Generator().manual_seed(0))
+    _, again, second = net.reconstruct(x, steps=3, generator=torch.Generator().manual_seed(0))
+    assert image.shape == rebuilt.shape == first.shape == (2, 1, 16, 16)
+    assert torch.allclose(rebuilt, image, atol=1e-3) and torch.equal(rebuilt, again)
     assert 0 <= float(first.min()) and float(first.max()) <= 1
-    assert torch.equal(first, again) and net.training
+    assert torch.equal(first, second) and not torch.allclose(first, image, atol=0.1)
+    assert net.training
+
+
+def test_inversion_is_the_decoding_run_backwards(net):
+    """The path runs from the noisiest timestep to the clean image, and decoding the
+    inverted code retraces it to the slice."""
+    net.eval()
+    image = torch.rand(1, 1, 16, 16)
+    z = net.encoder(image)
+    path = net._ddim_path(4)
+    steps = [t for t, _ in path]
+    assert steps[0] == net.timesteps - 1 and steps[-2:] == [0, -1]
+    assert len(path) == 5 and float(path[-1][1]) == 1.0
+    with torch.no_grad():
+        code = net.invert(image, z, 4)
+        assert not torch.allclose(code, image * 2 - 1, atol=0.1)
+        assert torch.allclose(net.decode(code, z, 4), image, atol=1e-3)
 
 
 def test_image_size_must_fit_the_levels():

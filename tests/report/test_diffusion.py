@@ -31,7 +31,10 @@ def test_reconstruction_figure_draws_slices_and_their_decoding(synthetic_inputs,
         synthetic_inputs["folds"], tmp_path / "figure.png", n=3, steps=2,
     )  # fmt: skip
     assert len(drawn) == 3 and np.isfinite(drawn["brain_age"]).all()
-    assert ((drawn["difference"] >= 0) & (drawn["difference"] <= 1)).all()
+    # the slice's own x_T gives it back whatever the training; one epoch's denoiser
+    # cannot make the slice from z_sem and noise alone
+    assert (drawn["r_reconstruction"] > 0.99).all()
+    assert (drawn["r_sample"].abs() < 0.9).all()
     assert (tmp_path / "figure.png").stat().st_size > 5_000
     predictions = pd.read_csv(tmp_path / "pred.tsv", sep="\t").set_index("scan_id")
     assert np.allclose(

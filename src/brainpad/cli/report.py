@@ -68,8 +68,9 @@ def _cmd_diffae_figure(args: argparse.Namespace) -> None:
     )
     for row in drawn.itertuples():
         log.info(
-            "%s: age %.1f, brain age %.1f, mean |slice - reconstruction| %.3f",
-            row.scan_id, row.age, row.brain_age, row.difference,
+            "%s: age %.1f, brain age %.1f, r with the slice: reconstruction %.3f, "
+            "sample from z_sem %.3f",
+            row.scan_id, row.age, row.brain_age, row.r_reconstruction, row.r_sample,
         )  # fmt: skip
 
 

@@ -27,6 +27,7 @@ encoder and the head; no sampling.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -235,27 +236,64 @@ class DiffAE(nn.Module):
         noisy = self.scheduler.add_noise(target, noise, t)
         return DiffusionOutput(age, self.denoiser(noisy, t, class_labels=z), noise)
 
+    def _ddim_path(self, steps: int) -> list[tuple[int, torch.Tensor]]:
+        """The ``steps`` timesteps of a DDIM path from the noisiest to the clean image, each
+        with its cumulative alpha (of the training schedule), ending at the clean image
+        (alpha 1, timestep -1)."""
+        alphas = self.scheduler.alphas_cumprod
+        ts = torch.linspace(self.timesteps - 1, 0, steps).round().long().unique_consecutive()
+        return [(int(t), alphas[t]) for t in ts] + [(-1, torch.tensor(1.0))]
+
+    def _ddim_move(self, sample, z, start: tuple, end: tuple) -> torch.Tensor:
+        """One deterministic DDIM move of ``sample`` from timestep ``start`` to ``end``
+        (either direction; (timestep, alpha) pairs): the noise predicted at the start,
+        the clean image it implies, re-noised to the end's level. MONAI's
+        ``DDIMScheduler.step`` / ``reversed_step`` do this with a fixed stride of
+        ``timesteps // steps``, which does not meet its own rounded timesteps, so an
+        inversion through them does not retrace the decoding."""
+        (t, alpha), (_, alpha_end) = start, end
+        step = torch.full((len(sample),), max(t, 0), device=sample.device, dtype=torch.long)
+        noise = self.denoiser(sample, step, class_labels=z)
+        clean = (sample - (1 - alpha).sqrt() * noise) / alpha.sqrt()
+        return alpha_end.sqrt() * clean + (1 - alpha_end).sqrt() * noise
+
+    def invert(self, image: torch.Tensor, z: torch.Tensor, steps: int = 50) -> torch.Tensor:
+        """The stochastic code ``x_T`` of slices ``image`` (in [0, 1]): the DDIM path run
+        from the clean image to the noisiest timestep, conditioned on their ``z_sem``.
+        Decoding it with the same ``z_sem`` (:meth:`decode`) gives the slices back:
+        Diff-AE's autoencoding."""
+        return self._walk(image * 2 - 1, z, self._ddim_path(steps)[::-1])
+
+    def decode(self, x_t: torch.Tensor, z: torch.Tensor, steps: int = 50) -> torch.Tensor:
+        """Slices in [0, 1] decoded from ``x_T`` along the DDIM path, conditioned on
+        ``z_sem``."""
+        return ((self._walk(x_t, z, self._ddim_path(steps)) + 1) / 2).clamp(0.0, 1.0)
+
+    def _walk(self, sample: torch.Tensor, z: torch.Tensor, path: list) -> torch.Tensor:
+        for start, end in itertools.pairwise(path):
+            sample = self._ddim_move(sample, z, start, end)
+        return sample
+
     @torch.no_grad()
     def reconstruct(
         self, x: torch.Tensor, steps: int = 50, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The slices and their reconstructions from ``z_sem`` alone: DDIM decoding
-        (``steps`` steps, deterministic) from Gaussian noise, conditioned on each slice's
-        ``z_sem``. Both in [0, 1], (batch, channels, size, size)."""
-        from monai.networks.schedulers import DDIMScheduler
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The slices, their reconstructions and samples from their ``z_sem``.
 
+        The reconstruction decodes the slice's own ``x_T`` (:meth:`invert`) with its
+        ``z_sem``, as Diff-AE autoencodes an image; the sample decodes Gaussian noise with
+        the same ``z_sem``: what the semantic code alone keeps of the slice. All three in
+        [0, 1], (batch, channels, size, size); DDIM with ``steps`` steps.
+        """
         was_training = self.training
         self.eval()
         image = self.image(x)
         z = self.encoder(image)
-        scheduler = DDIMScheduler(num_train_timesteps=self.timesteps)
-        scheduler.set_timesteps(steps)
-        sample = torch.randn(image.shape, generator=generator).to(image.device)
-        for t in scheduler.timesteps:
-            step = torch.full((len(sample),), int(t), device=sample.device, dtype=torch.long)
-            sample, _ = scheduler.step(self.denoiser(sample, step, class_labels=z), int(t), sample)
+        reconstruction = self.decode(self.invert(image, z, steps), z, steps)
+        noise = torch.randn(image.shape, generator=generator).to(image.device)
+        sample = self.decode(noise, z, steps)
         self.train(was_training)
-        return image, ((sample + 1) / 2).clamp(0.0, 1.0)
+        return image, reconstruction, sample
 
 
 def build(in_channels: int, input_shape: Sequence[int], params: dict) -> DiffAE:
