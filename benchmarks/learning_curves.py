@@ -204,6 +204,7 @@ def main() -> None:
     runs = [(m, args.results / "arrays") for m in args.models]
     runs += [(f"{m}@syn", syn_arrays(args.results, folds)) for m in args.syn]
     rows = []
+    out = args.out or args.results.parent / "learning_curves"
     print("| model | N | MAE (95 % CI) | r | x floor (95 % CI) | minutes |")
     print("|---|---|---|---|---|---|")
     for label, arrays in runs:
@@ -217,6 +218,7 @@ def main() -> None:
             minutes = (time.perf_counter() - clock) / 60
             row = {"model": label, "n_train": n, **score(evaluation, predicted, floor, args.seed)}
             rows.append({**row, "minutes": minutes})
+            pd.DataFrame(rows).to_csv(f"{out}.tsv", sep="\t", index=False)  # a row at a time
             print(
                 f"| {label} | {n} | {row['mae']:.2f} ({row['mae_low']:.2f}-{row['mae_high']:.2f})"
                 f" | {row['r']:.2f} | {row['x_floor']:.2f} ({row['x_floor_low']:.2f}-"
@@ -224,8 +226,6 @@ def main() -> None:
                 flush=True,
             )
     result = pd.DataFrame(rows)
-    out = args.out or args.results.parent / "learning_curves"
-    result.to_csv(f"{out}.tsv", sep="\t", index=False)
     plot(result, floor.mean(), Path(f"{out}.png"))
     print(f"-> {out}.tsv, {out}.png")
 
