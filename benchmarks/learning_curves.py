@@ -153,24 +153,32 @@ def score(evaluation: pd.DataFrame, predicted: pd.Series, floor: np.ndarray, see
     }
 
 
-def plot(table: pd.DataFrame, floor: float, path: Path) -> None:
-    """MAE against training controls, one line per model (95 % intervals as bars)."""
+def plot(table: pd.DataFrame, path: Path) -> None:
+    """MAE against training controls, one line per model (95 % intervals as bars); a
+    model's ``@syn`` run dashed in its colour. The floor is read back from the table."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    floor = float((table["mae"] / table["x_floor"]).mean())
+    bases = list(dict.fromkeys(m.split("@")[0] for m in table["model"]))
+    colours = dict(zip(bases, plt.get_cmap("tab20").colors[::2] * 2, strict=False))
+    fig, ax = plt.subplots(figsize=(8.5, 4.6))
     for model, rows in table.groupby("model", sort=False):
         mae, low, high = (rows[c].to_numpy(float) for c in ("mae", "mae_low", "mae_high"))
         style = "--" if model.endswith("@syn") else "-"
         ax.errorbar(rows["n_train"].to_numpy(), mae, yerr=[mae - low, high - mae],
-                    fmt="o" + style, capsize=3, label=model)  # fmt: skip
+                    fmt="o" + style, capsize=3, label=model,
+                    color=colours[model.split("@")[0]])  # fmt: skip
     ax.axhline(floor, color="k", lw=1, label="simulation's floor")
     ax.axhline(1.5 * floor, color="k", lw=1, ls=":", label="1.5 x floor")
+    sizes = sorted(table["n_train"].unique())
     ax.set(xscale="log", xlabel="training controls", ylabel="healthy MAE (y), 95 % CI")
-    ax.set_xticks(sorted(table["n_train"].unique()), labels=sorted(table["n_train"].unique()))
-    ax.legend(fontsize=7, ncol=2)
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(sizes, labels=[str(n) for n in sizes])
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
@@ -187,7 +195,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, help="TSV and PNG prefix (default <results>/..)")
+    parser.add_argument("--replot", type=Path, help="only redraw the figure of this TSV")
     args = parser.parse_args()
+    if args.replot:
+        plot(pd.read_csv(args.replot, sep="\t"), args.replot.with_suffix(".png"))
+        return
     torch.set_num_threads(args.threads)
     folds = pd.read_csv(args.results / "folds.tsv", sep="\t")
     controls, pool = design(folds, args.eval, args.seed)
@@ -226,7 +238,7 @@ def main() -> None:
                 flush=True,
             )
     result = pd.DataFrame(rows)
-    plot(result, floor.mean(), Path(f"{out}.png"))
+    plot(result, Path(f"{out}.png"))
     print(f"-> {out}.tsv, {out}.png")
 
 
