@@ -54,8 +54,8 @@ def working_copy(image: ants.ANTsImage, voxel_mm: float) -> ants.ANTsImage:
 N4_GRID_MM = 16.0
 """The voxel of the grid N4 fits the bias field on. The field is a B-spline with knots
 200 mm apart: 16 mm samples it 12 times a knot span. On the demo's 4 mm scans N4 took
-4.5x less time than on an 8 mm grid, with the same corrected image (r > 0.999 in the head;
-docs/benchmarks.md#preprocessing)."""
+3-4.5x less time than on an 8 mm grid, with nearly the same corrected image (r 0.992-0.9999
+in the head; ``benchmarks/bias_field.py``, docs/benchmarks.md#qc-on-a-real-head)."""
 
 
 def bias_correct(image: ants.ANTsImage, shrink_to_mm: float = N4_GRID_MM) -> ants.ANTsImage:
