@@ -1,4 +1,4 @@
-"""Study 2's figure: healthy test slices and their reconstructions from ``z_sem`` alone.
+"""Study 2's figure: healthy test slices, their reconstructions and samples from ``z_sem``.
 
 A diffusion autoencoder encodes a slice twice: its semantic latent ``z_sem`` and its
 stochastic code ``x_T`` (DDIM inversion). Decoding both gives the slice back (Diff-AE's
